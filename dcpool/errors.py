@@ -229,7 +229,18 @@ class MsgIdReplayed(MessageSecurityError):
 
 class HandshakeError(DcPoolError):
     """The auth-key handshake failed without a security breach (e.g. -404, dh_gen_fail,
-    too many retries)."""
+    too many retries).
+
+    ``transport_code`` is set by the server role (``ServerHandshake``) to the transport error
+    to send for a bad query (-404, or -444 for a wrong DC); None otherwise.
+    """
+
+    def __init__(self, message: str = "", *, transport_code: int | None = None) -> None:
+        self.transport_code = transport_code
+        super().__init__(message)
+
+    def __reduce__(self):  # keep pickling/copying working with the keyword-only argument
+        return (type(self), (str(self),), {"transport_code": self.transport_code})
 
 
 # --------------------------------------------------------------------------- network

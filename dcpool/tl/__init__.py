@@ -1,1 +1,116 @@
+"""dcpool.tl: the TL (Type Language) runtime — schema, binary reader/writer, objects.
 
+Theory of operation
+-------------------
+* :mod:`dcpool.tl._binary` holds the wire primitives of spec §2 (``Reader``, ``pack_*``) and
+  :mod:`dcpool.tl.ids` the constructor ids that the session layer handles by hand.  Both import
+  instantly; importing :mod:`dcpool.tl` parses no schema and builds no class.
+* The schemas ship as package data in ``dcpool/tl/schema/`` (``api.tl``: layer 228 verbatim;
+  ``mtproto.tl``: tdesktop's core schema with binary fields declared ``bytes``; ``api158.tl``:
+  Pyrogram's layer 158).  :mod:`dcpool.tl.schema_parser` parses them on first use.
+* :mod:`dcpool.tl._runtime` turns one combinator into an attrs class when it is first needed
+  (by name through ``api``/``mtproto``/``api158``, or by id while decoding), generating a
+  specialised reader and writer for it.  Classes are cached for the life of the process.
+
+Naming
+------
+Schema name split on ``_``, first letter of each part capitalised, rest kept:
+``p_q_inner_data_dc -> PQInnerDataDc``, ``req_DH_params -> ReqDHParams``,
+``help.getConfig -> api.help.GetConfig``.  ``true#3fedd339`` becomes ``api.True_`` (``True`` is
+a keyword).  Fields keep their schema names; Python keywords and ``self`` get a trailing ``_``.
+``flags``/``flags2`` (type ``#``) are not fields: writers compute them.
+
+Name collisions
+---------------
+Within one namespace no constructor and function share a CamelName in layer 228, the core
+schema or layer 158 (``tests/tl/test_schema.py::test_no_name_collisions`` checks it).  Should
+one appear, the constructor keeps the plain name and the function gets a trailing ``_``
+(``_runtime.Namespace`` implements that rule).  Two *ids* are declared twice in layer 228:
+tdlib's ``invokeWith...Prefix`` helpers reuse the ids of ``invokeWithBusinessConnection``,
+``invokeWithGooglePlayIntegrity``, ``invokeWithApnsSecret`` and ``invokeWithReCaptcha``; when
+decoding such an id the combinator whose CRC32 matches its id (the real wrapper) wins.
+
+Layers
+------
+``tl.loads`` decodes every id of the core schema, of layer 228 and of layer 158 (ids that layer
+228 lacks).  ``api158.X`` is the layer-228 class when the id is the same in both layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import ids
+from ._base import TLFunction, TLObject
+from ._binary import (
+    MAX_GZIP_UNPACKED,
+    Raw,
+    Reader,
+    gzip_pack,
+    pack_bare_vector,
+    pack_bool,
+    pack_bytes,
+    pack_double,
+    pack_int,
+    pack_int128,
+    pack_int256,
+    pack_long,
+    pack_string,
+    pack_uint,
+    pack_ulong,
+    pack_vector,
+    put_bytes,
+)
+from ..errors import TLDecodeError
+
+#: The API layer whose schema ``api`` implements.
+LAYER = 228
+
+__all__ = [
+    "LAYER",
+    "ids",
+    "api",
+    "api158",
+    "mtproto",
+    "loads",
+    "dumps",
+    "Reader",
+    "Raw",
+    "TLObject",
+    "TLFunction",
+    "pack_int",
+    "pack_uint",
+    "pack_long",
+    "pack_ulong",
+    "pack_double",
+    "pack_int128",
+    "pack_int256",
+    "pack_bytes",
+    "pack_string",
+    "pack_bool",
+    "pack_vector",
+    "pack_bare_vector",
+    "put_bytes",
+    "gzip_pack",
+    "MAX_GZIP_UNPACKED",
+]
+
+
+def loads(data: bytes | bytearray | memoryview) -> Any:
+    """Read one boxed TL object (any id of the API, layer-158 or core schema).
+
+    ``gzip_packed`` is unpacked transparently.  Trailing bytes after the object are ignored.
+    Raises :class:`dcpool.errors.TLDecodeError` on bad input.
+    """
+    try:
+        return Reader(data).read_object()
+    except RecursionError:
+        raise TLDecodeError("TL data nested too deeply") from None
+
+
+def dumps(obj: Any) -> bytes:
+    """Boxed serialization of a TL object or :class:`Raw` (same as ``obj.to_bytes()``)."""
+    return obj.to_bytes()
+
+
+from . import api, api158, mtproto  # noqa: E402  (tiny lazy modules; no schema is parsed here)

@@ -1,0 +1,253 @@
+"""Faults on demand for one emulated DC: plain data that tests script and the server reads.
+
+Theory of operation
+-------------------
+Every DC of a :class:`dcpool.testing.world.World` owns one :class:`DcFaults`
+(``world.faults(dc_id)``).  A test arms a fault by calling one of the *arming* methods below;
+the code that runs the DC *consumes* it through an accessor at the point where a real server
+would misbehave.  Nothing here sleeps, closes sockets or reads a clock: this module only keeps
+counters, so it is pure and the same fault script gives the same run every time.
+
+Each armed fault has a *budget*: ``count=N`` fires N times and then disarms itself,
+``count=None`` fires until :meth:`DcFaults.clear` (or the matching ``clear_*``) is called.
+
+Two kinds of fault, two consumers:
+
+========================  =========================================  ==========================
+fault                      armed with                                consumed by
+========================  =========================================  ==========================
+added latency              ``latency = 0.05`` (seconds per packet)    shell: :attr:`latency`
+refused connection         :meth:`refuse_connections`                 shell: :meth:`on_connection`
+dropped connection         :meth:`drop_connections` (after N msgs)    shell: :meth:`on_connection`
+transport error (−404)     :meth:`transport_error`                    shell: :meth:`take_transport_error`
+salt rotation              :meth:`rotate_salt`                        shell: :meth:`take_salt_rotation`
+clock offset (16/17)       ``clock_offset = 600.0``                   shell: :meth:`server_time`
+FLOOD_WAIT_X on a method   :meth:`flood_wait`                         handlers: :meth:`take_rpc_fault`
+one-shot AUTH_BYTES_INVALID :meth:`auth_bytes_invalid`                handlers: :meth:`take_rpc_fault`
+any rpc_error on a method  :meth:`fail`                               handlers: :meth:`take_rpc_fault`
+========================  =========================================  ==========================
+
+How the shell is expected to read the shell-level ones (it is free to do more):
+
+* ``latency``: wait this long before sending each outgoing transport packet of the DC.
+* :meth:`on_connection` once per accepted TCP connection: ``refuse`` → close it at once without
+  reading; ``drop_after_messages = N`` → close it after N client packets have been received
+  (0: right after accepting, before any byte is answered).
+* :meth:`take_transport_error` once per received encrypted packet: a non-None code → send that
+  4-byte transport error (spec §7.7, usually −404 "auth key unknown") and close.
+* :meth:`take_salt_rotation` once per received encrypted message, before the salt check of
+  spec §17.4 step 7: True → replace the current salt with a fresh one and forget the previous
+  one, so the message is answered with ``bad_server_salt`` (error 48).
+* :meth:`server_time` wherever the DC needs "now" for msg_id checks and server msg_ids: a clock
+  offset beyond +30 s / −300 s makes every client msg_id look too old / too new and forces
+  ``bad_msg_notification`` 16/17 (spec §8.3); the client then corrects its time offset.
+
+RPC-level faults are applied by the request handlers to the *innermost* method of a request
+(after invokeWithLayer/initConnection/... are unwrapped), before anything else is checked, so a
+faulted call has no effect at all on the world.  Methods are named by their schema QUALNAME
+(``"auth.exportAuthorization"``); a TL class (``api.auth.ExportAuthorization``) is accepted too,
+and ``None`` means "any method".  Rules fire in the order they were armed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ..errors import LocalProtocolError, RpcError, rpc_error_from
+
+__all__ = ["DcFaults", "ConnectionVerdict", "RpcFault", "method_name"]
+
+
+def method_name(method: Any) -> str | None:
+    """Normalise a method given as QUALNAME, TL class or TL object (or None = any) to a name."""
+    if method is None or isinstance(method, str):
+        return method
+    qualname = getattr(method, "QUALNAME", None)
+    if isinstance(qualname, str):
+        return qualname
+    raise LocalProtocolError(f"not a method name or TL class: {method!r}")
+
+
+def _check_count(count: int | None) -> None:
+    if count is not None and count < 1:
+        raise LocalProtocolError(f"fault count must be >= 1 or None (forever), got {count}")
+
+
+@attrs.frozen
+class ConnectionVerdict:
+    """What the shell must do with a freshly accepted connection (see :meth:`DcFaults.on_connection`)."""
+
+    #: close immediately, reading nothing
+    refuse: bool = False
+    #: close after this many client packets were received (0: right away); None: never
+    drop_after_messages: int | None = None
+
+
+@attrs.define
+class RpcFault:
+    """One armed rpc_error rule: ``method`` (None = any) answers ``code message``."""
+
+    method: str | None
+    code: int
+    message: str
+    #: firings left; None = forever
+    remaining: int | None = None
+
+    def matches(self, qualname: str) -> bool:
+        return self.method is None or self.method == qualname
+
+
+@attrs.define
+class _Budgeted:
+    """A value that fires ``remaining`` more times (None = forever)."""
+
+    value: Any
+    remaining: int | None
+
+
+def _take(queue: list[_Budgeted]) -> _Budgeted | None:
+    """Consume one firing of the first armed entry of ``queue``."""
+    if not queue:
+        return None
+    head = queue[0]
+    if head.remaining is not None:
+        head.remaining -= 1
+        if head.remaining <= 0:
+            queue.pop(0)
+    return head
+
+
+@attrs.define
+class DcFaults:
+    """The armed faults of one DC.  Plain mutable data; see the module docstring."""
+
+    dc_id: int
+    #: seconds the shell adds before sending each packet of this DC
+    latency: float = 0.0
+    #: seconds added to the DC's clock (msg_id checks and server msg_ids)
+    clock_offset: float = 0.0
+    _refuse: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
+    _drop: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
+    _transport: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
+    _salt: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
+    _rpc: list[RpcFault] = attrs.field(factory=list, repr=False, init=False)
+
+    # ------------------------------------------------------------------ arming (tests)
+
+    def refuse_connections(self, count: int | None = None) -> None:
+        """Refuse the next ``count`` connections (None: every connection until cleared)."""
+        _check_count(count)
+        self._refuse.append(_Budgeted(True, count))
+
+    def drop_connections(self, after_messages: int = 0, count: int | None = None) -> None:
+        """Close the next ``count`` accepted connections after ``after_messages`` client packets
+        (0: immediately after accepting)."""
+        _check_count(count)
+        if after_messages < 0:
+            raise LocalProtocolError("after_messages must be >= 0")
+        self._drop.append(_Budgeted(after_messages, count))
+
+    def transport_error(self, code: int = -404, count: int | None = 1) -> None:
+        """Answer the next ``count`` encrypted packets with transport error ``code`` (spec §7.7)."""
+        _check_count(count)
+        if code >= 0:
+            raise LocalProtocolError(f"transport error codes are negative, got {code}")
+        self._transport.append(_Budgeted(code, count))
+
+    def rotate_salt(self, count: int | None = 1) -> None:
+        """Rotate the server salt before each of the next ``count`` encrypted messages, forcing a
+        ``bad_server_salt`` answer (spec §3.5, §8.3 code 48)."""
+        _check_count(count)
+        self._salt.append(_Budgeted(True, count))
+
+    def fail(self, method: Any, code: int, message: str, count: int | None = None) -> RpcFault:
+        """Answer ``method`` (QUALNAME, TL class, or None for any) with ``rpc_error(code, message)``
+        for the next ``count`` calls (None: until cleared)."""
+        _check_count(count)
+        rule = RpcFault(method_name(method), code, message, count)
+        self._rpc.append(rule)
+        return rule
+
+    def flood_wait(self, method: Any, seconds: int, count: int | None = None) -> RpcFault:
+        """420 ``FLOOD_WAIT_<seconds>`` on ``method`` (spec §9)."""
+        if seconds < 0:
+            raise LocalProtocolError("FLOOD_WAIT seconds must be >= 0")
+        return self.fail(method, 420, f"FLOOD_WAIT_{seconds}", count)
+
+    def auth_bytes_invalid(self, count: int | None = 1) -> RpcFault:
+        """400 ``AUTH_BYTES_INVALID`` on the next ``count`` ``auth.importAuthorization`` calls.
+
+        The token presented is *not* consumed, so a retry with the same token may succeed (the
+        real server shows this when an import races the export's propagation)."""
+        return self.fail("auth.importAuthorization", 400, "AUTH_BYTES_INVALID", count)
+
+    def clear_rpc(self, method: Any = ...) -> None:
+        """Disarm RPC faults: all of them, or those armed for ``method``."""
+        if method is ...:
+            self._rpc.clear()
+        else:
+            name = method_name(method)
+            self._rpc[:] = [r for r in self._rpc if r.method != name]
+
+    def clear(self) -> None:
+        """Disarm everything and reset latency and clock offset."""
+        self.latency = 0.0
+        self.clock_offset = 0.0
+        for queue in (self._refuse, self._drop, self._transport, self._salt, self._rpc):
+            queue.clear()
+
+    # ------------------------------------------------------------------ consuming (shell)
+
+    def on_connection(self) -> ConnectionVerdict:
+        """Call once per accepted connection; consumes one refuse or drop firing."""
+        if _take(self._refuse) is not None:
+            return ConnectionVerdict(refuse=True)
+        drop = _take(self._drop)
+        if drop is not None:
+            return ConnectionVerdict(drop_after_messages=drop.value)
+        return ConnectionVerdict()
+
+    def take_transport_error(self) -> int | None:
+        """Call once per received encrypted packet: a negative code to send and close, or None."""
+        entry = _take(self._transport)
+        return None if entry is None else entry.value
+
+    def take_salt_rotation(self) -> bool:
+        """Call once per received encrypted message: True → rotate the salt now."""
+        return _take(self._salt) is not None
+
+    def server_time(self, now: float) -> float:
+        """The DC's idea of the current time (``now`` + :attr:`clock_offset`)."""
+        return now + self.clock_offset
+
+    # ------------------------------------------------------------------ consuming (handlers)
+
+    def take_rpc_fault(self, qualname: str) -> RpcError | None:
+        """Consume the first RPC fault matching ``qualname`` and return the error to raise."""
+        for i, rule in enumerate(self._rpc):
+            if rule.matches(qualname):
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                    if rule.remaining <= 0:
+                        del self._rpc[i]
+                return rpc_error_from(rule.code, rule.message, qualname)
+        return None
+
+    @property
+    def rpc_faults(self) -> tuple[RpcFault, ...]:
+        """The armed RPC rules, in firing order (read-only view for tests)."""
+        return tuple(self._rpc)
+
+    def armed(self) -> bool:
+        """True if anything at all is armed (latency and clock offset included)."""
+        return bool(
+            self.latency
+            or self.clock_offset
+            or self._refuse
+            or self._drop
+            or self._transport
+            or self._salt
+            or self._rpc
+        )

@@ -1,0 +1,349 @@
+"""The network shell of one emulated DC: trio sockets around the sans-IO server core.
+
+Theory of operation
+-------------------
+Everything protocol-shaped lives elsewhere and is reused, not re-implemented:
+
+* framing and transport detection: :class:`dcpool.transport.ServerTransport`;
+* the auth-key handshake: :class:`dcpool.mtproto.handshake.ServerHandshake`;
+* decryption, sessions, salts, acks, service messages: :class:`dcpool.mtproto.server.ServerCore`
+  (one per DC) and :class:`~dcpool.mtproto.server.ServerConnection` (one per TCP connection);
+* what Telegram answers: :class:`dcpool.testing.world.World` (shared by every DC).
+
+This module only moves bytes and time.  Each accepted connection runs one reader task, which
+processes the client's frames strictly in order (Telethon sends ``importAuthorization`` and
+``upload.getFile`` back to back and relies on that order), and one writer task fed through a
+*delay line*: every outgoing batch is stamped with ``now + latency`` so that an injected
+latency delays packets without serialising them (pipelined requests stay pipelined, as on a real
+long link).  Incoming latency is added by the reader before it processes a chunk.
+
+Faults (:class:`dcpool.testing.faults.DcFaults`) are consulted at the points where a real
+network or DC would misbehave: on accept (refuse / drop after N messages), per encrypted packet
+(transport error, salt rotation), for the clock (``clock_offset`` feeds the core), and per
+packet sent (latency).  RPC-level faults are applied by the world's handlers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from ..crypto.rsa import RsaPrivateKey
+from ..errors import DcPoolError, FramingError, HandshakeError, RpcError
+from ..mtproto.handshake import ServerHandshake
+from ..mtproto.server import (
+    CloseConnection,
+    IncomingRequest,
+    PingDelayDisconnect,
+    ServerConnection,
+    ServerCore,
+    SessionKey,
+    UnencryptedMessage,
+)
+from ..transport import Frame, ServerTransport
+from .world import ConnectionContext, World
+
+log = logging.getLogger(__name__)
+
+Rng = Callable[[int], bytes]
+
+_conn_ids = itertools.count(1)
+
+
+def wall_clock() -> float:
+    """The emulator's clock: real unix time.  Server msg_ids must be derived from the real
+    current time (spec §3.3), so this is deliberately not trio's (possibly fake) clock."""
+    return time.time()
+
+
+@attrs.define(eq=False)
+class _SessionHandle:
+    """What the world's update routing holds for one live session on one connection."""
+
+    conn: _LiveConnection
+    session_key: SessionKey
+
+    @property
+    def layer(self) -> int | None:
+        return self.conn.ctx.layer
+
+
+@attrs.define(eq=False)
+class _LiveConnection:
+    id: int
+    dc: DcServer
+    stream: trio.SocketStream
+    transport: ServerTransport
+    mconn: ServerConnection
+    ctx: ConnectionContext
+    out_send: trio.MemorySendChannel
+    handshake: ServerHandshake | None = None
+    frames_received: int = 0
+    registered: dict[SessionKey, tuple[int, _SessionHandle]] = attrs.field(factory=dict)
+    disconnect_scope: trio.CancelScope | None = None
+    closing: bool = False
+
+    def flush(self) -> None:
+        """Encrypt what the core has queued and hand it to the delay line (never blocks)."""
+        if self.closing:
+            return
+        now = self.dc.now()
+        for payload in self.mconn.data_to_send(now):
+            self.transport.send_frame(payload)
+        data = self.transport.data_to_send()
+        if data:
+            due = trio.current_time() + self.dc.world.faults(self.dc.dc_id).latency
+            try:
+                self.out_send.send_nowait((due, data))
+            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                # The writer is gone or hopelessly behind: the connection is dying anyway.
+                self.closing = True
+
+
+class DcServer:
+    """One emulated DC: a ServerCore, its listeners, and the connections they accepted."""
+
+    def __init__(
+        self,
+        dc_id: int,
+        world: World,
+        private_key: RsaPrivateKey,
+        *,
+        rng: Rng = os.urandom,
+        clock: Callable[[], float] = wall_clock,
+    ) -> None:
+        self.dc_id = dc_id
+        self.world = world
+        self.private_key = private_key
+        self.rng = rng
+        self.clock = clock
+        self.core = ServerCore(rng=rng)
+        self.connections: dict[int, _LiveConnection] = {}
+        self.ports: list[tuple[str, int]] = []
+
+    def __repr__(self) -> str:
+        return f"<DcServer {self.dc_id} ports={self.ports} connections={len(self.connections)}>"
+
+    def now(self) -> float:
+        # The core adds its own clock_offset to `now`; keep it equal to the armed fault.
+        self.core.clock_offset = self.world.faults(self.dc_id).clock_offset
+        return self.clock()
+
+    @property
+    def faults(self):
+        return self.world.faults(self.dc_id)
+
+    @property
+    def stats(self):
+        return self.world.stats(self.dc_id)
+
+    # ------------------------------------------------------------------ listening
+
+    async def serve(
+        self, host: str, port: int = 0, *, task_status=trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen on (host, port) until cancelled; reports the bound (host, port)."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound = listeners[0].socket.getsockname()[:2]
+        self.ports.append((bound[0], bound[1]))
+        task_status.started((bound[0], bound[1]))
+        await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        verdict = self.faults.on_connection()
+        if verdict.refuse:
+            await trio.aclose_forcefully(stream)
+            return
+        out_send, out_recv = trio.open_memory_channel[tuple[float, bytes]](10_000)
+        conn = _LiveConnection(
+            id=next(_conn_ids),
+            dc=self,
+            stream=stream,
+            transport=ServerTransport(rng=self.rng),
+            mconn=ServerConnection(self.core, self.rng),
+            ctx=ConnectionContext(),
+            out_send=out_send,
+        )
+        self.connections[conn.id] = conn
+        self.stats.connection_opened()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer, conn, out_recv)
+                with trio.CancelScope() as conn.disconnect_scope:
+                    await self._reader(conn, verdict.drop_after_messages)
+                nursery.cancel_scope.cancel()
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away
+        finally:
+            conn.closing = True
+            self._unregister(conn)
+            conn.mconn.connection_lost()
+            del self.connections[conn.id]
+            self.stats.connection_closed()
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await trio.aclose_forcefully(stream)
+
+    async def _writer(self, conn: _LiveConnection, out_recv: trio.MemoryReceiveChannel) -> None:
+        async for due, data in out_recv:
+            if due > trio.current_time():
+                await trio.sleep_until(due)
+            await conn.stream.send_all(data)
+
+    async def _drain(self, conn: _LiveConnection) -> None:
+        """Wait until everything queued so far has been written (before closing on purpose)."""
+        conn.flush()
+        with trio.move_on_after(5):
+            while conn.out_send.statistics().current_buffer_used:
+                await trio.sleep(0.005)
+            await trio.sleep(0.01)
+
+    async def _reader(self, conn: _LiveConnection, drop_after: int | None) -> None:
+        while True:
+            data = await conn.stream.receive_some(1 << 20)
+            if not data:
+                return
+            latency = self.faults.latency
+            if latency:
+                await trio.sleep(latency)
+            try:
+                events = conn.transport.receive_data(data)
+            except FramingError as exc:
+                log.info("DC %s conn %s: bad framing: %s", self.dc_id, conn.id, exc)
+                return
+            for event in events:
+                if not isinstance(event, Frame):
+                    continue
+                conn.frames_received += 1
+                if drop_after is not None and conn.frames_received > drop_after:
+                    log.info("DC %s conn %s: dropping (fault)", self.dc_id, conn.id)
+                    return
+                if not await self._on_frame(conn, event.payload):
+                    return
+            conn.flush()
+
+    async def _on_frame(self, conn: _LiveConnection, payload: bytes) -> bool:
+        """Process one client frame; False closes the connection."""
+        now = self.now()
+        encrypted = len(payload) >= 8 and payload[:8] != b"\0" * 8
+        if encrypted:
+            code = self.faults.take_transport_error()
+            if code is not None:
+                await self._transport_error(conn, code)
+                return False
+            if self.faults.take_salt_rotation():
+                key_id = int.from_bytes(payload[:8], "little", signed=True)
+                if self.core.has_key(key_id):
+                    self.core.rotate_salt(key_id, now)
+        for event in conn.mconn.receive(payload, now):
+            if isinstance(event, UnencryptedMessage):
+                if not await self._on_handshake(conn, event.payload, now):
+                    return False
+            elif isinstance(event, IncomingRequest):
+                self._on_request(conn, event, now)
+            elif isinstance(event, CloseConnection):
+                if event.transport_error is not None:
+                    await self._transport_error(conn, event.transport_error)
+                else:
+                    await self._drain(conn)
+                return False
+            elif isinstance(event, PingDelayDisconnect):
+                assert conn.disconnect_scope is not None
+                conn.disconnect_scope.deadline = trio.current_time() + event.disconnect_delay
+        return True
+
+    async def _transport_error(self, conn: _LiveConnection, code: int) -> None:
+        conn.flush()
+        conn.transport.send_transport_error(code)
+        await self._drain(conn)
+
+    async def _on_handshake(self, conn: _LiveConnection, payload: bytes, now: float) -> bool:
+        if conn.handshake is None:
+            conn.handshake = ServerHandshake(
+                [self.private_key],
+                self.rng,
+                key_exists=self.core.has_key,
+                expected_dc=self.dc_id,
+                test_mode=self.world.test_mode,
+                msg_ids=lambda t: self.core.next_msg_id(t, answer=True),
+            )
+        try:
+            reply, result = conn.handshake.receive(payload, now)
+        except HandshakeError as exc:
+            log.info("DC %s conn %s: handshake refused: %s", self.dc_id, conn.id, exc)
+            await self._transport_error(conn, getattr(exc, "transport_code", -404) or -404)
+            return False
+        if result is not None:
+            self.core.add_key(result.auth_key, now=now, server_salt=result.server_salt)
+            self.stats.record_handshake()
+        if reply is not None:
+            conn.transport.send_frame(reply)
+        return True
+
+    def _on_request(self, conn: _LiveConnection, incoming: IncomingRequest, now: float) -> None:
+        skey = incoming.session_key
+        try:
+            result = self.world.handle(
+                self.dc_id,
+                conn.ctx,
+                skey.key_id,
+                incoming.body,
+                now,
+                session_id=skey.session_id,
+                msg_id=incoming.msg_id,
+            )
+        except RpcError as exc:
+            conn.mconn.send_error(incoming, exc.code, exc.message)
+        except DcPoolError as exc:  # a request the world could not even parse
+            conn.mconn.send_error(incoming, 400, "INPUT_REQUEST_INVALID")
+            log.info("DC %s: bad request: %s", self.dc_id, exc)
+        else:
+            conn.mconn.send_result(incoming, result)
+        self._register(conn, skey)
+
+    # ------------------------------------------------------------------ updates
+
+    def _register(self, conn: _LiveConnection, skey: SessionKey) -> None:
+        """Route this session's updates here once its key is logged in (and wants updates)."""
+        user_id = conn.ctx.user_id
+        known = conn.registered.get(skey)
+        if known is not None and known[0] == user_id:
+            return
+        if known is not None:
+            self.world.unregister_session(known[0], known[1])
+            del conn.registered[skey]
+        if user_id is not None and not conn.ctx.without_updates:
+            handle = _SessionHandle(conn, skey)
+            conn.registered[skey] = (user_id, handle)
+            self.world.register_session(user_id, handle)
+
+    def _unregister(self, conn: _LiveConnection) -> None:
+        for user_id, handle in conn.registered.values():
+            self.world.unregister_session(user_id, handle)
+        conn.registered.clear()
+
+    def deliver_update(self, handle: _SessionHandle, payload: bytes) -> None:
+        conn = handle.conn
+        if conn.closing:
+            return
+        try:
+            conn.mconn.send_update(handle.session_key, payload)
+        except DcPoolError:
+            return  # the session was forgotten meanwhile
+        conn.flush()
+
+    # ------------------------------------------------------------------ control
+
+    def drop_all_connections(self) -> int:
+        """Close every live connection abruptly (fault injection from tests)."""
+        n = 0
+        for conn in list(self.connections.values()):
+            if conn.disconnect_scope is not None:
+                conn.disconnect_scope.cancel()
+                n += 1
+        return n

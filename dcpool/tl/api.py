@@ -1,0 +1,24 @@
+"""Layer-228 API constructors and functions, created on first use.
+
+``api.InputPeerSelf``, ``api.help.GetConfig``: see :mod:`dcpool.tl` for the naming rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    from . import _runtime
+
+    value = _runtime.namespace("api").resolve(name)
+    globals()[name] = value  # cache: next access is a plain module attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    from . import _runtime
+
+    return sorted(_runtime.namespace("api").names())
