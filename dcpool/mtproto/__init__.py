@@ -3,5 +3,7 @@ sessions (spec §3–§5, §8).  Sans-IO: nothing here reads a clock, draws rand
 or touches a socket."""
 
 from .authkey import AuthKey
+from .server import ServerConnection, ServerCore
+from .session import ClientSession, PendingRequest, RequestState
 
-__all__ = ["AuthKey"]
+__all__ = ["AuthKey", "ClientSession", "PendingRequest", "RequestState", "ServerConnection", "ServerCore"]

@@ -141,12 +141,14 @@ class ReplayWindow:
     size: int = 500
     _order: deque[int] = attrs.field(init=False, factory=deque)
     _seen: set[int] = attrs.field(init=False, factory=set)
+    _min: int | None = attrs.field(init=False, default=None)
+    _max: int | None = attrs.field(init=False, default=None)
 
     def is_replay(self, msg_id: int) -> bool:
         if msg_id in self._seen:
             return True
         # Once full, anything below the oldest remembered id may be a forgotten duplicate.
-        return len(self._order) >= self.size and msg_id < min(self._seen)
+        return len(self._order) >= self.size and self._min is not None and msg_id < self._min
 
     def __contains__(self, msg_id: int) -> bool:
         return msg_id in self._seen
@@ -156,20 +158,30 @@ class ReplayWindow:
             return
         self._order.append(msg_id)
         self._seen.add(msg_id)
+        if self._min is None or msg_id < self._min:
+            self._min = msg_id
+        if self._max is None or msg_id > self._max:
+            self._max = msg_id
         while len(self._order) > self.size:
-            self._seen.discard(self._order.popleft())
+            old = self._order.popleft()
+            self._seen.discard(old)
+            if old == self._min:  # rare when ids grow: recompute only then
+                self._min = min(self._seen) if self._seen else None
+            if old == self._max:
+                self._max = max(self._seen) if self._seen else None
 
     def clear(self) -> None:
         self._order.clear()
         self._seen.clear()
+        self._min = self._max = None
 
     @property
     def min_id(self) -> int | None:
-        return min(self._seen) if self._seen else None
+        return self._min
 
     @property
     def max_id(self) -> int | None:
-        return max(self._seen) if self._seen else None
+        return self._max
 
     def __len__(self) -> int:
         return len(self._order)

@@ -55,7 +55,6 @@ gets that answer again the same way.  Queries received are acked with ``msgs_ack
 from __future__ import annotations
 
 import enum
-import os
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 
@@ -242,7 +241,7 @@ class ServerSession:
     received: ReplayWindow = attrs.field(factory=lambda: ReplayWindow(_RECEIVED_MEMORY))
     pending_acks: dict[int, None] = attrs.field(factory=dict)
     queries: OrderedDict[int, _QueryState] = attrs.field(factory=OrderedDict)
-    answer_of: dict[int, int] = attrs.field(factory=dict)  # query msg_id -> answer msg_id
+    answer_of: OrderedDict[int, int] = attrs.field(factory=OrderedDict)  # query id -> answer id
     sent: OrderedDict[int, _Stored] = attrs.field(factory=OrderedDict)
 
     def next_seq(self, content_related: bool) -> int:
@@ -258,7 +257,7 @@ class ServerSession:
     def remember_sent(self, stored: _Stored) -> None:
         self.sent[stored.msg_id] = stored
         while len(self.sent) > _SENT_MEMORY:
-            old_id, _ = self.sent.popitem(last=False)
+            self.sent.popitem(last=False)
 
 
 class ServerCore:
@@ -267,7 +266,7 @@ class ServerCore:
     def __init__(
         self,
         *,
-        rng: Rng = os.urandom,
+        rng: Rng,
         salt_lifetime: float = SALT_LIFETIME,
         previous_salt_grace: float = PREVIOUS_SALT_GRACE,
     ) -> None:
@@ -415,7 +414,7 @@ class ServerConnection:
     def __init__(
         self,
         core: ServerCore,
-        rng: Rng = os.urandom,
+        rng: Rng,
         *,
         compress_results_over: int | None = None,
         resend_unacked_on_reconnect: bool = True,
@@ -520,7 +519,8 @@ class ServerConnection:
         else:
             parts = [(msg.msg_id, msg.seq_no, msg.body)]
 
-        self._attach(sess, events)
+        reconnect = sess.key not in self._seen_sessions
+        self._seen_sessions.add(sess.key)
         if not sess.announced:
             first = min([msg.msg_id] + [p[0] for p in parts])
             self._announce(sess, first, now, events)
@@ -547,13 +547,9 @@ class ServerConnection:
             if seq_no & 1:
                 sess.pending_acks[msg_id] = None
             self._dispatch(sess, msg_id, body, ctor, now, events)
-
-    def _attach(self, sess: ServerSession, events: list[ServerEvent]) -> None:
-        """First message of ``sess`` on this connection: a reconnect re-sends unacked messages."""
-        if sess.key in self._seen_sessions:
-            return
-        self._seen_sessions.add(sess.key)
-        if self.resend_unacked_on_reconnect and sess.announced:
+        if reconnect and self.resend_unacked_on_reconnect:
+            # First message of a known session on this connection: a reconnect.  Re-send
+            # what the client has not acked (after processing, so acks in this message count).
             self._resend_stored(sess, sess.unacked())
 
     def _announce(self, sess: ServerSession, first_msg_id: int, now: float, events: list[ServerEvent]) -> None:
@@ -635,7 +631,7 @@ class ServerConnection:
             ok = target != sess.key and core.drop_session(target)
             # destroy_session_ok#e22045fc / destroy_session_none#62d350c9 session_id:long
             res = ids.DESTROY_SESSION_OK if ok else ids.DESTROY_SESSION_NONE
-            self._answer(sess, pack_int(res) + pack_long(target_id))
+            self._answer(sess, pack_uint(res) + pack_long(target_id))
             if ok:
                 events.append(SessionDestroyed(target))
         elif ctor == ids.RPC_DROP_ANSWER:
@@ -792,6 +788,8 @@ class ServerConnection:
                 sess.remember_sent(_Stored(msg_id, seq_no, p.body))
             if p.req_msg_id is not None:
                 sess.answer_of[p.req_msg_id] = msg_id
+                while len(sess.answer_of) > _SENT_MEMORY:
+                    sess.answer_of.popitem(last=False)
             items.append((msg_id, seq_no, p.body))
         if len(items) == 1 and batch[0].stored is None:
             msg_id, seq_no, body = items[0]

@@ -80,7 +80,6 @@ media sessions, whose bodies do not compress).
 from __future__ import annotations
 
 import enum
-import os
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
@@ -369,7 +368,7 @@ class ClientSession:
         session_id: int,
         server_salt: int,
         time_offset: float = 0.0,
-        rng: Rng = os.urandom,
+        rng: Rng,
         gzip_requests: bool = True,
     ) -> None:
         self.auth_key = auth_key
@@ -507,7 +506,12 @@ class ClientSession:
         req.state = RequestState.CANCELLED
 
     def requeue(self, req: PendingRequest) -> None:
-        """Queue ``req`` again (e.g. an ORPHANED idempotent request).  New msg_id on sending."""
+        """Queue ``req`` again (e.g. an ORPHANED idempotent request).  New msg_id on sending.
+
+        Its previous msg_id stays an alias: if the server re-sends the lost answer (it does so
+        for unacked answers when the session reconnects), that answer resolves the request and
+        takes it out of the queue, so it is not executed twice when that happens first.
+        """
         if req.state is RequestState.QUEUED and req in self._queue:
             return
         if req.state in (RequestState.SENT, RequestState.ACKED) and req.msg_id is not None:
@@ -515,7 +519,11 @@ class ClientSession:
         self._requeue(req, front=False)
 
     def _requeue(self, req: PendingRequest, *, front: bool) -> None:
-        if req.msg_id is not None and req.state in (RequestState.SENT, RequestState.ACKED):
+        if req.msg_id is not None and req.state in (
+            RequestState.SENT,
+            RequestState.ACKED,
+            RequestState.ORPHANED,
+        ):
             # A late answer to the old id still resolves the request (module docstring).
             req.old_msg_ids.append(req.msg_id)
             self._aliases[req.msg_id] = req

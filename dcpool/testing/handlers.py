@@ -12,7 +12,10 @@ Theory of operation
 3. Unwrap ``invokeWithLayer`` (the layer is stored in the connection context and for the auth
    key), ``initConnection`` (client info stored in the context), ``invokeWithoutUpdates``,
    ``invokeAfterMsg(s)`` (executed at once: the shell delivers messages in order) and the other
-   ``invokeWith*`` wrappers, recursively; the answer is the innermost method's.
+   ``invokeWith*`` wrappers, recursively; the answer is the innermost method's.  A request
+   that arrives before any ``invokeWithLayer`` is answered in the layer last announced with the
+   same auth key, else in layer 228: the emulator never answers ``CONNECTION_NOT_INITED``
+   (spec §10 allows assuming a default layer).
 4. A constructor that is not a function → 400 ``INPUT_METHOD_INVALID``.  Count the request
    under the method's schema QUALNAME.
 5. Armed RPC faults of the DC (:meth:`DcFaults.take_rpc_fault`) — before anything else, so a
@@ -26,7 +29,8 @@ Theory of operation
 8. Run the handler; serialize its result in the client's layer (:mod:`.layers`).  An RpcError
    is counted (``DcStats.errors``) and re-raised for the shell.  Any other exception is a bug
    of the emulator: 500 ``EMULATOR_INTERNAL_ERROR`` (kept in ``World.internal_errors``), or
-   re-raised when ``World.strict``.
+   re-raised when ``World.strict``.  Finally ``ctx.user_id`` is set to the user the key is
+   authorized as on this DC (None if none), so the shell can register sessions for updates.
 
 Methods
 -------

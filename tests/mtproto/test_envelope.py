@@ -276,6 +276,5 @@ def test_window_and_replay():
     assert w.is_replay(20)
     assert w.is_replay(5)  # below the minimum of a full window
     w.add(40)
-    assert not w.is_replay(10) or w.is_replay(10)  # 10 forgotten; below min 20 → replay
-    assert w.is_replay(10)
+    assert w.is_replay(10)  # forgotten, but below the minimum (20) of the full window
     assert not w.is_replay(50)

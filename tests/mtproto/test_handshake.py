@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcpool import tl
@@ -248,8 +249,7 @@ def test_client_state_errors(key):
     client.start(NOW)
     with pytest.raises(LocalProtocolError):
         client.start(NOW)
-    ours, _, _ = run(ClientHandshake(keys_of(key), 2, os.urandom), ServerHandshake([key], os.urandom))
-    assert ours is not None
+    assert client.state is ClientHandshakeState.WAIT_RES_PQ  # misuse does not kill it
 
 
 def test_client_after_done_is_closed(key):
@@ -324,10 +324,16 @@ def test_client_repr_shows_no_secrets(key):
 # --------------------------------------------------------------------------- robustness
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@functools.cache
+def _fuzz_key() -> rsa.RsaPrivateKey:
+    # not a fixture: hypothesis would print the private key's fields in a falsifying example
+    return rsa.RsaPrivateKey.generate()
+
+
+@settings(max_examples=60, deadline=None)
 @given(body=st.binary(max_size=300), msg_id=st.integers(0, 2**63 - 1))
-def test_server_garbage_is_always_minus_404(key, body, msg_id):
-    server = ServerHandshake([key], os.urandom)
+def test_server_garbage_is_always_minus_404(body, msg_id):
+    server = ServerHandshake([_fuzz_key()], os.urandom)
     for payload in (body, pack_plain(msg_id, body)):
         try:
             server.receive(payload, NOW)
@@ -336,10 +342,10 @@ def test_server_garbage_is_always_minus_404(key, body, msg_id):
             assert server.state is ServerHandshakeState.FAILED
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None)
 @given(body=st.binary(max_size=300), msg_id=st.integers(0, 2**61).map(lambda x: 2 * x + 1))
-def test_client_garbage_raises_only_dcpool_errors(key, body, msg_id):
-    client = ClientHandshake(keys_of(key), 2, os.urandom)
+def test_client_garbage_raises_only_dcpool_errors(body, msg_id):
+    client = ClientHandshake(keys_of(_fuzz_key()), 2, os.urandom)
     client.start(NOW)
     with pytest.raises(DcPoolError):
         client.receive(pack_plain(msg_id, body), NOW)

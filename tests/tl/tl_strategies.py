@@ -18,7 +18,7 @@ from dcpool import tl
 from dcpool.tl import _runtime
 from dcpool.tl.schema_parser import TLType
 
-MAX_DEPTH = 3
+MAX_DEPTH = 2
 INF = 10**9
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
@@ -100,7 +100,7 @@ def type_strategy(t: TLType, kind: str, depth: int) -> st.SearchStrategy[Any]:
         return _PRIM[t.name]
     if t.is_vector:
         assert t.item is not None
-        size = 2 if depth < MAX_DEPTH else 0
+        size = 2 if depth == 0 else (1 if depth < MAX_DEPTH else 0)
         return st.lists(type_strategy(t.item, kind, depth + 1), max_size=size)
     if t.name == "Object" or t.bang:
         return _objects()

@@ -1,0 +1,489 @@
+"""One MTProto connection over trio: the thin shell around transport + handshake + session.
+
+Theory of operation
+-------------------
+A :class:`MtprotoConnection` is a *slot*: it keeps one :class:`~dcpool.mtproto.session.ClientSession`
+(one session_id) across TCP reconnects, so that requests the server never acknowledged are
+re-sent in the same session after a reconnect (spec §8.2: "unacked CR messages are re-sent on
+reconnect").  Its life is one task, :meth:`MtprotoConnection.run`, owned by the pool's nursery:
+
+    loop until closed:
+        dial (happy eyeballs over the DC's candidate endpoints)
+        create the DC's auth key on this stream if the DC has none (single-flight per DC)
+        reader task + writer task + keep-alive task until something breaks
+        classify what was in flight: never acked -> re-sent next time; acked -> the caller's
+        policy (idempotent: re-sent; otherwise OutcomeUnknown)
+        back off (capped exponential, jittered, reset once a connection was healthy)
+
+This module is the one place where trio/socket exceptions become dcpool exceptions
+(:class:`~dcpool.errors.ConnectionLost`).  It knows nothing about DC routing or migrations:
+the pool decides which slot serves a call (synchronously), then awaits the call's outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import trio
+
+from ..errors import (
+    ConnectError,
+    ConnectionLost,
+    DcPoolError,
+    HandshakeError,
+    OutcomeUnknown,
+    PoolClosed,
+    RemoteProtocolError,
+    RpcError,
+    TransportErrorCode,
+)
+from ..mtproto import AuthKey
+from ..mtproto.handshake import ClientHandshake, HandshakeResult
+from ..mtproto.session import (
+    ClientSession,
+    ClockCorrected,
+    NewSessionCreated,
+    PendingRequest,
+    Pong,
+    RequestAcked,
+    RequestFailed,
+    RequestState,
+    RpcErrorReceived,
+    RpcResult,
+    SaltChanged,
+    Update,
+)
+from ..transport import ClientTransport, Frame, TransportErrorFrame, TransportKind
+from .dial import Endpoint, dial
+
+log = logging.getLogger("dcpool.net")
+
+
+def wall_clock() -> float:
+    """MTProto msg_ids are unix time (spec §3.3): the session needs the real clock, while
+    timeouts and backoff use trio's (possibly fake) clock."""
+    return time.time()
+
+
+# --------------------------------------------------------------------------- calls
+
+
+@attrs.define(eq=False)
+class Call:
+    """One request travelling through a connection, and its outcome."""
+
+    body: bytes
+    name: str
+    idempotent: bool
+    dc_id: int
+    done: trio.Event = attrs.field(factory=trio.Event)
+    result: bytes | None = None
+    error: BaseException | None = None
+    pending: PendingRequest | None = None
+    conn: MtprotoConnection | None = None
+    wrapped: bool = False
+    sends: int = 0
+
+    def resolve(self, body: bytes) -> None:
+        if not self.done.is_set():
+            self.result = body
+            self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+
+# --------------------------------------------------------------------------- owner interface
+
+
+class ConnectionOwner:
+    """What a connection needs from the per-DC state that owns it (implemented by the pool)."""
+
+    dc_id: int
+    auth_key: AuthKey | None
+    salt: int
+    time_offset: float
+
+    def endpoints(self, lane: str) -> list[Endpoint]: ...  # pragma: no cover
+    def transport_for(self, endpoint: Endpoint) -> ClientTransport: ...  # pragma: no cover
+    async def ensure_key(self, conn: MtprotoConnection, stream: trio.SocketStream,
+                         transport: ClientTransport) -> None: ...  # pragma: no cover
+    def key_invalid(self, key_id: int) -> None: ...  # pragma: no cover
+    def wrap_init(self, body: bytes) -> bytes: ...  # pragma: no cover
+    def on_salt(self, salt: int) -> None: ...  # pragma: no cover
+    def on_clock(self, offset: float) -> None: ...  # pragma: no cover
+    def on_update(self, body: bytes) -> None: ...  # pragma: no cover
+    def on_event(self, kind: str, **data: Any) -> None: ...  # pragma: no cover
+    def endpoint_result(self, endpoint: Endpoint, ok: bool) -> None: ...  # pragma: no cover
+
+
+@attrs.frozen
+class ConnectionStatistics:
+    lane: str
+    state: str
+    endpoint: str | None
+    in_flight: int
+    reconnects: int
+    backoff_until: float | None
+
+
+class MtprotoConnection:
+    """A connection slot of one lane of one DC (see the module docstring)."""
+
+    def __init__(
+        self,
+        owner: ConnectionOwner,
+        lane: str,
+        *,
+        rng: Callable[[int], bytes] = os.urandom,
+        ping_interval: float = 60.0,
+        ping_disconnect_delay: int = 75,
+        connect_timeout: float = 10.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        idle_timeout: float | None = None,
+        gzip_requests: bool = True,
+    ) -> None:
+        self.owner = owner
+        self.lane = lane
+        self.rng = rng
+        self.ping_interval = ping_interval
+        self.ping_disconnect_delay = ping_disconnect_delay
+        self.connect_timeout = connect_timeout
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.idle_timeout = idle_timeout
+        self.gzip_requests = gzip_requests
+        self.session: ClientSession | None = None
+        self.state = "idle"  # idle | connecting | handshake | ready | backoff | closed
+        self.endpoint: Endpoint | None = None
+        self.calls: set[Call] = set()
+        self.backlog: list[Call] = []  # submitted while no session exists yet
+        self.reconnects = 0
+        self.backoff_until: float | None = None
+        self.last_activity = trio.current_time()
+        self._needs_init = True
+        self._wakeup = trio.Event()
+        self._closed = False
+        self._cancel: trio.CancelScope | None = None
+        self._failures = 0
+        self._ping_id = 0
+        self._awaiting_pong: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<MtprotoConnection dc={self.owner.dc_id} lane={self.lane} state={self.state} "
+            f"in_flight={len(self.calls)}>"
+        )
+
+    # ------------------------------------------------------------------ control (sync)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def load(self) -> int:
+        return len(self.calls)
+
+    def statistics(self) -> ConnectionStatistics:
+        return ConnectionStatistics(
+            lane=self.lane,
+            state=self.state,
+            endpoint=str(self.endpoint) if self.endpoint else None,
+            in_flight=len(self.calls),
+            reconnects=self.reconnects,
+            backoff_until=self.backoff_until,
+        )
+
+    def submit(self, call: Call) -> None:
+        """Queue ``call`` on this connection (never blocks)."""
+        if self._closed:
+            raise PoolClosed("connection closed")
+        call.conn = self
+        self.calls.add(call)
+        self.last_activity = trio.current_time()
+        if self.session is None or self.state != "ready":
+            self.backlog.append(call)
+        else:
+            self._to_session(call)
+        self._wake()
+
+    def withdraw(self, call: Call) -> None:
+        """Forget ``call`` (its caller was cancelled or timed out)."""
+        self.calls.discard(call)
+        if call in self.backlog:
+            self.backlog.remove(call)
+        if call.pending is not None and self.session is not None:
+            self.session.cancel(call.pending)
+        call.conn = None
+        self.last_activity = trio.current_time()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._cancel is not None:
+            self._cancel.cancel()
+        self._wake()
+
+    def kill(self) -> None:
+        """Drop the current TCP connection (it will reconnect): for tests and keep-alive."""
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+
+    def _to_session(self, call: Call) -> None:
+        assert self.session is not None
+        body = call.body
+        if self._needs_init and not call.wrapped:
+            body = self.owner.wrap_init(body)
+            call.wrapped = True
+            self._needs_init = False
+        call.sends += 1
+        call.pending = self.session.send_request(body, now=wall_clock(), token=call)
+
+    # ------------------------------------------------------------------ life
+
+    async def run(self) -> None:
+        """The connection's whole life; returns when closed (idle or pool shutdown)."""
+        try:
+            while not self._closed:
+                healthy = False
+                try:
+                    healthy = await self._connect_and_serve()
+                except (ConnectError, ConnectionLost, RemoteProtocolError, HandshakeError,
+                        OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    if self._closed:
+                        break
+                    log.info("DC %s %s connection: %s: %s", self.owner.dc_id, self.lane,
+                             type(exc).__name__, exc)
+                    self.owner.on_event("disconnected", lane=self.lane, reason=f"{type(exc).__name__}: {exc}")
+                finally:
+                    self._after_loss()
+                if self._closed:
+                    break
+                if healthy:
+                    self._failures = 0
+                    if not self.calls and self._idle_expired():
+                        break
+                    continue
+                self._failures += 1
+                delay = min(self.backoff_cap, self.backoff_base * 2 ** (self._failures - 1))
+                delay *= 0.5 + random.random() / 2  # jitter: avoid reconnect storms
+                self.backoff_until = trio.current_time() + delay
+                self.state = "backoff"
+                self.owner.on_event("backoff", lane=self.lane, seconds=delay)
+                with trio.move_on_after(delay):
+                    while not self._closed:
+                        await self._wait_wakeup()
+                self.backoff_until = None
+        finally:
+            self.state = "closed"
+            self._closed = True
+            self._fail_all(PoolClosed("connection closed"))
+
+    def _idle_expired(self) -> bool:
+        return (
+            self.idle_timeout is not None
+            and trio.current_time() - self.last_activity >= self.idle_timeout
+        )
+
+    async def _wait_wakeup(self) -> None:
+        await self._wakeup.wait()
+        self._wakeup = trio.Event()
+
+    async def _connect_and_serve(self) -> bool:
+        """One TCP connection.  Returns True if it ended cleanly after being healthy."""
+        self.state = "connecting"
+        endpoints = self.owner.endpoints(self.lane)
+        stream, endpoint, failures = await dial(endpoints, timeout=self.connect_timeout)
+        for failure in failures:
+            self.owner.endpoint_result(failure.endpoint, False)
+        self.endpoint = endpoint
+        healthy = False
+        try:
+            with trio.CancelScope() as self._cancel:
+                transport = self.owner.transport_for(endpoint)
+                self.state = "handshake"
+                await self.owner.ensure_key(self, stream, transport)
+                key = self.owner.auth_key
+                assert key is not None
+                if self.session is None or self.session.auth_key.key_id != key.key_id:
+                    self._new_session(key)
+                assert self.session is not None
+                self.session.salt = self.owner.salt
+                self.session.time_offset = self.owner.time_offset
+                self._needs_init = True
+                # Requests re-queued from a lost connection go first: the first of them carries
+                # invokeWithLayer(initConnection(...)) on the new connection.
+                for req in self.session.pending_requests():
+                    call = req.token
+                    if isinstance(call, Call) and not call.wrapped:
+                        req.body = self.owner.wrap_init(req.body)
+                        call.wrapped = True
+                        self._needs_init = False
+                        break
+                self.state = "ready"
+                self.owner.endpoint_result(endpoint, True)
+                self.owner.on_event("connected", lane=self.lane, endpoint=str(endpoint))
+                backlog, self.backlog = self.backlog, []
+                for call in backlog:
+                    if not call.done.is_set():
+                        self._to_session(call)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._reader, stream, transport, nursery.cancel_scope)
+                    nursery.start_soon(self._writer, stream, transport)
+                    nursery.start_soon(self._keepalive)
+                    healthy = True
+            # Leaving the cancel scope without an exception: closed on purpose or killed.
+            return healthy and not self._closed
+        finally:
+            self._cancel = None
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+
+    def _new_session(self, key: AuthKey) -> None:
+        session_id = int.from_bytes(self.rng(8), "little", signed=True)
+        self.session = ClientSession(
+            key,
+            session_id=session_id,
+            server_salt=self.owner.salt,
+            time_offset=self.owner.time_offset,
+            rng=self.rng,
+            gzip_requests=self.gzip_requests,
+        )
+
+    async def _reader(self, stream: trio.SocketStream, transport: ClientTransport,
+                      scope: trio.CancelScope) -> None:
+        while True:
+            try:
+                data = await stream.receive_some(1 << 20)
+            except (trio.BrokenResourceError, OSError) as exc:
+                raise ConnectionLost(f"read failed: {exc}") from exc
+            if not data:
+                raise ConnectionLost("the server closed the connection")
+            for event in transport.receive_data(data):
+                if isinstance(event, Frame):
+                    self._on_frame(event.payload)
+                elif isinstance(event, TransportErrorFrame):
+                    if event.code == -404 and self.session is not None:
+                        # §7.7: the server does not know our auth key: it must be recreated.
+                        self.owner.key_invalid(self.session.auth_key.key_id)
+                    raise TransportErrorCode(event.code)
+            if self.session is not None and self.session.has_data_to_send():
+                self._wake()
+
+    def _on_frame(self, payload: bytes) -> None:
+        session = self.session
+        assert session is not None
+        self.last_activity = trio.current_time()
+        for event in session.receive(payload, wall_clock()):
+            if isinstance(event, RpcResult):
+                call = event.request.token
+                if isinstance(call, Call):
+                    self.calls.discard(call)
+                    call.resolve(event.body)
+            elif isinstance(event, RpcErrorReceived):
+                call = event.request.token
+                if isinstance(call, Call):
+                    self.calls.discard(call)
+                    call.fail(event.error)
+            elif isinstance(event, RequestFailed):
+                call = event.request.token
+                if isinstance(call, Call):
+                    self.calls.discard(call)
+                    call.fail(event.error)
+            elif isinstance(event, Update):
+                self.owner.on_update(event.body)
+            elif isinstance(event, SaltChanged):
+                self.owner.on_salt(event.salt)
+            elif isinstance(event, ClockCorrected):
+                self.owner.on_clock(event.time_offset)
+            elif isinstance(event, NewSessionCreated):
+                self.owner.on_salt(event.server_salt)
+                self._orphaned(event.orphaned)
+            elif isinstance(event, Pong):
+                if self._awaiting_pong == event.ping_id:
+                    self._awaiting_pong = None
+            elif isinstance(event, RequestAcked):
+                pass
+
+    async def _writer(self, stream: trio.SocketStream, transport: ClientTransport) -> None:
+        while True:
+            session = self.session
+            assert session is not None
+            for payload in session.data_to_send(wall_clock()):
+                transport.send_frame(payload)
+            data = transport.data_to_send()
+            if data:
+                try:
+                    await stream.send_all(data)
+                except (trio.BrokenResourceError, OSError) as exc:
+                    raise ConnectionLost(f"write failed: {exc}") from exc
+                continue
+            await self._wait_wakeup()
+
+    async def _keepalive(self) -> None:
+        while True:
+            await trio.sleep(self.ping_interval)
+            if self._awaiting_pong is not None:
+                raise ConnectionLost(f"no pong within {self.ping_interval} s")
+            if self.idle_timeout is not None and not self.calls and self._idle_expired():
+                self.owner.on_event("idle_closed", lane=self.lane)
+                self.close()
+                return
+            self._ping_id += 1
+            self._awaiting_pong = self._ping_id
+            assert self.session is not None
+            self.session.send_ping(self._ping_id, self.ping_disconnect_delay)
+            self._wake()
+
+    # ------------------------------------------------------------------ loss
+
+    def _after_loss(self) -> None:
+        """The TCP connection is gone: decide the fate of everything in flight."""
+        self._awaiting_pong = None
+        if self.state == "ready":
+            self.reconnects += 1
+        self.state = "idle"
+        session = self.session
+        if session is None:
+            return
+        requeued, orphaned = session.connection_lost()
+        self._orphaned(orphaned)
+
+    def _orphaned(self, orphaned) -> None:
+        session = self.session
+        for req in orphaned:
+            call = req.token
+            if not isinstance(call, Call) or call.done.is_set():
+                continue
+            if call.idempotent and session is not None and not self._closed:
+                session.requeue(req)
+            else:
+                self.calls.discard(call)
+                call.fail(OutcomeUnknown(call.name, self.owner.dc_id))
+
+    def _fail_all(self, error: BaseException) -> None:
+        for call in list(self.calls) + self.backlog:
+            call.fail(error)
+        self.calls.clear()
+        self.backlog.clear()
+
+    def take_unsent(self) -> list[Call]:
+        """Calls that never reached the wire (to move them to another connection)."""
+        moved = [c for c in self.backlog if not c.done.is_set()]
+        self.backlog.clear()
+        for call in moved:
+            self.calls.discard(call)
+        return moved

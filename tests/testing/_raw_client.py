@@ -1,0 +1,238 @@
+"""A test-only MTProto client over real loopback sockets, built from dcpool's sans-IO pieces.
+
+Theory of operation
+-------------------
+The emulator's faults are only believable if something observes them on the wire.  Telethon
+hides most of them (it retries, re-sends, reconnects), so the fault tests use this small
+client instead: it glues :class:`dcpool.transport.ClientTransport`,
+:class:`dcpool.mtproto.handshake.ClientHandshake` and :class:`dcpool.mtproto.session.ClientSession`
+to a ``trio.open_tcp_stream`` and hands back *every* raw event, unfiltered:
+
+* session events (``RpcResult``, ``RpcErrorReceived``, ``SaltChanged``, ``ClockCorrected``,
+  ``NewSessionCreated``, ``Update``, ``RequestAcked``...),
+* transport events that the session never sees (``TransportErrorFrame(-404)``),
+* :class:`Closed` when the server closes the TCP connection (EOF or reset).
+
+Everything is logged in :attr:`RawClient.history`, so a test can assert "a SaltChanged happened
+before the answer arrived".  After processing a chunk the client flushes the session at once,
+so re-sends caused by bad_server_salt / bad_msg_notification go out without the test's help,
+exactly like a real client's.  Time is the wall clock (server msg_ids are wall-clock based).
+It is a test tool: no reconnects, no retries, no concurrency (one task drives it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from dcpool import tl
+from dcpool.errors import ConnectionLost, TransportErrorCode
+from dcpool.mtproto.handshake import ClientHandshake, HandshakeResult
+from dcpool.mtproto.session import (
+    ClientSession,
+    PendingRequest,
+    RequestFailed,
+    RpcErrorReceived,
+    RpcResult,
+)
+from dcpool.transport import ClientTransport, Frame, TransportErrorFrame, TransportKind
+
+__all__ = ["Closed", "RawClient", "open_raw", "open_session", "login", "TransportKind"]
+
+api = tl.api
+
+
+@attrs.frozen
+class Closed:
+    """The server closed the connection (EOF, or a reset)."""
+
+    reason: str
+
+
+class RawClient:
+    """One TCP connection to one emulated DC (see the module docstring)."""
+
+    def __init__(self, stream: trio.SocketStream, transport: ClientTransport) -> None:
+        self.stream = stream
+        self.transport = transport
+        self.session: ClientSession | None = None
+        self.handshake_result: HandshakeResult | None = None
+        #: every event received, in order (session events, TransportErrorFrame, Closed)
+        self.history: list[Any] = []
+        #: every encrypted payload sent, in order (for replaying one)
+        self.sent_payloads: list[bytes] = []
+        self.closed = False
+        self._frames: list[Any] = []
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
+
+    # ------------------------------------------------------------------ bytes
+
+    async def send_payload(self, payload: bytes) -> None:
+        """Frame one MTProto payload and write it (replays go through here too)."""
+        self.transport.send_frame(payload)
+        await self.stream.send_all(self.transport.data_to_send())
+
+    async def _receive_transport_events(self) -> list[Any]:
+        """One chunk from the socket, as transport events (or ``[Closed]``)."""
+        if self.closed:
+            raise ConnectionLost("the connection is already closed")
+        try:
+            data = await self.stream.receive_some(1 << 20)
+        except trio.BrokenResourceError as exc:  # a reset (RST) instead of a FIN
+            data, reason = b"", f"reset: {exc}"
+        else:
+            reason = "eof"
+        if not data:
+            self.closed = True
+            return [Closed(reason)]
+        return self.transport.receive_data(data)
+
+    # ------------------------------------------------------------------ handshake
+
+    async def handshake(
+        self, rsa_keys: dict, dc_id: int, *, test_mode: bool = False, legacy: bool = False
+    ) -> HandshakeResult:
+        """Run a real key exchange (§5) and start a session with its key and salt."""
+        wire_dc = dc_id + 10000 if test_mode else dc_id
+        hs = ClientHandshake(rsa_keys, wire_dc, os.urandom, legacy=legacy)
+        await self.send_payload(hs.start(self.now()))
+        while True:
+            for event in await self._receive_transport_events():
+                self.history.append(event)
+                if isinstance(event, Closed):
+                    raise ConnectionLost(f"closed during the handshake ({event.reason})")
+                if isinstance(event, TransportErrorFrame):
+                    raise TransportErrorCode(event.code)
+                if not isinstance(event, Frame):
+                    continue
+                out = hs.receive(event.payload, self.now())
+                if isinstance(out, HandshakeResult):
+                    self.handshake_result = out
+                    self.session = ClientSession(
+                        out.auth_key,
+                        session_id=int.from_bytes(os.urandom(8), "little", signed=True),
+                        server_salt=out.server_salt,
+                        time_offset=out.time_offset,
+                        rng=os.urandom,
+                    )
+                    return out
+                await self.send_payload(out)
+
+    # ------------------------------------------------------------------ session
+
+    def _session(self) -> ClientSession:
+        if self.session is None:
+            raise RuntimeError("no session: run handshake() first")
+        return self.session
+
+    def send(self, query: Any) -> PendingRequest:
+        """Queue a TL function (or raw boxed bytes); :meth:`flush` or any receive sends it."""
+        body = query if isinstance(query, (bytes, bytearray)) else query.to_bytes()
+        return self._session().send_request(bytes(body), now=self.now())
+
+    async def flush(self) -> None:
+        session = self._session()
+        for payload in session.data_to_send(self.now()):
+            self.sent_payloads.append(payload)
+            await self.send_payload(payload)
+
+    async def receive_events(self) -> list[Any]:
+        """Wait for the next chunk and return what it carried (see the module docstring)."""
+        events: list[Any] = []
+        for tevent in await self._receive_transport_events():
+            if isinstance(tevent, Frame):
+                events.extend(self._session().receive(tevent.payload, self.now()))
+            else:
+                events.append(tevent)
+        self.history.extend(events)
+        if not self.closed and self.session is not None:
+            await self.flush()  # acks, and re-sends after bad_server_salt / bad_msg 16/17
+        return events
+
+    async def until(self, predicate: Callable[[Any], bool]) -> Any:
+        """Receive until an event matches ``predicate`` and return it.  A :class:`Closed` that
+        does not match raises ConnectionLost."""
+        await self.flush()
+        while True:
+            for event in await self.receive_events():
+                if predicate(event):
+                    return event
+                if isinstance(event, Closed):
+                    raise ConnectionLost(f"connection closed while waiting ({event.reason})")
+
+    async def answer(self, req: PendingRequest) -> RpcResult | RpcErrorReceived | RequestFailed:
+        """The event that settles ``req``."""
+        return await self.until(
+            lambda e: isinstance(e, (RpcResult, RpcErrorReceived, RequestFailed)) and e.request is req
+        )
+
+    async def call(self, query: Any) -> Any:
+        """Send ``query`` and return its parsed result; rpc_error raises the RpcError."""
+        req = self.send(query)
+        event = await self.answer(req)
+        if isinstance(event, RpcErrorReceived):
+            raise event.error
+        if isinstance(event, RequestFailed):
+            raise event.error
+        return type(query).read_result(event.body)
+
+    async def aclose(self) -> None:
+        await trio.aclose_forcefully(self.stream)
+
+    def of_type(self, cls: type | tuple[type, ...]) -> list[Any]:
+        """The events of ``history`` that are instances of ``cls``."""
+        return [e for e in self.history if isinstance(e, cls)]
+
+
+@asynccontextmanager
+async def open_raw(
+    host: str,
+    port: int,
+    *,
+    kind: TransportKind = TransportKind.ABRIDGED,
+    obfuscated: bool = False,
+    dc_id: int | None = None,
+) -> AsyncIterator[RawClient]:
+    """Connect (no handshake yet); the connection closes when the block exits."""
+    stream = await trio.open_tcp_stream(host, port)
+    transport = ClientTransport(kind, obfuscated=obfuscated, dc_id=dc_id if obfuscated else None)
+    raw = RawClient(stream, transport)
+    try:
+        yield raw
+    finally:
+        await raw.aclose()
+
+
+@asynccontextmanager
+async def open_session(cluster: Any, dc_id: int, **kwargs: Any) -> AsyncIterator[RawClient]:
+    """Connect to DC ``dc_id`` of a :class:`dcpool.testing.Cluster` and run the handshake."""
+    host, port = cluster.endpoint(dc_id)
+    async with open_raw(host, port, **kwargs) as raw:
+        await raw.handshake(cluster.rsa_keys(), dc_id, test_mode=cluster.test_mode)
+        yield raw
+
+
+async def login(raw: RawClient, phone: str, code: str) -> Any:
+    """auth.sendCode + auth.signIn on the connected DC; returns the ``user``.  Raises the
+    RpcError (e.g. PhoneMigrate) when the phone lives elsewhere."""
+    sent = await raw.call(
+        api.auth.SendCode(
+            phone_number=phone,
+            api_id=1,
+            api_hash="0" * 32,
+            settings=api.CodeSettings(),
+        )
+    )
+    auth = await raw.call(
+        api.auth.SignIn(phone_number=phone, phone_code_hash=sent.phone_code_hash, phone_code=code)
+    )
+    return auth.user
