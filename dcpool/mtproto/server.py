@@ -309,6 +309,9 @@ class ServerCore:
     def get_key(self, key_id: int) -> KeyLike | None:
         return self._keys.get(key_id)
 
+    def key_ids(self) -> list[int]:
+        return list(self._keys)
+
     def has_key(self, key_id: int) -> bool:
         """Usable as ``ServerHandshake(key_exists=core.has_key)``."""
         return key_id in self._keys
@@ -430,6 +433,12 @@ class ServerConnection:
     def __repr__(self) -> str:
         queued = sum(len(v) for v in self._out.values())
         return f"<ServerConnection sessions={len(self._seen_sessions)} queued={queued}>"
+
+    @property
+    def session_keys(self) -> tuple[SessionKey, ...]:
+        """The sessions that have sent at least one accepted message on this connection
+        (where :meth:`send_update` may push)."""
+        return tuple(self._seen_sessions)
 
     # ---------------------------------------------------------------- receiving
 

@@ -72,6 +72,23 @@ def wall_clock() -> float:
     return time.time()
 
 
+#: What ends one TCP connection (and only it): run() reconnects after any of these.
+_LOSS_ERRORS = (ConnectError, ConnectionLost, RemoteProtocolError, HandshakeError, OSError,
+                trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+def _loss_of(group: BaseExceptionGroup) -> BaseException:
+    """The connection-loss error inside ``group`` (cancellations of the sibling tasks aside),
+    or the group itself when it holds anything else (a bug must not look like a lost link)."""
+    matched, rest = group.split(_LOSS_ERRORS)
+    if matched is None or (rest is not None and rest.split(trio.Cancelled)[1] is not None):
+        return group
+    leaf: BaseException = matched
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
+
+
 # --------------------------------------------------------------------------- calls
 
 
@@ -340,11 +357,16 @@ class MtprotoConnection:
                 for call in backlog:
                     if not call.done.is_set():
                         self._to_session(call)
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._reader, stream, transport, nursery.cancel_scope)
-                    nursery.start_soon(self._writer, stream, transport)
-                    nursery.start_soon(self._keepalive)
-                    healthy = True
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._reader, stream, transport, nursery.cancel_scope)
+                        nursery.start_soon(self._writer, stream, transport)
+                        nursery.start_soon(self._keepalive)
+                        healthy = True
+                except BaseExceptionGroup as group:
+                    # trio wraps a failing child in an ExceptionGroup (strict groups): surface
+                    # the connection loss itself so that run() classifies it and reconnects.
+                    raise _loss_of(group) from None
             # Leaving the cancel scope without an exception: closed on purpose or killed.
             return healthy and not self._closed
         finally:

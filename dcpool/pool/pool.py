@@ -449,6 +449,10 @@ class Pool:
         self._transfers = 0
         self._home_generation = 0
         self._init_prefix = self._build_init_prefix(device_model, system_version, app_version, lang_code)
+        # DCs with a stored key show up in statistics() before they are used.
+        for record in storage.list_dcs():
+            if self.table.knows(record.dc_id):
+                self._dcs[record.dc_id] = _DcState(self, record.dc_id)
         self._restore_config()
         from ..migrate import Migrator
 

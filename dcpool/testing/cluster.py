@@ -104,9 +104,13 @@ class Cluster:
         """Frozen per-DC counters: ``cluster.statistics()[4].exports`` etc."""
         return self.world.stats_snapshot()
 
-    def executions(self) -> dict:
+    def executions(self) -> dict[tuple[int, int, int, int], int]:
         """(dc, key_id, session_id, msg_id) -> times executed (duplicates show up as > 1)."""
-        return dict(self.world.cluster_stats.duplicates())
+        return {
+            (dc,) + key: n
+            for dc, stats in self.world.cluster_stats.by_dc.items()
+            for key, n in stats.executions.items()
+        }
 
     def drop_connections(self, dc_id: int | None = None) -> int:
         """Abruptly close live connections of one DC (or all)."""

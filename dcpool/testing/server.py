@@ -10,12 +10,20 @@ Everything protocol-shaped lives elsewhere and is reused, not re-implemented:
   (one per DC) and :class:`~dcpool.mtproto.server.ServerConnection` (one per TCP connection);
 * what Telegram answers: :class:`dcpool.testing.world.World` (shared by every DC).
 
-This module only moves bytes and time.  Each accepted connection runs one reader task, which
-processes the client's frames strictly in order (Telethon sends ``importAuthorization`` and
-``upload.getFile`` back to back and relies on that order), and one writer task fed through a
-*delay line*: every outgoing batch is stamped with ``now + latency`` so that an injected
-latency delays packets without serialising them (pipelined requests stay pipelined, as on a real
-long link).  Incoming latency is added by the reader before it processes a chunk.
+This module only moves bytes and time.  Each accepted connection runs three tasks:
+
+* a *receiver* that reads chunks from the socket and stamps each with ``arrival + latency``;
+* a *processor* that takes the stamped chunks in order, waits until each is due, and processes
+  the client's frames strictly in order (Telethon sends ``importAuthorization`` and
+  ``upload.getFile`` back to back and relies on that order);
+* a *writer* that sends every outgoing batch once it is due (``now + latency``).
+
+Both directions are therefore *delay lines*: an injected latency delays packets without
+serialising them (pipelined requests stay pipelined, as on a real long link: two chunks that
+arrive 10 ms apart are processed 10 ms apart, not one latency apart).  A deliberate close
+(transport error, drop fault, protocol violation) first closes the writer's channel and waits
+for the writer to send everything queued, so the client really sees the −404 or the answers
+it was owed, whatever the latency.
 
 Faults (:class:`dcpool.testing.faults.DcFaults`) are consulted at the points where a real
 network or DC would misbehave: on accept (refuse / drop after N messages), per encrypted packet
@@ -54,6 +62,8 @@ log = logging.getLogger(__name__)
 Rng = Callable[[int], bytes]
 
 _conn_ids = itertools.count(1)
+#: chunks read from a socket and waiting (for their latency) to be processed
+_INBOUND_CHUNKS = 1024
 
 
 def wall_clock() -> float:
@@ -88,6 +98,8 @@ class _LiveConnection:
     registered: dict[SessionKey, tuple[int, _SessionHandle]] = attrs.field(factory=dict)
     disconnect_scope: trio.CancelScope | None = None
     closing: bool = False
+    #: set when the writer task has ended (everything queued was sent, or it failed)
+    writer_done: trio.Event = attrs.field(factory=trio.Event)
 
     def flush(self) -> None:
         """Encrypt what the core has queued and hand it to the delay line (never blocks)."""
@@ -190,27 +202,58 @@ class DcServer:
                 await trio.aclose_forcefully(stream)
 
     async def _writer(self, conn: _LiveConnection, out_recv: trio.MemoryReceiveChannel) -> None:
-        async for due, data in out_recv:
-            if due > trio.current_time():
-                await trio.sleep_until(due)
-            await conn.stream.send_all(data)
+        try:
+            async with out_recv:
+                async for due, data in out_recv:
+                    if due > trio.current_time():
+                        await trio.sleep_until(due)
+                    await conn.stream.send_all(data)
+        finally:
+            conn.writer_done.set()
 
     async def _drain(self, conn: _LiveConnection) -> None:
-        """Wait until everything queued so far has been written (before closing on purpose)."""
+        """Send everything queued so far, then stop sending (before closing on purpose).
+
+        Closing the channel ends the writer's loop once it has written (after its latency) every
+        batch already queued; nothing is sent after this."""
         conn.flush()
-        with trio.move_on_after(5):
-            while conn.out_send.statistics().current_buffer_used:
-                await trio.sleep(0.005)
-            await trio.sleep(0.01)
+        conn.closing = True
+        conn.out_send.close()
+        with trio.move_on_after(5 + self.faults.latency):
+            await conn.writer_done.wait()
+
+    async def _receiver(self, conn: _LiveConnection, in_send: trio.MemorySendChannel) -> None:
+        """Read chunks and stamp each with the time it is due (arrival + latency); b"" is EOF."""
+        async with in_send:
+            while True:
+                data = await conn.stream.receive_some(1 << 20)
+                await in_send.send((trio.current_time() + self.faults.latency, data))
+                if not data:
+                    return
 
     async def _reader(self, conn: _LiveConnection, drop_after: int | None) -> None:
-        while True:
-            data = await conn.stream.receive_some(1 << 20)
+        """Process the client's bytes until EOF, a deliberate close, or cancellation."""
+        if drop_after == 0:
+            return  # DcFaults.drop_connections(0): close right after accepting
+        # Roomy, so that the receiver (almost) never waits for the processor: a chunk stamped
+        # late would be delayed twice.  Bounded, so that a client flooding a slow DC meets
+        # back-pressure (TCP's, in the end) instead of filling memory.
+        in_send, in_recv = trio.open_memory_channel[tuple[float, bytes]](_INBOUND_CHUNKS)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._receiver, conn, in_send)
+            try:
+                await self._process(conn, in_recv, drop_after)
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _process(
+        self, conn: _LiveConnection, in_recv: trio.MemoryReceiveChannel, drop_after: int | None
+    ) -> None:
+        async for due, data in in_recv:
+            if due > trio.current_time():
+                await trio.sleep_until(due)
             if not data:
                 return
-            latency = self.faults.latency
-            if latency:
-                await trio.sleep(latency)
             try:
                 events = conn.transport.receive_data(data)
             except FramingError as exc:
@@ -221,7 +264,9 @@ class DcServer:
                     continue
                 conn.frames_received += 1
                 if drop_after is not None and conn.frames_received > drop_after:
+                    # The first N packets were processed: their answers still go out.
                     log.info("DC %s conn %s: dropping (fault)", self.dc_id, conn.id)
+                    await self._drain(conn)
                     return
                 if not await self._on_frame(conn, event.payload):
                     return

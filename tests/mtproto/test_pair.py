@@ -236,6 +236,7 @@ def test_first_contact_with_salt_zero_like_telethon():
     assert executed(p) == Counter({req_body(1): 1})
     assert of(p.server_events, MessageRejected)[0].code == 48
     assert of(p.server_events, SessionCreated) == [SessionCreated(p.skey, req.msg_id)]
+    assert p.conn.session_keys == (p.skey,)
     assert req.state is RequestState.ANSWERED and req.send_count == 2
     assert p.core.executions[(p.key.key_id, p.session_id, req.msg_id)] == 1
 

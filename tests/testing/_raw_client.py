@@ -33,6 +33,7 @@ import trio
 
 from dcpool import tl
 from dcpool.errors import ConnectionLost, TransportErrorCode
+from dcpool.mtproto import envelope
 from dcpool.mtproto.handshake import ClientHandshake, HandshakeResult
 from dcpool.mtproto.session import (
     ClientSession,
@@ -43,9 +44,10 @@ from dcpool.mtproto.session import (
 )
 from dcpool.transport import ClientTransport, Frame, TransportErrorFrame, TransportKind
 
-__all__ = ["Closed", "RawClient", "open_raw", "open_session", "login", "TransportKind"]
+__all__ = ["Closed", "Inner", "RawClient", "open_raw", "open_session", "login", "TransportKind"]
 
 api = tl.api
+ids = tl.ids
 
 
 @attrs.frozen
@@ -53,6 +55,29 @@ class Closed:
     """The server closed the connection (EOF, or a reset)."""
 
     reason: str
+
+
+@attrs.frozen
+class Inner:
+    """One message the server sent, as decrypted (containers unpacked, gzip undone): the view
+    *below* the session, where bad_msg_notification codes are visible."""
+
+    msg_id: int
+    seq_no: int
+    body: bytes
+
+    @property
+    def constructor(self) -> int | None:
+        return envelope.constructor_of(self.body)
+
+    @property
+    def error_code(self) -> int | None:
+        """The error_code of a bad_msg_notification / bad_server_salt, else None."""
+        # bad_msg_notification#a7eff811 bad_msg_id:long bad_msg_seqno:int error_code:int
+        # bad_server_salt#edab447b bad_msg_id:long bad_msg_seqno:int error_code:int new_server_salt:long
+        if self.constructor in (ids.BAD_MSG_NOTIFICATION, ids.BAD_SERVER_SALT):
+            return int.from_bytes(self.body[16:20], "little", signed=True)
+        return None
 
 
 class RawClient:
@@ -67,6 +92,8 @@ class RawClient:
         self.history: list[Any] = []
         #: every encrypted payload sent, in order (for replaying one)
         self.sent_payloads: list[bytes] = []
+        #: every message received after the handshake, decrypted (see :class:`Inner`)
+        self.inner: list[Inner] = []
         self.closed = False
         self._frames: list[Any] = []
 
@@ -79,7 +106,11 @@ class RawClient:
     async def send_payload(self, payload: bytes) -> None:
         """Frame one MTProto payload and write it (replays go through here too)."""
         self.transport.send_frame(payload)
-        await self.stream.send_all(self.transport.data_to_send())
+        try:
+            await self.stream.send_all(self.transport.data_to_send())
+        except trio.BrokenResourceError as exc:  # the server closed (or reset) first
+            self.closed = True
+            raise ConnectionLost(f"send failed: {exc}") from exc
 
     async def _receive_transport_events(self) -> list[Any]:
         """One chunk from the socket, as transport events (or ``[Closed]``)."""
@@ -150,6 +181,7 @@ class RawClient:
         events: list[Any] = []
         for tevent in await self._receive_transport_events():
             if isinstance(tevent, Frame):
+                self._log_inner(tevent.payload)
                 events.extend(self._session().receive(tevent.payload, self.now()))
             else:
                 events.append(tevent)
@@ -157,6 +189,18 @@ class RawClient:
         if not self.closed and self.session is not None:
             await self.flush()  # acks, and re-sends after bad_server_salt / bad_msg 16/17
         return events
+
+    def _log_inner(self, payload: bytes) -> None:
+        msg = envelope.decrypt_message(self._session().auth_key, payload, x=8)
+        if envelope.constructor_of(msg.body) == ids.MSG_CONTAINER:
+            items = [(i.msg_id, i.seq_no, i.body) for i in envelope.unpack_container(msg.body)]
+        else:
+            items = [(msg.msg_id, msg.seq_no, msg.body)]
+        self.inner.extend(Inner(m, s, envelope.maybe_gunzip(b)) for m, s, b in items)
+
+    def error_codes(self) -> list[int]:
+        """The codes of every bad_msg_notification / bad_server_salt received, in order."""
+        return [i.error_code for i in self.inner if i.error_code is not None]
 
     async def until(self, predicate: Callable[[Any], bool]) -> Any:
         """Receive until an event matches ``predicate`` and return it.  A :class:`Closed` that
@@ -170,10 +214,16 @@ class RawClient:
                     raise ConnectionLost(f"connection closed while waiting ({event.reason})")
 
     async def answer(self, req: PendingRequest) -> RpcResult | RpcErrorReceived | RequestFailed:
-        """The event that settles ``req``."""
-        return await self.until(
-            lambda e: isinstance(e, (RpcResult, RpcErrorReceived, RequestFailed)) and e.request is req
-        )
+        """The event that settles ``req`` (maybe one received already, while waiting for
+        another: a chunk often answers several requests)."""
+
+        def settles(e: Any) -> bool:
+            return isinstance(e, (RpcResult, RpcErrorReceived, RequestFailed)) and e.request is req
+
+        for event in self.history:
+            if settles(event):
+                return event
+        return await self.until(settles)
 
     async def call(self, query: Any) -> Any:
         """Send ``query`` and return its parsed result; rpc_error raises the RpcError."""
@@ -213,10 +263,18 @@ async def open_raw(
 
 
 @asynccontextmanager
-async def open_session(cluster: Any, dc_id: int, **kwargs: Any) -> AsyncIterator[RawClient]:
-    """Connect to DC ``dc_id`` of a :class:`dcpool.testing.Cluster` and run the handshake."""
+async def open_session(
+    cluster: Any,
+    dc_id: int,
+    *,
+    kind: TransportKind = TransportKind.ABRIDGED,
+    obfuscated: bool = False,
+) -> AsyncIterator[RawClient]:
+    """Connect to DC ``dc_id`` of a :class:`dcpool.testing.Cluster` and run the handshake.
+    (An obfuscated header carries the DC id, +10000 in test mode, as clients write it.)"""
     host, port = cluster.endpoint(dc_id)
-    async with open_raw(host, port, **kwargs) as raw:
+    header_dc = dc_id + 10000 if cluster.test_mode else dc_id
+    async with open_raw(host, port, kind=kind, obfuscated=obfuscated, dc_id=header_dc) as raw:
         await raw.handshake(cluster.rsa_keys(), dc_id, test_mode=cluster.test_mode)
         yield raw
 

@@ -121,32 +121,34 @@ def class_strategy(cls: type, depth: int = 0) -> st.SearchStrategy[Any]:
     """Instances of ``cls``; ``depth`` limits nesting."""
     if cls.QUALNAME == "gzip_packed":
         return _objects().map(lambda o: cls(packed_data=gzip.compress(o.to_bytes(), mtime=0)))
-    kind = _kind_of(cls)
-    specs = cls._tl_params
     groups: dict[tuple[str, int], list[Any]] = {}
-    for f in specs:
+    for f in cls._tl_params:
         if f.flag is not None:
             groups.setdefault((f.flag, f.bit), []).append(f)
+    return _build(cls, depth, groups)
 
-    @st.composite
-    def build(draw: Any) -> Any:
-        kwargs: dict[str, Any] = {}
-        present = {key: draw(st.booleans()) if depth < MAX_DEPTH or all(
-            f.type.name == "true" for f in fs) else False for key, fs in groups.items()}
-        for f in specs:
-            if f.flag is not None:
-                on = present[(f.flag, f.bit)]
-                if f.type.name == "true":
-                    kwargs[f.pyname] = on
-                elif on:
-                    kwargs[f.pyname] = draw(type_strategy(f.type, kind, depth))
-                else:
-                    kwargs[f.pyname] = None
-            else:
+
+@st.composite
+def _build(draw: Any, cls: type, depth: int, groups: dict[tuple[str, int], list[Any]]) -> Any:
+    # One module-level composite: creating composites per class is slow (source inspection).
+    kind = _kind_of(cls)
+    kwargs: dict[str, Any] = {}
+    present = {
+        key: draw(st.booleans()) if depth < MAX_DEPTH or all(f.type.name == "true" for f in fs) else False
+        for key, fs in groups.items()
+    }
+    for f in cls._tl_params:
+        if f.flag is not None:
+            on = present[(f.flag, f.bit)]
+            if f.type.name == "true":
+                kwargs[f.pyname] = on
+            elif on:
                 kwargs[f.pyname] = draw(type_strategy(f.type, kind, depth))
-        obj = cls(**kwargs)
-        if cls.QUALNAME == "message" and cls.SCHEMA == "mtproto":
-            obj.bytes = len(obj.body.to_bytes())  # the reader reports the real body length
-        return obj
-
-    return build()
+            else:
+                kwargs[f.pyname] = None
+        else:
+            kwargs[f.pyname] = draw(type_strategy(f.type, kind, depth))
+    obj = cls(**kwargs)
+    if cls.QUALNAME == "message" and cls.SCHEMA == "mtproto":
+        obj.bytes = len(obj.body.to_bytes())  # the reader reports the real body length
+    return obj
