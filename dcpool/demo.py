@@ -25,7 +25,7 @@ from typing import Any
 import trio
 
 from . import tl
-from .errors import ConnectError, DcPoolError, RequestTimeout
+from .errors import ConnectError, DcPoolError, HandshakeError, NetworkError, RequestTimeout
 
 TEST_PHONE = "9996621234"
 FILE_SIZES = {1: 3 << 20, 3: 2 << 20, 4: 6 << 20, 5: 4 << 20}
@@ -190,7 +190,8 @@ async def run_telegram_test(*, api_id: int, api_hash: str, phone: str, session: 
     try:
         with trio.fail_after(timeout * 4):
             async with open_pool(api_id=api_id, api_hash=api_hash, storage=session, test_mode=True,
-                                 home_dc=2, connect_timeout=timeout, request_timeout=timeout) as pool:
+                                 home_dc=2, connect_timeout=timeout / 3, connect_attempts=1,
+                                 request_timeout=timeout, fetch_config=False) as pool:
                 config = await pool.invoke(tl.api.help.GetConfig())
                 console.print(f"config: this_dc={config.this_dc}, {len(config.dc_options)} options")
                 user = await pool.sign_in(phone, code)
@@ -198,7 +199,7 @@ async def run_telegram_test(*, api_id: int, api_hash: str, phone: str, session: 
                 if json_mode:
                     print(json.dumps({"ok": True, "home_dc": pool.home_dc, "user_id": user.id}))
                 return 0
-    except (ConnectError, RequestTimeout, trio.TooSlowError, OSError) as exc:
+    except (NetworkError, HandshakeError, RequestTimeout, trio.TooSlowError, OSError) as exc:
         print(f"dcpool demo: cannot reach Telegram's test DCs ({type(exc).__name__}: {exc}); "
               "this machine may have no internet access", file=sys.stderr)
         return 2

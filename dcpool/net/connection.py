@@ -61,7 +61,7 @@ from ..mtproto.session import (
     Update,
 )
 from ..transport import ClientTransport, Frame, TransportErrorFrame, TransportKind
-from .dial import Endpoint, dial
+from .dial import DialFailure, Endpoint, dial
 
 log = logging.getLogger("dcpool.net")
 
@@ -163,23 +163,33 @@ class MtprotoConnection:
         *,
         rng: Callable[[int], bytes] = os.urandom,
         ping_interval: float = 60.0,
-        ping_disconnect_delay: int = 75,
+        ping_disconnect_delay: int | None = None,
         connect_timeout: float = 10.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         idle_timeout: float | None = None,
         gzip_requests: bool = True,
+        connect_attempts: int = 3,
     ) -> None:
         self.owner = owner
         self.lane = lane
         self.rng = rng
         self.ping_interval = ping_interval
+        # ping_delay_disconnect (spec §8.5): the DC closes the connection if no ping comes within
+        # this delay, so it must outlast the interval between two pings plus a network margin
+        # (Telethon: every 60 s, delay 75 s).
+        if ping_disconnect_delay is None:
+            ping_disconnect_delay = math.ceil(ping_interval) + 15
         self.ping_disconnect_delay = ping_disconnect_delay
         self.connect_timeout = connect_timeout
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.idle_timeout = idle_timeout
         self.gzip_requests = gzip_requests
+        #: after this many consecutive failed connection attempts, calls still waiting for a
+        #: connection fail with the last error instead of waiting out their timeout
+        self.connect_attempts = connect_attempts
+        self._last_error: DcPoolError | None = None
         self.session: ClientSession | None = None
         self.state = "idle"  # idle | connecting | handshake | ready | backoff | closed
         self.endpoint: Endpoint | None = None
@@ -284,6 +294,8 @@ class MtprotoConnection:
                         break
                     log.info("DC %s %s connection: %s: %s", self.owner.dc_id, self.lane,
                              type(exc).__name__, exc)
+                    self._last_error = exc if isinstance(exc, DcPoolError) else ConnectError(
+                        f"DC {self.owner.dc_id}: {type(exc).__name__}: {exc}")
                     self.owner.on_event("disconnected", lane=self.lane, reason=f"{type(exc).__name__}: {exc}")
                 finally:
                     self._after_loss()
@@ -295,6 +307,12 @@ class MtprotoConnection:
                         break
                     continue
                 self._failures += 1
+                if self._failures >= self.connect_attempts and self.backlog:
+                    # Nobody is served by waiting longer: tell the callers now (fail fast when
+                    # the DC is unreachable), keep reconnecting for the calls to come.
+                    error = self._last_error or ConnectError(f"DC {self.owner.dc_id} unreachable")
+                    for call in self.take_unsent():
+                        call.fail(error)
                 delay = min(self.backoff_cap, self.backoff_base * 2 ** (self._failures - 1))
                 delay *= 0.5 + random.random() / 2  # jitter: avoid reconnect storms
                 self.backoff_until = trio.current_time() + delay
@@ -323,20 +341,31 @@ class MtprotoConnection:
         """One TCP connection.  Returns True if it ended cleanly after being healthy."""
         self.state = "connecting"
         endpoints = self.owner.endpoints(self.lane)
-        stream, endpoint, failures = await dial(endpoints, timeout=self.connect_timeout)
-        for failure in failures:
-            self.owner.endpoint_result(failure.endpoint, False)
+        failures: list[DialFailure] = []
+        try:
+            stream, endpoint, failures = await dial(endpoints, timeout=self.connect_timeout)
+        except ConnectError as exc:
+            failures = getattr(exc, "failures", [])
+            raise
+        finally:
+            for failure in failures:
+                self.owner.endpoint_result(failure.endpoint, False)
         self.endpoint = endpoint
         healthy = False
         try:
             with trio.CancelScope() as self._cancel:
+                if self._closed:  # close() came while dialing, when there was nothing to cancel
+                    self._cancel.cancel()
                 transport = self.owner.transport_for(endpoint)
                 self.state = "handshake"
                 await self.owner.ensure_key(self, stream, transport)
                 key = self.owner.auth_key
                 assert key is not None
                 if self.session is None or self.session.auth_key.key_id != key.key_id:
+                    old = self.session
                     self._new_session(key)
+                    if old is not None:
+                        self._adopt_unsent(old)
                 assert self.session is not None
                 self.session.salt = self.owner.salt
                 self.session.time_offset = self.owner.time_offset
@@ -351,6 +380,7 @@ class MtprotoConnection:
                         self._needs_init = False
                         break
                 self.state = "ready"
+                self._failures = 0  # healthy: the next loss backs off from the base delay again
                 self.owner.endpoint_result(endpoint, True)
                 self.owner.on_event("connected", lane=self.lane, endpoint=str(endpoint))
                 backlog, self.backlog = self.backlog, []
@@ -373,6 +403,19 @@ class MtprotoConnection:
             self._cancel = None
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
+
+    def _adopt_unsent(self, old: ClientSession) -> None:
+        """The key changed (it was forgotten: §7.7 −404), hence the session: what the old session
+        still had to send (never acked, or idempotent and re-queued) goes out again from
+        scratch through the new one, first.  Without this the callers would wait forever."""
+        moved: list[Call] = []
+        for req in old.pending_requests():
+            call = req.token
+            if isinstance(call, Call) and call in self.calls and not call.done.is_set():
+                call.pending = None
+                call.wrapped = False
+                moved.append(call)
+        self.backlog[:0] = moved
 
     def _new_session(self, key: AuthKey) -> None:
         session_id = int.from_bytes(self.rng(8), "little", signed=True)
@@ -408,22 +451,26 @@ class MtprotoConnection:
     def _on_frame(self, payload: bytes) -> None:
         session = self.session
         assert session is not None
-        self.last_activity = trio.current_time()
         for event in session.receive(payload, wall_clock()):
+            # Only answers to calls count as activity for the idle timer: pongs, acks and
+            # service messages are the keep-alive's own traffic and must not keep a lane open.
             if isinstance(event, RpcResult):
                 call = event.request.token
                 if isinstance(call, Call):
                     self.calls.discard(call)
+                    self.last_activity = trio.current_time()
                     call.resolve(event.body)
             elif isinstance(event, RpcErrorReceived):
                 call = event.request.token
                 if isinstance(call, Call):
                     self.calls.discard(call)
+                    self.last_activity = trio.current_time()
                     call.fail(event.error)
             elif isinstance(event, RequestFailed):
                 call = event.request.token
                 if isinstance(call, Call):
                     self.calls.discard(call)
+                    self.last_activity = trio.current_time()
                     call.fail(event.error)
             elif isinstance(event, Update):
                 self.owner.on_update(event.body)
@@ -475,7 +522,7 @@ class MtprotoConnection:
     def _after_loss(self) -> None:
         """The TCP connection is gone: decide the fate of everything in flight."""
         self._awaiting_pong = None
-        if self.state == "ready":
+        if self.state == "ready" and not self._closed:  # a close on purpose is no reconnect
             self.reconnects += 1
         self.state = "idle"
         session = self.session

@@ -34,6 +34,15 @@ class DialFailure:
     error: str
 
 
+def _describe(exc: OSError) -> str:
+    """trio says "all attempts to connect failed" and keeps the reasons (refused, unreachable...)
+    in ``__cause__``: report those, they are what a user needs to see."""
+    cause = exc.__cause__
+    if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+        return "; ".join(f"{type(e).__name__}: {e}" for e in cause.exceptions)
+    return f"{type(exc).__name__}: {exc}"
+
+
 async def dial(
     endpoints: Sequence[Endpoint],
     *,
@@ -55,7 +64,7 @@ async def dial(
         try:
             stream = await trio.open_tcp_stream(endpoint.host, endpoint.port)
         except OSError as exc:
-            failures.append(DialFailure(endpoint, f"{type(exc).__name__}: {exc}"))
+            failures.append(DialFailure(endpoint, _describe(exc)))
             failed.set()
             return
         if winner:  # lost the race by a hair: someone else already won
@@ -75,4 +84,6 @@ async def dial(
         stream, endpoint = winner[0]
         return stream, endpoint, failures
     detail = "; ".join(f"{f.endpoint}: {f.error}" for f in failures) or f"timed out after {timeout} s"
-    raise ConnectError(f"could not connect to any of {len(endpoints)} endpoint(s): {detail}")
+    error = ConnectError(f"could not connect to any of {len(endpoints)} endpoint(s): {detail}")
+    error.failures = failures  # type: ignore[attr-defined]  # for per-endpoint health
+    raise error

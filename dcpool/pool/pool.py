@@ -162,6 +162,10 @@ class PoolStatistics:
     tasks: int
     migrations: int
     transfers: int
+    # authorization transfers by outcome (transfers = the completed ones), see dcpool.migrate
+    transfers_started: int = 0
+    transfers_failed: int = 0
+    transfer_flood_waits: int = 0
 
     def __getitem__(self, dc_id: int) -> DcStatistics:
         return self.dcs[dc_id]
@@ -320,6 +324,7 @@ class _DcState:
             rng=pool.rng,
             ping_interval=pool.ping_interval,
             connect_timeout=pool.connect_timeout,
+            connect_attempts=pool.connect_attempts,
             idle_timeout=idle,
             gzip_requests=lane == "main",
         )
@@ -390,6 +395,7 @@ class Pool:
         idle_timeout: float = 60.0,
         ping_interval: float = 60.0,
         connect_timeout: float = 10.0,
+        connect_attempts: int = 3,
         handshake_timeout: float = 30.0,
         request_timeout: float | None = 60.0,
         prefer_ipv6: bool | None = None,
@@ -414,6 +420,7 @@ class Pool:
         self.idle_timeout = idle_timeout
         self.ping_interval = ping_interval
         self.connect_timeout = connect_timeout
+        self.connect_attempts = connect_attempts
         self.handshake_timeout = handshake_timeout
         self.request_timeout = request_timeout
         self.prefer_ipv6 = prefer_ipv6
@@ -508,8 +515,19 @@ class Pool:
             log.warning("ignoring the stored config: %s", exc)
             return
         self._config_expires = snap.expires
+        # Time to live left: the TTL the DC gave (its own clock: expires - date) minus the time
+        # elapsed here since the fetch (our clock); both differences ignore clock skew.
+        ttl = float(snap.expires) - float(getattr(config, "date", snap.fetched_at))
+        self._config_ttl_left = ttl - (time.time() - snap.fetched_at)
 
+    #: unix time the config expires (as Telegram said; kept for storage and introspection)
     _config_expires: float | None = None
+    #: seconds of validity left when the stored config was restored (converted to a deadline
+    #: on trio's clock by the config loop, since __init__ may run before trio's clock is usable)
+    _config_ttl_left: float | None = None
+    #: when the config expires, on trio's clock: timers must use trio's clock (which tests may
+    #: fake) and must not compare Telegram's unix times with a local clock that may be skewed
+    _config_deadline: float | None = None
 
     async def refresh_config(self) -> Any:
         """Fetch ``help.getConfig`` through the home DC, apply and persist it."""
@@ -517,16 +535,20 @@ class Pool:
         changed = self.table.apply_config(config)
         self.storage.set_config(config.to_bytes(), float(config.expires), time.time())
         self._config_expires = float(config.expires)
+        # config#cc1a241e ... date:int expires:int ...: the TTL is expires - date (server clock).
+        self._config_deadline = trio.current_time() + max(1.0, float(config.expires - config.date))
         self._emit("config_refreshed", self.home_dc, expires=config.expires, changed=sorted(changed))
         return config
 
     async def _config_loop(self) -> None:
         """Keep the config fresh: at start if missing or expired, then when ``expires`` passes
         (with jitter, so a fleet of clients does not stampede), and on updateConfig."""
+        if self._config_deadline is None and self._config_ttl_left is not None:
+            self._config_deadline = trio.current_time() + self._config_ttl_left
         while True:
-            expires = self._config_expires
-            now = wall_clock()
-            if expires is None or expires <= now:
+            deadline = self._config_deadline
+            now = trio.current_time()
+            if deadline is None or deadline <= now:
                 try:
                     await self.refresh_config()
                     continue
@@ -534,11 +556,12 @@ class Pool:
                     log.warning("config refresh failed: %s", exc)
                     wait = 30.0
             else:
-                wait = (expires - now) + random.uniform(0, min(60.0, (expires - now) * 0.1 + 1))
+                left = deadline - now
+                wait = left + random.uniform(0, min(60.0, left * 0.1 + 1))
             with trio.move_on_after(wait):
                 await self._config_refresh.wait()
                 self._config_refresh = trio.Event()
-                self._config_expires = None
+                self._config_deadline = None
 
     # ------------------------------------------------------------------ invoke
 
@@ -600,7 +623,7 @@ class Pool:
     # ------------------------------------------------------------------ updates & events
 
     def _on_update(self, dc_id: int, body: bytes) -> None:
-        if body[:4] in _CONFIG_UPDATE_IDS:
+        if _is_config_update(body):
             self._config_refresh.set()
         if len(self._updates) >= self._updates_max:
             # A lagging consumer must never block a connection: drop the oldest and say so.
@@ -684,6 +707,9 @@ class Pool:
             tasks=self._tasks,
             migrations=self._migrations,
             transfers=self._transfers,
+            transfers_started=self.migrator.counts["transfers_started"],
+            transfers_failed=self.migrator.counts["transfers_failed"],
+            transfer_flood_waits=self.migrator.counts["transfer_flood_waits"],
         )
 
     def drop_connections(self, dc_id: int | None = None) -> None:
@@ -752,13 +778,28 @@ class Pool:
             self.set_user(None)
 
 
-_CONFIG_UPDATE_IDS: frozenset[bytes] = frozenset()
+# updateConfig#a229dd06 = Update;  updateDcOptions#8e5e9873 dc_options:Vector<DcOption> = Update;
+_CONFIG_UPDATE_IDS: frozenset[bytes] = frozenset({bytes.fromhex("06dd29a2"), bytes.fromhex("73985e8e")})
+# updateShort#78d4dec1 update:Update date:int = Updates;
+_UPDATE_SHORT = bytes.fromhex("c1ded478")
+# updates#74ae4240 ... ;  updatesCombined#725b04c3 ...  (both carry updates:Vector<Update>)
+_UPDATES_LISTS = frozenset({bytes.fromhex("4042ae74"), bytes.fromhex("c3045b72")})
 
 
-def _config_update_ids() -> frozenset[bytes]:
-    # updateConfig / updateDcOptions can only come wrapped in an Updates container, so the pool
-    # inspects updates cheaply by constructor id of the wrapper's content (best effort).
-    return frozenset()
+def _is_config_update(body: bytes) -> bool:
+    """Does this update ask for a config refresh (updateConfig / updateDcOptions)?  They only
+    come wrapped in an Updates object, so look cheaply at the constructor ids first and parse
+    only a list that may hold one."""
+    head = body[:4]
+    if head == _UPDATE_SHORT:
+        return body[4:8] in _CONFIG_UPDATE_IDS
+    if head in _UPDATES_LISTS and any(cid in body for cid in _CONFIG_UPDATE_IDS):
+        try:
+            updates = tl.loads(body).updates
+        except DcPoolError:
+            return False
+        return any(type(u).QUALNAME in ("updateConfig", "updateDcOptions") for u in updates)
+    return False
 
 
 @asynccontextmanager
@@ -785,21 +826,43 @@ async def open_pool(
     pool = Pool(api_id=api_id, api_hash=api_hash, storage=store, test_mode=test_mode,
                 dc_list=dc_list, rsa_keys=rsa_keys, home_dc=home_dc, **options)
     try:
-        async with trio.open_nursery() as nursery:
-            pool._nursery = nursery
-            if pool.fetch_config:
-                nursery.start_soon(pool._config_loop)
-            try:
-                yield pool
-            finally:
-                pool._closing = True
-                pool._updates_event.set()
-                for state in pool._dcs.values():
-                    for conns in state.lanes.values():
-                        for conn in conns:
-                            conn.close()
-                nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                pool._nursery = nursery
+                if pool.fetch_config:
+                    nursery.start_soon(pool._config_loop)
+                try:
+                    yield pool
+                finally:
+                    pool._closing = True
+                    pool._updates_event.set()
+                    for state in pool._dcs.values():
+                        for conns in state.lanes.values():
+                            for conn in conns:
+                                conn.close()
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # Users see one exception, not a group, from a public context manager.
+            single = _single_exception(group)
+            if single is None:
+                raise
+            raise single from None
     finally:
         pool._nursery = None
         if owns_storage:
             store.close()
+
+
+def _single_exception(group: BaseExceptionGroup) -> BaseException | None:
+    """The one meaningful exception inside a nursery's group (Cancelled ones aside), or None."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for sub in exc.exceptions:
+                walk(sub)
+        elif not isinstance(exc, trio.Cancelled):
+            leaves.append(exc)
+
+    walk(group)
+    return leaves[0] if len(leaves) == 1 else None

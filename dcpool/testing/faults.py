@@ -25,6 +25,7 @@ clock offset (16/17)       ``clock_offset = 600.0``                   shell: :me
 FLOOD_WAIT_X on a method   :meth:`flood_wait`                         handlers: :meth:`take_rpc_fault`
 one-shot AUTH_BYTES_INVALID :meth:`auth_bytes_invalid`                handlers: :meth:`take_rpc_fault`
 any rpc_error on a method  :meth:`fail`                               handlers: :meth:`take_rpc_fault`
+ack, then drop (no answer) :meth:`drop_after_ack`                     shell: :meth:`take_drop_after_ack`
 ========================  =========================================  ==========================
 
 How the shell is expected to read the shell-level ones (it is free to do more):
@@ -38,6 +39,10 @@ How the shell is expected to read the shell-level ones (it is free to do more):
 * :meth:`take_salt_rotation` once per received encrypted message, before the salt check of
   spec §17.4 step 7: True → replace the current salt with a fresh one and forget the previous
   one, so the message is answered with ``bad_server_salt`` (error 48).
+* :meth:`take_drop_after_ack` once per received API query (innermost method's QUALNAME, only
+  when :meth:`drops_after_ack` says one is armed): True → send ``msgs_ack`` for it (and whatever
+  else is queued), then close the connection *without executing it*: the client's view of "the
+  server had the request, and its answer was lost with the connection" (spec §8.2).
 * :meth:`server_time` wherever the DC needs "now" for msg_id checks and server msg_ids: a clock
   offset beyond +30 s / −300 s makes every client msg_id look too old / too new and forces
   ``bad_msg_notification`` 16/17 (spec §8.3); the client then corrects its time offset.
@@ -133,6 +138,7 @@ class DcFaults:
     _transport: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
     _salt: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
     _rpc: list[RpcFault] = attrs.field(factory=list, repr=False, init=False)
+    _ack_drop: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
 
     # ------------------------------------------------------------------ arming (tests)
 
@@ -161,6 +167,12 @@ class DcFaults:
         ``bad_server_salt`` answer (spec §3.5, §8.3 code 48)."""
         _check_count(count)
         self._salt.append(_Budgeted(True, count))
+
+    def drop_after_ack(self, method: Any = None, count: int | None = 1) -> None:
+        """For the next ``count`` queries of ``method`` (QUALNAME, TL class, or None for any):
+        acknowledge the query, then close the connection without executing it."""
+        _check_count(count)
+        self._ack_drop.append(_Budgeted(method_name(method), count))
 
     def fail(self, method: Any, code: int, message: str, count: int | None = None) -> RpcFault:
         """Answer ``method`` (QUALNAME, TL class, or None for any) with ``rpc_error(code, message)``
@@ -195,7 +207,7 @@ class DcFaults:
         """Disarm everything and reset latency and clock offset."""
         self.latency = 0.0
         self.clock_offset = 0.0
-        for queue in (self._refuse, self._drop, self._transport, self._salt, self._rpc):
+        for queue in (self._refuse, self._drop, self._transport, self._salt, self._rpc, self._ack_drop):
             queue.clear()
 
     # ------------------------------------------------------------------ consuming (shell)
@@ -217,6 +229,21 @@ class DcFaults:
     def take_salt_rotation(self) -> bool:
         """Call once per received encrypted message: True → rotate the salt now."""
         return _take(self._salt) is not None
+
+    def drops_after_ack(self) -> bool:
+        """True while a :meth:`drop_after_ack` rule is armed (the shell then looks at methods)."""
+        return bool(self._ack_drop)
+
+    def take_drop_after_ack(self, qualname: str | None) -> bool:
+        """Call once per received query: True → ack it, then drop the connection unexecuted."""
+        for i, entry in enumerate(self._ack_drop):
+            if entry.value is None or entry.value == qualname:
+                if entry.remaining is not None:
+                    entry.remaining -= 1
+                    if entry.remaining <= 0:
+                        del self._ack_drop[i]
+                return True
+        return False
 
     def server_time(self, now: float) -> float:
         """The DC's idea of the current time (``now`` + :attr:`clock_offset`)."""
@@ -250,4 +277,5 @@ class DcFaults:
             or self._transport
             or self._salt
             or self._rpc
+            or self._ack_drop
         )

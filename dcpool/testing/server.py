@@ -42,6 +42,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from .. import tl
 from ..crypto.rsa import RsaPrivateKey
 from ..errors import DcPoolError, FramingError, HandshakeError, RpcError
 from ..mtproto.handshake import ServerHandshake
@@ -55,6 +56,7 @@ from ..mtproto.server import (
     UnencryptedMessage,
 )
 from ..transport import Frame, ServerTransport
+from .handlers import WRAPPERS
 from .world import ConnectionContext, World
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,22 @@ Rng = Callable[[int], bytes]
 _conn_ids = itertools.count(1)
 #: chunks read from a socket and waiting (for their latency) to be processed
 _INBOUND_CHUNKS = 1024
+
+
+def _innermost_qualname(body: bytes) -> str | None:
+    """QUALNAME of the method inside the generic wrappers of a query (None if unparsable)."""
+    try:
+        query = tl.loads(body)
+        for _ in range(16):
+            if isinstance(query, tl.Raw):
+                query = tl.loads(query.to_bytes())
+            name = getattr(type(query), "QUALNAME", None)
+            if name not in WRAPPERS:
+                return name
+            query = query.query
+    except DcPoolError:
+        pass
+    return None
 
 
 def wall_clock() -> float:
@@ -290,6 +308,14 @@ class DcServer:
                 if not await self._on_handshake(conn, event.payload, now):
                     return False
             elif isinstance(event, IncomingRequest):
+                if self.faults.drops_after_ack() and self.faults.take_drop_after_ack(
+                    _innermost_qualname(event.body)
+                ):
+                    # Fault: the query is acknowledged (its msgs_ack is queued since it was
+                    # received), then the connection dies before it is executed.
+                    log.info("DC %s conn %s: ack then drop (fault)", self.dc_id, conn.id)
+                    await self._drain(conn)
+                    return False
                 self._on_request(conn, event, now)
             elif isinstance(event, CloseConnection):
                 if event.transport_error is not None:

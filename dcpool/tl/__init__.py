@@ -23,12 +23,23 @@ a keyword).  Fields keep their schema names; Python keywords and ``self`` get a 
 Name collisions
 ---------------
 Within one namespace no constructor and function share a CamelName in layer 228, the core
-schema or layer 158 (``tests/tl/test_schema.py::test_no_name_collisions`` checks it).  Should
+schema or layer 158 (``tests/tl/test_tl_schema.py::test_no_name_collisions`` checks it).  Should
 one appear, the constructor keeps the plain name and the function gets a trailing ``_``
-(``_runtime.Namespace`` implements that rule).  Two *ids* are declared twice in layer 228:
+(``_runtime.Schema`` implements that rule; ``test_collision_rule_implementation`` checks it).  Two *ids* are declared twice in layer 228:
 tdlib's ``invokeWith...Prefix`` helpers reuse the ids of ``invokeWithBusinessConnection``,
 ``invokeWithGooglePlayIntegrity``, ``invokeWithApnsSecret`` and ``invokeWithReCaptcha``; when
 decoding such an id the combinator whose CRC32 matches its id (the real wrapper) wins.
+
+Objects
+-------
+Mutable attrs classes (``slots``, keyword-only, ``eq`` by value, so not hashable); the repr
+shows the schema path (``help.GetConfig()``) and shortens long ``bytes``.  ``to_bytes()`` (same
+as ``bytes(obj)``) writes the boxed form and raises :class:`~dcpool.errors.LocalProtocolError`
+for values that cannot be serialized.  Functions have ``RESULT_TYPE`` and ``read_result(data)``
+(generic wrappers such as ``invokeWithLayer`` delegate to their ``query`` when called on an
+instance).  Several optional fields may share one flag bit (``auth.authorization``,
+``codeSettings``, ``user.bot``/``bot_info_version``): the bit is set if any of them is given,
+and a missing sibling is written as its zero value.
 
 Layers
 ------

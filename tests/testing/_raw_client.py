@@ -14,9 +14,11 @@ to a ``trio.open_tcp_stream`` and hands back *every* raw event, unfiltered:
 * :class:`Closed` when the server closes the TCP connection (EOF or reset).
 
 Everything is logged in :attr:`RawClient.history`, so a test can assert "a SaltChanged happened
-before the answer arrived".  After processing a chunk the client flushes the session at once,
-so re-sends caused by bad_server_salt / bad_msg_notification go out without the test's help,
-exactly like a real client's.  Time is the wall clock (server msg_ids are wall-clock based).
+before the answer arrived"; :attr:`RawClient.inner` keeps every decrypted server message (the
+layer below the session, where a bad_msg_notification's error code is visible).  After
+processing a chunk the client flushes the session at once, so re-sends caused by
+bad_server_salt / bad_msg_notification go out without the test's help, exactly like a real
+client's.  Time is the wall clock (server msg_ids are wall-clock based).
 It is a test tool: no reconnects, no retries, no concurrency (one task drives it).
 """
 
@@ -74,7 +76,8 @@ class Inner:
     def error_code(self) -> int | None:
         """The error_code of a bad_msg_notification / bad_server_salt, else None."""
         # bad_msg_notification#a7eff811 bad_msg_id:long bad_msg_seqno:int error_code:int
-        # bad_server_salt#edab447b bad_msg_id:long bad_msg_seqno:int error_code:int new_server_salt:long
+        # bad_server_salt#edab447b bad_msg_id:long bad_msg_seqno:int error_code:int
+        #   new_server_salt:long
         if self.constructor in (ids.BAD_MSG_NOTIFICATION, ids.BAD_SERVER_SALT):
             return int.from_bytes(self.body[16:20], "little", signed=True)
         return None
@@ -88,14 +91,14 @@ class RawClient:
         self.transport = transport
         self.session: ClientSession | None = None
         self.handshake_result: HandshakeResult | None = None
-        #: every event received, in order (session events, TransportErrorFrame, Closed)
+        #: every event received, in order: the handshake's transport Frames, then session
+        #: events; TransportErrorFrame and Closed wherever they happen
         self.history: list[Any] = []
         #: every encrypted payload sent, in order (for replaying one)
         self.sent_payloads: list[bytes] = []
         #: every message received after the handshake, decrypted (see :class:`Inner`)
         self.inner: list[Inner] = []
         self.closed = False
-        self._frames: list[Any] = []
 
     @staticmethod
     def now() -> float:
@@ -110,6 +113,7 @@ class RawClient:
             await self.stream.send_all(self.transport.data_to_send())
         except trio.BrokenResourceError as exc:  # the server closed (or reset) first
             self.closed = True
+            self.history.append(Closed(f"send failed: {exc}"))
             raise ConnectionLost(f"send failed: {exc}") from exc
 
     async def _receive_transport_events(self) -> list[Any]:

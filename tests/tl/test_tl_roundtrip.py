@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
 from dcpool import tl
 from dcpool.tl import _runtime
@@ -40,12 +39,14 @@ def _cases() -> list[tuple[str, str]]:
 CASES = _cases()
 
 FAST = settings(
-    max_examples=3,
+    max_examples=2,
     deadline=None,
     database=None,
     phases=(Phase.explicit, Phase.generate),
     suppress_health_check=list(HealthCheck),
 )
+
+CORE = settings(FAST, max_examples=10)  # the core schema is small and on every hot path
 
 
 def test_every_declaration_is_covered():
@@ -62,7 +63,7 @@ def test_roundtrip(kind: str, name: str) -> None:
 
     # A fresh @given per case: one @given function parametrized ~2700 times trips a Hypothesis
     # slowdown (settings chain) after ~950 runs.
-    @FAST
+    @(CORE if kind == "mtproto" else FAST)
     @given(class_strategy(cls))
     def check(obj: object) -> None:
         _check_roundtrip(cls, name, obj)

@@ -1,0 +1,490 @@
+"""The ``dcpool`` command line.
+
+Theory of operation
+-------------------
+One :mod:`argparse` parser with one sub-command per task.  Each sub-command is a plain
+function ``run(args) -> exit code`` plus a function that declares its arguments, registered
+in :data:`COMMANDS` with :func:`command`; :func:`main` builds the parser from that table and
+dispatches.  Adding a command is adding one decorated function: nothing else changes.
+
+Heavy imports (trio, the emulator) happen inside the command that needs them, so
+``dcpool --help`` stays instant.
+
+``dcpool emulator``
+    Serve an emulated multi-DC cluster (:mod:`dcpool.testing`) on loopback until SIGINT or
+    SIGTERM, then exit 0.  With ``--json`` the *first line* of stdout is one JSON object
+    describing the cluster (endpoints, the PKCS#1 public key and its fingerprint, the stored
+    documents), flushed at once, so a parent process can read it and connect: see
+    :func:`emulator_info` for the exact shape.  Without it a readable summary is printed.
+    The line is written only once every listener is bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+__all__ = ["COMMANDS", "Command", "command", "build_parser", "main", "emulator_info"]
+
+log = logging.getLogger("dcpool.cli")
+
+
+# --------------------------------------------------------------------------- the command table
+
+
+@attrs.frozen
+class Command:
+    """One sub-command: ``configure(parser)`` declares its arguments, ``run(args)`` does it."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+#: name -> Command, in registration order (the order of ``dcpool --help``)
+COMMANDS: dict[str, Command] = {}
+
+
+def command(
+    name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]
+) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    """Register the decorated ``run(args) -> int`` as ``dcpool <name>``."""
+
+    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        if name in COMMANDS:
+            raise ValueError(f"command {name!r} registered twice")
+        COMMANDS[name] = Command(name, help, configure, run)
+        return run
+
+    return register
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dcpool", description="Talk to every Telegram datacenter correctly and fast."
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for cmd in COMMANDS.values():
+        sub = subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.configure(sub)
+        sub.set_defaults(_run=cmd.run, _parser=sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dcpool`` script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.verbose:
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose > 1 else logging.INFO,
+            stream=sys.stderr,
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        )
+    return args._run(args)
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def parse_dc_ids(text: str) -> tuple[int, ...]:
+    """``"1,2,3"`` -> ``(1, 2, 3)``: distinct positive DC ids."""
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated DC ids, got {text!r}") from None
+    if not ids or any(dc <= 0 for dc in ids) or len(set(ids)) != len(ids):
+        raise argparse.ArgumentTypeError(f"expected distinct positive DC ids, got {text!r}")
+    return tuple(ids)
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_file_spec(text: str) -> tuple[int, int]:
+    """``"4:100000"`` -> ``(4, 100000)``; the size may end in K, M or G (powers of 1024)."""
+    dc_text, sep, size_text = text.partition(":")
+    size_text = size_text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = size_text[-1:] if size_text[-1:] in ("K", "M", "G") else ""
+    try:
+        dc_id = int(dc_text)
+        size = int(size_text[: len(size_text) - len(unit)]) * _SIZE_UNITS[unit]
+    except ValueError:
+        dc_id = size = -1
+    if not sep or dc_id <= 0 or size < 0:
+        raise argparse.ArgumentTypeError(f"expected DC:SIZE (e.g. 4:100000 or 2:1M), got {text!r}")
+    return dc_id, size
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _port_base(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    # DC n listens on base + n (and base + 50 + n, base + 100 + n for IPv6 / media).
+    if not 0 < value <= 65535 - 200:
+        raise argparse.ArgumentTypeError(f"expected a port base in 1..65335, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- dcpool emulator
+
+
+def _configure_emulator(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dcs",
+        type=parse_dc_ids,
+        default=None,
+        metavar="1,2,3,4,5",
+        help="DC ids to emulate (default: 1-5, or 1-3 with --test-mode)",
+    )
+    p.add_argument(
+        "--test-mode", action="store_true", help="emulate the test environment (config.test_mode)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument(
+        "--port-base",
+        type=_port_base,
+        default=None,
+        metavar="N",
+        help="DC n listens on N+n (default: ports chosen by the OS)",
+    )
+    p.add_argument(
+        "--file",
+        type=parse_file_spec,
+        action="append",
+        default=[],
+        metavar="DC:SIZE",
+        help="store a document of SIZE pseudo-random bytes on DC "
+        "(repeatable; SIZE may end in K/M/G)",
+    )
+    p.add_argument(
+        "--latency-ms",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="N",
+        help="added latency per packet and direction, in milliseconds",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON line describing the cluster first (for programs)",
+    )
+
+
+def emulator_info(cluster: Any, files: Sequence[Any]) -> dict[str, Any]:
+    """What ``dcpool emulator --json`` prints: everything a client needs to connect.
+
+    ``{"dcs": {"<id>": {"host", "port"}}, "rsa_public_key": PKCS#1 PEM, "rsa_fingerprint":
+    signed int64, "test_mode": bool, "files": [{"dc_id", "id", "access_hash", "file_reference"
+    (hex), "size", "sha256"}]}``
+    """
+    dcs = {}
+    for dc_id in cluster.world.dc_ids:
+        host, port = cluster.endpoint(dc_id)
+        dcs[str(dc_id)] = {"host": host, "port": port}
+    return {
+        "dcs": dcs,
+        "rsa_public_key": cluster.rsa_public_pem(),
+        "rsa_fingerprint": cluster.rsa_public_key().fingerprint,
+        "test_mode": cluster.test_mode,
+        "files": [
+            {
+                "dc_id": f.dc_id,
+                "id": f.id,
+                "access_hash": f.access_hash,
+                "file_reference": f.file_reference.hex(),
+                "size": f.size,
+                "sha256": f.sha256,
+            }
+            for f in files
+        ],
+    }
+
+
+def print_emulator_summary(info: dict[str, Any], file: Any = None) -> None:
+    """The human-readable form of :func:`emulator_info`."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file or sys.stdout, soft_wrap=True)
+    mode = "test" if info["test_mode"] else "production"
+    console.print(f"[bold]dcpool emulator[/bold]: {len(info['dcs'])} DCs, {mode} mode")
+    dcs = Table("DC", "host", "port")
+    for dc_id, ep in info["dcs"].items():
+        dcs.add_row(dc_id, ep["host"], str(ep["port"]))
+    console.print(dcs)
+    fp = info["rsa_fingerprint"]
+    console.print(f"RSA key fingerprint: {fp} ({fp & 0xFFFFFFFFFFFFFFFF:#018x})")
+    console.print(info["rsa_public_key"].rstrip(), markup=False, highlight=False)
+    # One line per document, never truncated: ids and hashes are meant to be copied.
+    for f in info["files"]:
+        console.print(
+            f"document on DC {f['dc_id']}: size={f['size']} id={f['id']} "
+            f"access_hash={f['access_hash']} file_reference={f['file_reference']} "
+            f"sha256={f['sha256']}",
+            highlight=False,
+        )
+    console.print("Serving; Ctrl+C (SIGINT) or SIGTERM stops.")
+    console.file.flush()
+
+
+async def serve_emulator(args: argparse.Namespace, out: Any = None) -> None:
+    """Run the cluster described by ``args`` until SIGINT/SIGTERM."""
+    import signal
+
+    import trio
+
+    from .testing import open_cluster
+
+    out = out or sys.stdout
+    # Open the signal receiver first: from here on SIGINT/SIGTERM mean "stop cleanly".
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_cluster(
+            args.dcs,
+            test_mode=args.test_mode,
+            host=args.host,
+            port_base=args.port_base,
+            latency=args.latency_ms / 1000.0,
+        ) as cluster:
+            files = [cluster.add_file(dc_id, size=size) for dc_id, size in args.file]
+            info = emulator_info(cluster, files)
+            if args.json:
+                out.write(json.dumps(info) + "\n")
+                out.flush()
+            else:
+                print_emulator_summary(info, out)
+            async for signum in signals:
+                log.info("received signal %s: stopping", signum)
+                break
+
+
+@command("emulator", "serve an emulated Telegram DC cluster on loopback", _configure_emulator)
+def run_emulator(args: argparse.Namespace) -> int:
+    import trio
+
+    from .testing.world import DEFAULT_DC_IDS, TEST_DC_IDS
+
+    if args.dcs is None:
+        args.dcs = TEST_DC_IDS if args.test_mode else DEFAULT_DC_IDS
+    for dc_id, _ in args.file:
+        if dc_id not in args.dcs:
+            emulated = ",".join(map(str, args.dcs))
+            args._parser.error(f"--file {dc_id}:...: DC {dc_id} is not emulated (--dcs {emulated})")
+    failed = False
+    try:
+        try:
+            trio.run(serve_emulator, args)
+        except* OSError as group:  # e.g. --port-base with a port already in use
+            failed = True
+            for exc in group.exceptions:
+                print(f"dcpool emulator: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:  # a SIGINT before the signal receiver was installed
+        return 0
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _configure_demo(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Start a 5-DC emulated cluster in-process, sign in with a reserved test number from the "
+        "wrong DC (PHONE_MIGRATE), download files stored on DCs 1, 3, 4, 5 in parallel, print a "
+        "routing table, then run again on the same session file (no key exchange, no export). "
+        "Exit 0 on success, non-zero with a one-line reason otherwise."
+    )
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary instead of tables")
+    p.add_argument("--session", help="session file to use (default: a fresh temporary file)")
+    p.add_argument("--parallel", type=int, default=4, help="parts in flight per download (default 4)")
+    p.add_argument("--telegram-test", action="store_true",
+                   help="run against Telegram's real test DCs (needs internet, --api-id, --api-hash)")
+    p.add_argument("--api-id", type=int, help="your api_id (for --telegram-test)")
+    p.add_argument("--api-hash", help="your api_hash (for --telegram-test)")
+    p.add_argument("--phone", default="9996621234", help="test number 99966XYYYY (for --telegram-test)")
+
+
+@command("demo", "run the pool against the embedded emulator and show what it did", _configure_demo)
+def _cmd_demo(args) -> int:
+    import trio
+
+    from .demo import run_demo, run_telegram_test
+
+    if args.telegram_test:
+        if args.api_id is None or not args.api_hash:
+            print("dcpool demo: --telegram-test needs --api-id and --api-hash", file=sys.stderr)
+            return 2
+        return trio.run(lambda: run_telegram_test(api_id=args.api_id, api_hash=args.api_hash,
+                                                  phone=args.phone, session=args.session,
+                                                  json_mode=args.json))
+    try:
+        return trio.run(lambda: run_demo(json_mode=args.json, session=args.session, parallel=args.parallel))
+    except Exception as exc:  # one line, as promised by --help
+        print(f"dcpool demo: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _configure_config(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Fetch help.getConfig from an emulated cluster started for the occasion (default), or "
+        "from Telegram (--telegram / --telegram-test, needs internet and --api-id/--api-hash), "
+        "and print every dc_option with its flags."
+    )
+    p.add_argument("--telegram", action="store_true", help="ask Telegram's production DCs")
+    p.add_argument("--telegram-test", action="store_true", help="ask Telegram's test DCs")
+    p.add_argument("--api-id", type=int, default=0)
+    p.add_argument("--api-hash", default="")
+    p.add_argument("--json", action="store_true")
+
+
+def _option_row(opt) -> dict:
+    flags = [name for name in ("ipv6", "media_only", "tcpo_only", "cdn", "static", "this_port_only")
+             if getattr(opt, name, False)]
+    return {"id": opt.id, "ip_address": opt.ip_address, "port": opt.port, "flags": flags,
+            "secret": bool(getattr(opt, "secret", None))}
+
+
+@command("config", "fetch help.getConfig and print the DC option table", _configure_config)
+def _cmd_config(args) -> int:
+    import json
+
+    import trio
+
+    from . import tl
+    from .errors import DcPoolError
+    from .pool import open_pool
+
+    async def fetch():
+        if args.telegram or args.telegram_test:
+            async with open_pool(api_id=args.api_id, api_hash=args.api_hash, test_mode=args.telegram_test,
+                                 connect_timeout=10, request_timeout=15, fetch_config=False) as pool:
+                return await pool.invoke(tl.api.help.GetConfig())
+        from .testing import open_cluster
+
+        async with open_cluster() as cluster:
+            async with open_pool(api_id=1, api_hash="x", dc_list=cluster.dc_list(),
+                                 rsa_keys=cluster.rsa_keys(), fetch_config=False) as pool:
+                return await pool.invoke(tl.api.help.GetConfig())
+
+    try:
+        config = trio.run(fetch)
+    except (DcPoolError, OSError) as exc:
+        print(f"dcpool config: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    rows = [_option_row(o) for o in config.dc_options]
+    if args.json:
+        print(json.dumps({"this_dc": config.this_dc, "date": config.date, "expires": config.expires,
+                          "test_mode": config.test_mode, "dc_options": rows}))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"dc_options (this_dc={config.this_dc}, test_mode={config.test_mode}, "
+                        f"expires={config.expires})")
+    for col in ("id", "address", "port", "flags", "secret"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["id"]), r["ip_address"], str(r["port"]), ", ".join(r["flags"]) or "-",
+                      "yes" if r["secret"] else "")
+    Console().print(table)
+    return 0
+
+
+# --------------------------------------------------------------------------- session
+
+
+def _configure_session(p: argparse.ArgumentParser) -> None:
+    p.description = "Inspect a dcpool session file (never prints key material)."
+    ssub = p.add_subparsers(dest="session_command", required=True, metavar="ACTION")
+    show = ssub.add_parser("show", help="what a session file holds (keys are never printed)")
+    show.add_argument("path")
+    show.add_argument("--json", action="store_true", help="print JSON")
+
+
+@command("session", "inspect a session file (never prints keys)", _configure_session)
+def _cmd_session_show(args) -> int:
+    import json
+
+    from .errors import StorageError
+    from .storage import session_summary
+
+    try:
+        summary = session_summary(args.path)
+    except StorageError as exc:
+        print(f"dcpool session show: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary, default=str))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{summary.get('path')}[/]: mode={summary.get('mode')} "
+                  f"home_dc={summary.get('home_dc')} user_id={summary.get('user_id')} "
+                  f"schema v{summary.get('schema_version')}")
+    table = Table(title="auth keys per DC (key material never shown)")
+    for col in ("DC", "key id", "created", "authorized user", "salt"):
+        table.add_column(col)
+    for dc in summary.get("dcs", []):
+        table.add_row(str(dc["dc_id"]), str(dc["key_id"]), str(dc.get("created_at")),
+                      str(dc.get("authorized_user_id")), "yes" if dc.get("has_salt") else "no")
+    console.print(table)
+    cfg = summary.get("config")
+    console.print(f"config: {cfg if cfg else 'none stored'}")
+    return 0
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def _configure_bench(p: argparse.ArgumentParser) -> None:
+    p.description = ("Run the benchmarks of tools/bench.py (dcpool vs Telethon on the emulator); "
+                     "arguments after 'bench' are passed through (try: dcpool bench -- --help).")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for tools/bench.py")
+
+
+@command("bench", "run tools/bench.py: dcpool vs Telethon on the emulator", _configure_bench)
+def _cmd_bench(args) -> int:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "bench.py"
+    if not path.exists():
+        print("dcpool bench: tools/bench.py is only in a source checkout", file=sys.stderr)
+        return 2
+    spec = importlib.util.spec_from_file_location("dcpool_tools_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    bench_args = [a for a in args.bench_args if a != "--"] if args.bench_args[:1] == ["--"] else args.bench_args
+    return module.main(bench_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
