@@ -220,7 +220,12 @@ class MsgIdParity(MessageSecurityError):
 
 
 class MsgIdOutOfWindow(MessageSecurityError):
-    """A msg_id more than 300 s in the past or 30 s in the future."""
+    """A msg_id more than 300 s in the past or 30 s in the future.
+
+    ``server_time_offset`` is the clock offset the (authenticated) message implies; the
+    connection that drops the message uses it to resynchronise before reconnecting."""
+
+    server_time_offset: float | None = None
 
 
 class MsgIdReplayed(MessageSecurityError):

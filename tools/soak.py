@@ -25,8 +25,8 @@ emulator's faults: connections dropped after N packets, connections cut abruptly
 server or by the client), ``-404`` transport errors (never on the DC holding the login: a real
 ``-404`` there means "logged out"), salt rotations, forward clock jumps (bad_msg 16/17),
 ``FLOOD_WAIT`` on ``auth.exportAuthorization`` and ``AUTH_BYTES_INVALID`` on
-``auth.importAuthorization`` (each with a ``-404`` that forces a new transfer), and, once, the
-user's move to another DC (``USER_MIGRATE``).  A few DCs get 1–4 ms of latency so that abrupt
+``auth.importAuthorization`` (on the first transfers, and later each with a ``-404`` that
+forces a new transfer), and, once, the user's move to another DC (``USER_MIGRATE``).  A few DCs get 1–4 ms of latency so that abrupt
 cuts really lose answers in flight.
 
 Counted (and printed):
@@ -131,6 +131,8 @@ class SoakReport:
         return "\n".join([
             f"soak: {self.requests} requests in {self.elapsed:.1f} s ({kinds})",
             f"  answered: {self.ok}; typed errors: {sum(self.typed_errors.values())} ({errs})",
+            *(["  typed errors by request: " + ", ".join(
+                f"{k} {v}" for k, v in self.errors_by_kind.most_common(8))] if self.errors_by_kind else []),
             f"  lost (no answer, no error): {self.lost}",
             f"  untyped errors: {sum(self.untyped_errors.values())} {dict(self.untyped_errors) or ''}",
             f"  non-idempotent executed twice: {self.duplicate_msg_executions} (same msg_id), "
@@ -263,10 +265,13 @@ class Injector:
         self.user_id = user_id
         self.rng = rng
         self.report = report
+        #: where the user will move (chosen now, so that no -404 is ever armed there)
+        self.move_target = rng.choice([d for d in DCS if d != pool.home_dc])
 
     def _login_dcs(self) -> set[int]:
-        # -404 there would log the user out (a real -404 means "key unknown"): avoided.
-        return {self.pool.home_dc, self.world.user(self.user_id).home_dc}
+        # A -404 there would log the user out (a real -404 means "key unknown"): avoided, for
+        # the home DC, the user's DC and the DC the user will move to.
+        return {self.pool.home_dc, self.world.user(self.user_id).home_dc, self.move_target}
 
     def _foreign(self) -> int:
         return self.rng.choice([d for d in DCS if d not in self._login_dcs()])
@@ -295,16 +300,22 @@ class Injector:
         elif kind == "flood_export":
             world.faults(self.pool.home_dc).flood_wait("auth.exportAuthorization", 1, count=1)
             world.faults(self._foreign()).transport_error(-404, count=1)  # forces a new transfer
+        elif kind == "first_transfer_faults":
+            # Before any request: the first export answers FLOOD_WAIT and one DC's first import
+            # AUTH_BYTES_INVALID, so that both happen in every run, however short.
+            world.faults(self.pool.home_dc).flood_wait("auth.exportAuthorization", 1, count=1)
+            world.faults(self._foreign()).auth_bytes_invalid(count=1)
         elif kind == "auth_bytes_invalid":
             target = self._foreign()
             world.faults(target).auth_bytes_invalid(count=1)
             world.faults(target).transport_error(-404, count=1)
         elif kind == "move_user":
             account = world.user(self.user_id)
-            authorized = [d for d, s in self.pool._dcs.items()
-                          if d != account.home_dc and s.authorized_user == self.user_id]
-            target = rng.choice(authorized or [d for d in DCS if d != account.home_dc])
-            self.report.home_moves.append(f"user moved {account.home_dc} -> {target}")
+            target = self.move_target
+            state = self.pool._dcs.get(target)
+            authorized = state is not None and state.authorized_user == self.user_id
+            self.report.home_moves.append(f"user moved {account.home_dc} -> {target}"
+                                          f"{'' if authorized else ' (not authorized there yet)'}")
             world.move_user(self.user_id, target)
         else:  # pragma: no cover
             raise ValueError(kind)
@@ -343,6 +354,7 @@ async def run_soak(
                              request_timeout=request_timeout) as pool:
             user = await pool.sign_in(PHONE, "22222")
             injector = Injector(cluster, pool, user.id, rng, report)
+            injector.inject("first_transfer_faults")
             done = 0
             progressed = trio.Event()
             limiter = trio.CapacityLimiter(concurrency)
@@ -358,7 +370,8 @@ async def run_soak(
                             if isinstance(exc, RpcError):
                                 name += f"({exc.message})"
                             report.typed_errors[name] += 1
-                            report.errors_by_kind[f"{spec.kind} on DC {spec.dc}: {name}"] += 1
+                            where = "" if spec.kind == "home" else f" on DC {spec.dc}"
+                            report.errors_by_kind[f"{spec.kind}{where}: {name}"] += 1
                         except Exception as exc:  # an untyped error is a finding
                             report.untyped_errors[type(exc).__name__] += 1
                             report.examples.setdefault(type(exc).__name__, repr(exc)[:300])

@@ -16,10 +16,10 @@ Theory of operation
    move home (PHONE/NETWORK/USER) or retry on X (FILE/STATS).  Concurrent requests that hit
    the same migration cause one switch: each remembers the home *generation* it was sent
    under, and only a request whose generation is still current may move home (the others
-   find it already moved and simply retry there).  When the pool is signed in (USER_MIGRATE),
-   the authorization is transferred to the new home *before* the switch (spec §11.3: the key
-   on X is a different key and must be authorized there), so no request ever reaches the new
-   home unauthorized.
+   find it already moved and simply retry there).  On USER_MIGRATE while signed in, the
+   authorization is transferred to the new home *before* the switch (spec §11.3: the key on X
+   is a different key and must be authorized there), so no request ever reaches the new home
+   unauthorized.  (PHONE/NETWORK_MIGRATE precede a sign-in there: nothing to carry over.)
 4. ``AUTH_KEY_UNREGISTERED`` on a foreign DC whose mark we trusted: the mark is cleared and the
    transfer runs again, once per request.  Each completed transfer bumps the DC's
    *authorization epoch*; an ``AUTH_KEY_UNREGISTERED`` for a request sent under an older epoch
@@ -55,6 +55,7 @@ from ..errors import (
     FloodWait,
     MigrateError,
     TransferError,
+    UserMigrate,
 )
 from .policy import HopTracker, MoveHome, RetryOn, decide
 
@@ -140,7 +141,8 @@ class Migrator:
                 pool._dc(target).migrations += 1
                 pool._emit("migrated", target, error=exc.name, to=action.dc_id, request=name)
                 if isinstance(action, MoveHome):
-                    await self._move_home(action.dc_id, generation)
+                    await self._move_home(action.dc_id, generation,
+                                          follow_user=isinstance(exc, UserMigrate))
                     explicit = None
                 else:
                     explicit = action.dc_id
@@ -161,14 +163,17 @@ class Migrator:
                 # (else a concurrent request cleared the mark already: the retry waits for
                 # its transfer at the readiness gate)
 
-    async def _move_home(self, dc_id: int, generation: int) -> None:
-        """Move home to ``dc_id`` unless a concurrent request already moved it (one switch)."""
+    async def _move_home(self, dc_id: int, generation: int, *, follow_user: bool) -> None:
+        """Move home to ``dc_id`` unless a concurrent request already moved it (one switch).
+
+        ``follow_user``: USER_MIGRATE (the signed-in user now lives on ``dc_id``), as opposed
+        to PHONE/NETWORK_MIGRATE, which come before a sign-in on the new home."""
         pool = self.pool
         if pool._home_generation != generation or pool.home_dc == dc_id:
             return
-        if pool.user_id is not None:
-            # USER_MIGRATE while signed in: the user's authorization must reach the new home
-            # first (exported from the current home, where the key is logged in, §11.3).
+        if follow_user and pool.user_id is not None:
+            # The user's authorization must reach the new home first (exported from the
+            # current home, where the key is logged in, §11.3).
             await self.ensure_authorized(dc_id)
             if pool._home_generation != generation:
                 return
@@ -257,6 +262,7 @@ class Migrator:
             pool._dc(home).exports += 1
             # auth.exportedAuthorization#b434e2b8 id:long bytes:bytes = auth.ExportedAuthorization;
             auth = tl.loads(exported)
+            key_generation = state.key_generation
             try:
                 # auth.importAuthorization#a57a7dad id:long bytes:bytes = auth.Authorization;
                 await pool._send_once(
@@ -272,6 +278,11 @@ class Migrator:
                     continue
                 raise TransferError(f"importing the authorization on DC {dc_id} failed: {exc}") from exc
             state.imports += 1
+            if state.key_generation != key_generation:
+                # The DC forgot the key the import went over (-404) while it was in flight:
+                # that authorization died with it; the new key needs its own.
+                log.info("DC %s replaced its auth key during the transfer; transferring again", dc_id)
+                continue
             pool._transfers += 1
             self._epochs[dc_id] += 1
             if pool.user_id == user_id:

@@ -117,6 +117,7 @@ __all__ = [
     "Pong",
     "RequestAcked",
     "RequestFailed",
+    "RequestOutcomeUnknown",
     "ACK_BATCH",
     "MAX_CONTAINER_MESSAGES",
     "CONTAINER_BUDGET",
@@ -137,6 +138,9 @@ GZIP_THRESHOLD = 512
 MAX_IDS_PER_MESSAGE = 8192
 #: How many received server msg_ids are remembered for replay protection (Telethon: 500).
 REPLAY_WINDOW = 500
+#: A request re-sent after a lost connection keeps its msg_id while the id is younger than
+#: this (the server refuses ids older than 300 s, §3.3).
+RESEND_ORIGINAL_MAX_AGE = 240.0
 #: How many sent service messages / containers are remembered to validate notifications.
 _SENT_MEMORY = 2048
 
@@ -169,6 +173,14 @@ class PendingRequest:
     sent_at: float | None = None
     send_count: int = 0
     old_msg_ids: list[int] = attrs.field(factory=list)
+    #: re-send under the original msg_id/seq_no inside a fresh container (after a lost
+    #: connection): if the server did execute it, it answers from its cache instead of running
+    #: it twice (§8.4: "wrap it in a container")
+    resend_original: bool = False
+    #: False: the caller cannot tolerate a second execution (see RequestOutcomeUnknown)
+    idempotent: bool = True
+    #: a transmission was lost with its connection: the server may have run it
+    may_have_executed: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -255,6 +267,15 @@ class RequestAcked:
 
 
 @attrs.frozen
+class RequestOutcomeUnknown:
+    """A non-idempotent request that may already have run (its first transmission was lost
+    with a connection) would have to be sent under a new msg_id, which the server could run
+    a second time: it is given up instead (the pool raises OutcomeUnknown)."""
+
+    request: PendingRequest
+
+
+@attrs.frozen
 class RequestFailed:
     request: PendingRequest
     error: BadMsgNotification
@@ -270,6 +291,7 @@ Event = (
     | Pong
     | RequestAcked
     | RequestFailed
+    | RequestOutcomeUnknown
 )
 
 
@@ -389,6 +411,7 @@ class ClientSession:
         self._pings: dict[int, int] = {}  # msg_id -> ping_id
         self._received = ReplayWindow(REPLAY_WINDOW)
         self._future_salts: list[FutureSalt] = []
+        self._ambiguous: list[PendingRequest] = []
         self._answered_total = 0
         self._failed_total = 0
 
@@ -448,8 +471,12 @@ class ClientSession:
         content_related: bool = True,
         token: object = None,
         compress: bool | None = None,
+        idempotent: bool = True,
     ) -> PendingRequest:
-        """Queue a boxed serialized request.  Its msg_id is set by :meth:`data_to_send`."""
+        """Queue a boxed serialized request.  Its msg_id is set by :meth:`data_to_send`.
+
+        ``idempotent=False`` forbids re-sending it under a new msg_id once it may have reached
+        the server (:class:`RequestOutcomeUnknown`)."""
         if len(body) < 4 or len(body) % 4:
             raise LocalProtocolError(f"a request body must be a boxed TL object, got {len(body)} bytes")
         req = PendingRequest(
@@ -458,6 +485,7 @@ class ClientSession:
             content_related=content_related,
             compress=compress,
             queued_at=now,
+            idempotent=idempotent,
         )
         self._queue.append(req)
         return req
@@ -519,6 +547,14 @@ class ClientSession:
         self._requeue(req, front=False)
 
     def _requeue(self, req: PendingRequest, *, front: bool) -> None:
+        if req.may_have_executed and not req.idempotent:
+            # A new msg_id could run it twice: give it up (the caller raises OutcomeUnknown).
+            if req.msg_id is not None and self._inflight.get(req.msg_id) is req:
+                del self._inflight[req.msg_id]
+            self._drop_aliases(req)
+            req.state = RequestState.ORPHANED
+            self._ambiguous.append(req)
+            return
         if req.msg_id is not None and req.state in (
             RequestState.SENT,
             RequestState.ACKED,
@@ -531,6 +567,7 @@ class ClientSession:
         req.msg_id = None
         req.seq_no = None
         req.container_id = None
+        req.resend_original = False
         if front:
             self._queue.appendleft(req)
         else:
@@ -621,12 +658,30 @@ class ClientSession:
         if not batch:
             return
         items = []
+        resent = False
         for out in batch:
-            msg_id = self._msg_ids.next(now, self.time_offset)
-            seq_no = self._next_seq(out.content_related)
-            self._record_sent(out, msg_id, seq_no, now)
+            req = out.request
+            if req is not None and req.resend_original and req.idempotent and (
+                req.sent_at is not None and now - req.sent_at > RESEND_ORIGINAL_MAX_AGE
+            ):
+                # Too old for the server's window: a new id (an alias keeps late answers).
+                assert req.msg_id is not None
+                req.old_msg_ids.append(req.msg_id)
+                self._aliases[req.msg_id] = req
+                req.resend_original = False
+            if req is not None and req.resend_original and req.msg_id is not None and req.seq_no is not None:
+                msg_id, seq_no = req.msg_id, req.seq_no
+                req.resend_original = False
+                resent = True
+                sent_at = req.sent_at
+                self._record_sent(out, msg_id, seq_no, now)
+                req.sent_at = sent_at  # its age is still that of the first transmission
+            else:
+                msg_id = self._msg_ids.next(now, self.time_offset)
+                seq_no = self._next_seq(out.content_related)
+                self._record_sent(out, msg_id, seq_no, now)
             items.append((msg_id, seq_no, out.body))
-        if len(items) == 1:
+        if len(items) == 1 and not resent:
             msg_id, seq_no, body = items[0]
         else:
             # The container comes after its contents: a larger id, seq_no 2c (§3.4, §3.6).
@@ -692,10 +747,18 @@ class ClientSession:
             decoded.append((msg_id, seq_no, body, inner, _decode(body)))
         exempt = any(d[4][0] in _BAD_NOTIFICATIONS for d in decoded)
         if not exempt and check_window(msg.msg_id, self.server_time(now)):
-            raise MsgIdOutOfWindow(
+            # The message is dropped, but it did pass the msg_key and session checks: the
+            # offset it implies lets the next connection resynchronise (a server clock more
+            # than 30 s ahead never triggers bad_msg 16/17, so nothing else would fix it).
+            error = MsgIdOutOfWindow(
                 f"server msg_id {msg.msg_id} is {msg_id_time(msg.msg_id) - self.server_time(now):+.0f} s "
                 "from our corrected clock"
             )
+            if msg_id_time(msg.msg_id) > self.server_time(now):
+                # Only a server *ahead* of us: an old message may be a replay, and a server
+                # behind us corrects our clock itself with bad_msg 17.
+                error.server_time_offset = msg_id_time(msg.msg_id) - now
+            raise error
 
         # Commit.
         self._received.add(msg.msg_id)
@@ -713,6 +776,9 @@ class ClientSession:
             self._handle(msg_id, body, parsed, now, events)
         if self._maybe_switch_salt(now):
             events.append(SaltChanged(self.salt))
+        if self._ambiguous:
+            events.extend(RequestOutcomeUnknown(req) for req in self._ambiguous)
+            self._ambiguous.clear()
         return events
 
     def _handle(self, msg_id: int, body: bytes, parsed: tuple, now: float, events: list[Event]) -> None:
@@ -976,6 +1042,17 @@ class ClientSession:
         return requeued, orphaned
 
     def _requeue_after_loss(self, req: PendingRequest) -> None:
+        # The server may have received (and run) it without our seeing the ack.  Sending it
+        # again under a new msg_id would run it twice; the same msg_id inside a new container
+        # is answered from the server's cache if it was executed (§3.6, §8.4).  Past the
+        # server's freshness window the old id would be refused, so it then gets a new one.
+        req.may_have_executed = True
+        if req.msg_id is not None and req.seq_no is not None:
+            req.state = RequestState.QUEUED
+            req.resend_original = True
+            req.container_id = None
+            self._queue.appendleft(req)
+            return
         req.state = RequestState.SENT  # so that _requeue records the alias
         self._requeue(req, front=True)
 

@@ -38,6 +38,7 @@ from ..errors import (
     ConnectionLost,
     DcPoolError,
     HandshakeError,
+    MsgIdOutOfWindow,
     OutcomeUnknown,
     PoolClosed,
     RemoteProtocolError,
@@ -54,6 +55,7 @@ from ..mtproto.session import (
     Pong,
     RequestAcked,
     RequestFailed,
+    RequestOutcomeUnknown,
     RequestState,
     RpcErrorReceived,
     RpcResult,
@@ -277,7 +279,8 @@ class MtprotoConnection:
             call.wrapped = True
             self._needs_init = False
         call.sends += 1
-        call.pending = self.session.send_request(body, now=wall_clock(), token=call)
+        call.pending = self.session.send_request(body, now=wall_clock(), token=call,
+                                                 idempotent=call.idempotent)
 
     # ------------------------------------------------------------------ life
 
@@ -297,6 +300,11 @@ class MtprotoConnection:
                     self._last_error = exc if isinstance(exc, DcPoolError) else ConnectError(
                         f"DC {self.owner.dc_id}: {type(exc).__name__}: {exc}")
                     self.owner.on_event("disconnected", lane=self.lane, reason=f"{type(exc).__name__}: {exc}")
+                    offset = getattr(exc, "server_time_offset", None)
+                    if isinstance(exc, MsgIdOutOfWindow) and offset is not None:
+                        self.owner.on_clock(offset)
+                        if self.session is not None:
+                            self.session.time_offset = offset
                 finally:
                     self._after_loss()
                 if self._closed:
@@ -412,6 +420,11 @@ class MtprotoConnection:
         for req in old.pending_requests():
             call = req.token
             if isinstance(call, Call) and call in self.calls and not call.done.is_set():
+                if req.may_have_executed and not call.idempotent:
+                    # It may have run under the old key; a new session would run it again.
+                    self.calls.discard(call)
+                    call.fail(OutcomeUnknown(call.name, self.owner.dc_id))
+                    continue
                 call.pending = None
                 call.wrapped = False
                 moved.append(call)
@@ -472,6 +485,11 @@ class MtprotoConnection:
                     self.calls.discard(call)
                     self.last_activity = trio.current_time()
                     call.fail(event.error)
+            elif isinstance(event, RequestOutcomeUnknown):
+                call = event.request.token
+                if isinstance(call, Call):
+                    self.calls.discard(call)
+                    call.fail(OutcomeUnknown(call.name, self.owner.dc_id))
             elif isinstance(event, Update):
                 self.owner.on_update(event.body)
             elif isinstance(event, SaltChanged):

@@ -186,6 +186,8 @@ class _DcState:
         self.time_offset: float = pool._time_offset
         self.authorized_user: int | None = record.authorized_user_id if record else None
         self.key_lock = trio.Lock()
+        #: bumped whenever the DC forgets our key (an authorization is bound to one key)
+        self.key_generation = 0
         self.transfer_lock = trio.Lock()
         self.lanes: dict[str, list[MtprotoConnection]] = {"main": [], "download": []}
         self.requests = 0
@@ -270,7 +272,16 @@ class _DcState:
             log.warning("DC %s forgot our auth key %s: creating a new one", self.dc_id, key_id)
             self.auth_key = None
             self.authorized_user = None
+            self.key_generation += 1
             self.pool.storage.drop_auth_key(self.dc_id)
+            # Every other connection of this DC still talks with the forgotten key: retire
+            # them too, or a transfer could authorize the dead key while the new one stays
+            # unauthorized.
+            for conns in self.lanes.values():
+                for conn in conns:
+                    session = conn.session
+                    if session is not None and session.auth_key.key_id == key_id:
+                        conn.kill()
 
     def wrap_init(self, body: bytes) -> bytes:
         return self.pool._init_prefix + body

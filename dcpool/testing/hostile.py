@@ -43,7 +43,6 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import attrs
 import trio
 
 from .. import errors
@@ -51,7 +50,6 @@ from ..crypto.rsa import RsaPrivateKey
 from ..errors import DcPoolError, FramingError, HandshakeError, RpcError
 from ..mtproto import envelope
 from ..mtproto.handshake import Misbehavior, ServerHandshake
-from ..mtproto.msgid import time_to_msg_id
 from ..mtproto.server import (
     CloseConnection,
     IncomingRequest,
@@ -195,6 +193,7 @@ class HostileServer:
         self.core = ServerCore(rng=rng)
         self.address: tuple[str, int] | None = None
         self._scope: trio.CancelScope | None = None
+        self._listeners: list[trio.SocketListener] = []
         #: live / total accepted connections, key exchanges completed, payloads tampered with
         self.connections_live = 0
         self.connections_total = 0
@@ -234,15 +233,21 @@ class HostileServer:
         """Listen until cancelled; reports the bound (host, port)."""
         with trio.CancelScope() as self._scope:
             listeners = await trio.open_tcp_listeners(port, host=host)
+            self._listeners = listeners
             bound = listeners[0].socket.getsockname()[:2]
             self.address = (bound[0], bound[1])
             task_status.started(self.address)
-            await trio.serve_listeners(self._handle, listeners)
+            try:
+                await trio.serve_listeners(self._handle, listeners)
+            except* trio.ClosedResourceError:
+                pass  # stop() closed the listening socket
 
     def stop(self) -> None:
         """Stop listening and drop every connection (later dials are refused at once)."""
         if self._scope is not None:
             self._scope.cancel()
+        for listener in self._listeners:
+            listener.socket.close()  # now, not when the cancelled task gets to run
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         conn = _Conn(self, stream)

@@ -249,3 +249,22 @@ async def test_file_migrate_loop_and_hop_budget(cluster: Cluster) -> None:
             assert bytes(part.bytes) == f.data
             assert pool.home_dc == 2
             assert pool.statistics().migrations == 1 + 2 + 2
+
+
+async def test_phone_migrate_while_signed_in_carries_nothing_over(cluster: Cluster) -> None:
+    # Signed in as one user on DC 2, signing in as a user of DC 4: PHONE_MIGRATE moves home
+    # without exporting the old user's authorization, and the old marks are dropped.
+    f = cluster.add_file(3, size=4096)
+    with trio.fail_after(20):
+        async with dcpool.open_pool(home_dc=2, **pool_args(cluster)) as pool:
+            first = await pool.sign_in(PHONE_DC2, CODE_DC2)
+            async for _ in pool.download(f.input_location(), dc_id=3, size=f.size, part_size=4096):
+                pass
+            assert cluster.statistics()[2].exports == 1
+            second = await pool.sign_in(cluster.world.test_phone(4, 1), "44444")
+            assert pool.home_dc == 4 and pool.user_id == second.id != first.id
+            assert cluster.statistics().total("exports") == 1
+            assert pool.storage.get_dc(3).authorized_user_id is None
+            assert pool.storage.get_dc(4).authorized_user_id == second.id
+            me = await pool.invoke(api.users.GetUsers(id=[api.InputUserSelf()]))
+            assert me[0].id == second.id

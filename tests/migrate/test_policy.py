@@ -91,8 +91,10 @@ def test_zero_hops_allowed() -> None:
 
 
 def test_policy_is_sans_io() -> None:
+    from pathlib import Path
+
     import dcpool.migrate.policy as policy
 
-    source = open(policy.__file__, encoding="utf-8").read()
+    source = Path(policy.__file__).read_text(encoding="utf-8")
     for banned in ("import trio", "import socket", "import asyncio", "import time", "import random"):
         assert banned not in source

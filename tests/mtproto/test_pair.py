@@ -436,12 +436,29 @@ def test_unacked_request_resent_after_reconnect_resolves_once():
     assert orphaned == [] and requeued == [req]  # the server never acked before answering
     p.up = Wire(p.rnd)
     evs = p.pump()
-    # Never acked → re-sent (§8.2: nothing is implicitly acknowledged over TCP), so the server
-    # runs it again; the client resolves it exactly once (the old answer, re-sent by the server
-    # on reconnect, hits a retired alias and is only acked).
+    # Never acked → re-sent (§8.2: nothing is implicitly acknowledged over TCP) under its
+    # original msg_id inside a new container (§8.4), so the server recognises the duplicate and
+    # answers from its cache: executed once, resolved once.
     assert of(evs, RpcResult) == [RpcResult(req, req_body(1))]
     assert req.state is RequestState.ANSWERED
-    assert executed(p)[req_body(1)] == 2
+    assert executed(p)[req_body(1)] == 1
+
+
+def test_resend_after_reconnect_keeps_msg_id_inside_a_container():
+    p = Pair()
+    p.request(req_body(0))
+    p.pump()
+    req = p.request(req_body(1))
+    p.client_flush()
+    first_id, first_seq = req.msg_id, req.seq_no
+    requeued, _ = p.reconnect()  # lost before the server even saw it
+    assert requeued == [req] and req.resend_original
+    p.up = Wire(p.rnd)
+    evs = p.pump()
+    assert of(evs, RpcResult) == [RpcResult(req, req_body(1))]
+    assert (req.msg_id, req.seq_no) == (first_id, first_seq)
+    assert req.container_id is not None and req.container_id > first_id
+    assert executed(p)[req_body(1)] == 1
 
 
 def test_orphaned_request_requeued_and_resolved_by_the_resent_answer():

@@ -18,6 +18,14 @@ api = tl.api
 TIMEOUT = 20
 
 
+@pytest.fixture
+def clock(mock_clock):
+    """trio's fake clock, jumping after 20 ms of real idleness (reconnect backoff costs no real
+    time; sockets stay real)."""
+    mock_clock.autojump_threshold = 0.02
+    return mock_clock
+
+
 def pool_for(cluster: Cluster, **kwargs):
     kwargs.setdefault("home_dc", 2)
     return open_pool(api_id=1, api_hash="x", dc_list=cluster.dc_list(), rsa_keys=cluster.rsa_keys(),
@@ -188,7 +196,7 @@ async def test_migrate_error_is_followed_not_raised(cluster):
             assert pool.statistics().migrations == 1
 
 
-async def test_events_report_the_lifecycle(cluster):
+async def test_events_report_the_lifecycle(clock, cluster):
     with trio.fail_after(TIMEOUT):
         async with pool_for(cluster, fetch_config=False) as pool:
             async with pool.events() as events:

@@ -16,7 +16,7 @@ import pytest
 import trio
 import trio.testing
 
-from dcpool import tl
+from dcpool import errors, tl
 from dcpool.pool import PoolEvent, open_pool
 from dcpool.testing import Cluster, open_cluster
 
@@ -149,7 +149,7 @@ async def test_keepalive_uses_ping_delay_disconnect(clock):
                 left = server_conn.disconnect_scope.deadline - trio.current_time()
                 assert 25 - 10 <= left <= 25
                 # ...and every pong came back: the connection never broke.
-                await trio.sleep(300)
+                await trio.sleep(100)
                 assert cluster.statistics()[2].connections_total == 1
                 assert pool.statistics()[2].reconnects == 0
 
@@ -199,7 +199,7 @@ async def test_refused_connections_back_off_then_recover(clock):
     async with open_cluster() as cluster:
         with trio.fail_after(1000):
             async with pool_for(cluster, fetch_config=False) as pool:
-                cluster.faults(3).refuse_connections(count=3)
+                cluster.faults(3).refuse_connections(count=2)
                 async with pool.events() as events:
                     async with trio.open_nursery() as nursery:
                         result = []
@@ -209,20 +209,36 @@ async def test_refused_connections_back_off_then_recover(clock):
 
                         nursery.start_soon(call)
                         delays = []
-                        for _ in range(3):
+                        for _ in range(2):
                             ev = await next_event(events, "backoff", dc_id=3)
                             delays.append(ev.data["seconds"])
                             until = pool.statistics()[3].backoff_until
                             assert until is not None and until > trio.current_time()
                             assert pool.statistics()[3].in_flight == 1  # the call waits
                     assert result and result[0].this_dc == 3
-                # capped exponential with jitter in [1/2, 1] of 0.5, 1, 2 seconds
+                # exponential with jitter in [1/2, 1] of 0.5, 1 seconds
                 for n, delay in enumerate(delays):
                     assert 0.5 * 2**n / 2 <= delay <= 0.5 * 2**n
                 stats = pool.statistics()[3]
                 assert stats.backoff_until is None and stats.connections["main"] == 1
                 assert cluster.statistics()[3].connections_total == 1  # refused ones are not counted
                 assert cluster.statistics()[3].handshakes == 1
+
+
+async def test_unreachable_dc_fails_calls_fast_and_recovers(clock):
+    async with open_cluster() as cluster:
+        with trio.fail_after(1000):
+            async with pool_for(cluster, fetch_config=False, connect_attempts=3) as pool:
+                cluster.faults(3).refuse_connections()  # until cleared
+                t0 = trio.current_time()
+                with pytest.raises(errors.HandshakeError):
+                    await pool.invoke(api.help.GetNearestDc(), dc_id=3)
+                assert trio.current_time() - t0 <= 0.5 + 1  # two backoffs, not a timeout
+                assert pool.statistics()[3].in_flight == 0
+                # The slot keeps trying, backing off further; once the DC is back, calls work.
+                cluster.faults(3).clear()
+                assert (await pool.invoke(api.help.GetNearestDc(), dc_id=3)).this_dc == 3
+                assert pool.statistics()[3].backoff_until is None
 
 
 async def test_flapping_connection_backs_off_from_the_base_delay(clock):

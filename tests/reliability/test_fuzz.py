@@ -523,9 +523,9 @@ def test_client_receive_path_mutated_streams(n, edits, cuts, kind):
 
     def run():
         for chunk in chunked(stream, cuts):
-            for event in client.receive_data(chunk):
-                if isinstance(event, Frame):
-                    cs.receive(event.payload, NOW)
+            for ev in client.receive_data(chunk):
+                if isinstance(ev, Frame):
+                    cs.receive(ev.payload, NOW)
         return None
 
     typed(run)

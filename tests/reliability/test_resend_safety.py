@@ -1,8 +1,8 @@
 """Deterministic reproductions of what the fault soak found (over real loopback sockets).
 
-Each test states the behaviour the pool must have.  Those marked ``xfail(strict=True)`` fail
-today because of a bug in code outside tests/reliability (named in the reason); when the bug
-is fixed they pass, strict xfail turns that into a failure, and the marker must go.
+Each test states the behaviour the pool must have; each reproduced a bug the soak found
+(non-idempotent re-execution after a lost answer, a clock skew the client never recovered from,
+a DC left unusable after it forgot our key) and guards its fix.
 
 How a non-idempotent request is counted: the emulator's ``World.handle`` is wrapped to count
 how many times the handler of each ``auth.sendCode`` (unique phone number) really ran,
@@ -61,13 +61,6 @@ def _pool(cluster):
                      home_dc=2)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG dcpool/mtproto/session.py ClientSession.connection_lost()/requeue + dcpool/net/"
-    "connection.py MtprotoConnection._after_loss: a non-idempotent request that was written "
-    "but not yet acked when the connection died is re-sent with a NEW msg_id, so a server that "
-    "had already executed it (its answer was lost with the connection) executes it again; "
-    "expected: re-send it under its original msg_id (inside a new container, spec §8.4) so the "
-    "server answers from its cache, or fail it with OutcomeUnknown"))
 @pytest.mark.parametrize("cut", ["client", "server"])
 async def test_nonidempotent_request_never_runs_twice_when_its_answer_is_lost(cut):
     with trio.fail_after(20):
@@ -97,15 +90,6 @@ async def test_nonidempotent_request_never_runs_twice_when_its_answer_is_lost(cu
             assert counter.runs["9996620001"] == 1, (counter.runs, outcome)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG dcpool/mtproto/session.py ClientSession.receive (MsgIdOutOfWindow) + dcpool/net/"
-    "connection.py: once the DC's clock is 30..300 s ahead of the client's corrected clock "
-    "(client clock stepped back after the key exchange), every server message is rejected as "
-    "'too new' and the connection is dropped and redialled forever; the server accepts the "
-    "client's ids (within its -300 s window) so no bad_msg 16/17 ever corrects the offset; "
-    "each redial re-sends (and the DC re-executes) the pending non-idempotent request; "
-    "expected: the time offset is corrected from the authenticated server message (as for "
-    "bad_msg 16/17) and the request answered once"))
 async def test_clock_skew_after_key_creation_is_recovered():
     with trio.fail_after(20):
         async with open_cluster() as cluster:
@@ -113,20 +97,11 @@ async def test_clock_skew_after_key_creation_is_recovered():
             async with _pool(cluster) as pool:
                 await pool.invoke(api.help.GetNearestDc())
                 cluster.faults(2).clock_offset = 100.0  # the client's clock is now 100 s behind
-                result = await pool.invoke(_send_code("9996620002"), timeout=5)
+                result = await pool.invoke(_send_code("9996620002"), timeout=2)
                 assert result.phone_code_hash
             assert counter.runs["9996620002"] == 1, counter.runs
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG dcpool/pool/pool.py _DcState.key_invalid + dcpool/migrate/__init__.py "
-    "Migrator._transfer/run: after a -404 on one connection of a foreign DC the key is dropped "
-    "and a new one made, but the DC's other live connection keeps its session on the OLD key; "
-    "the re-transfer's auth.importAuthorization goes over that connection, authorizes the old "
-    "key and marks the DC authorized; requests on the new key then get AUTH_KEY_UNREGISTERED, "
-    "the retry re-imports on the old key again, and the DC stays unusable (one export+import per "
-    "request); expected: connections on a forgotten key are retired (or the authorization mark "
-    "is tied to the key id it was obtained with) and the download succeeds"))
 async def test_download_works_again_after_the_dc_forgot_our_key():
     with trio.fail_after(20):
         async with open_cluster() as cluster:
@@ -177,4 +152,5 @@ async def test_idempotent_download_survives_lost_answers():
                     await counter.executed.wait()  # executed; the answer is delayed by the DC
                     pool.drop_connections(2)
                 assert got == [bytes(f.chunk(0, 4096))]
-                assert counter.runs[("getFile", 0)] == 2  # asked again: fine, it is idempotent
+                # re-sent under its original msg_id: answered from the DC's cache, run once
+                assert counter.runs[("getFile", 0)] == 1
