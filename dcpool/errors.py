@@ -352,7 +352,12 @@ class StatsMigrate(MigrateError):
 
 
 class FloodWait(RpcError):
-    """420: wait ``seconds`` before repeating (FLOOD_WAIT_0 counts as 1 s, as clients do)."""
+    """420: wait ``seconds`` before repeating (FLOOD_WAIT_0 counts as 1 s, as clients do).
+
+    ``deadline`` (trio clock) is set when dcpool remembers the wait, e.g. for an authorization
+    export: no new export is sent before it."""
+
+    deadline: float | None = None
 
     @property
     def seconds(self) -> int:

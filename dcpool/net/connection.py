@@ -326,6 +326,12 @@ class MtprotoConnection:
                 self.backoff_until = trio.current_time() + delay
                 self.state = "backoff"
                 self.owner.on_event("backoff", lane=self.lane, seconds=delay)
+                if (self.idle_timeout is not None and not self.calls
+                        and self._failures >= self.connect_attempts):
+                    # An idle-closable lane (foreign DC, downloads) that keeps failing with
+                    # nobody waiting: stop dialing (each redial may cost a key exchange); the
+                    # pool opens a fresh connection when the next call comes.
+                    break
                 with trio.move_on_after(delay):
                     while not self._closed:
                         await self._wait_wakeup()

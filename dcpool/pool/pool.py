@@ -40,6 +40,7 @@ from ..dcs import DcOption, DcTable, EndpointHealth, EndpointPolicy, dc_options_
 from ..errors import (
     AuthKeyUnregistered,
     ConfigError,
+    ConnectionLost,
     DcPoolError,
     HandshakeError,
     LocalProtocolError,
@@ -246,26 +247,35 @@ class _DcState:
             self.pool._emit("key_created", self.dc_id, key_id=key.key_id)
 
     async def _handshake(self, stream: trio.SocketStream, transport: ClientTransport) -> HandshakeResult:
+        """Create an auth key on this stream (spec §5); trio errors become dcpool errors here."""
         hs = ClientHandshake(self.pool.rsa_keys, self.wire_dc, self.pool.rng)
         transport.send_frame(hs.start(wall_clock()))
-        with trio.fail_after(self.pool.handshake_timeout):
-            await stream.send_all(transport.data_to_send())
-            while True:
-                data = await stream.receive_some(1 << 16)
-                if not data:
-                    raise HandshakeError("the server closed the connection during the handshake")
-                for event in transport.receive_data(data):
-                    if isinstance(event, TransportErrorFrame):
-                        raise HandshakeError(f"transport error {event.code} during the handshake")
-                    if not isinstance(event, Frame):
-                        continue
-                    out = hs.receive(event.payload, wall_clock())
-                    if isinstance(out, HandshakeResult):
-                        return out
-                    transport.send_frame(out)
-                pending = transport.data_to_send()
-                if pending:
-                    await stream.send_all(pending)
+        try:
+            with trio.fail_after(self.pool.handshake_timeout):
+                await stream.send_all(transport.data_to_send())
+                while True:
+                    data = await stream.receive_some(1 << 16)
+                    if not data:
+                        raise HandshakeError("the server closed the connection during the handshake")
+                    for event in transport.receive_data(data):
+                        if isinstance(event, TransportErrorFrame):
+                            raise HandshakeError(f"transport error {event.code} during the handshake",
+                                                 transport_code=event.code)
+                        if not isinstance(event, Frame):
+                            continue
+                        out = hs.receive(event.payload, wall_clock())
+                        if isinstance(out, HandshakeResult):
+                            return out
+                        transport.send_frame(out)
+                    pending = transport.data_to_send()
+                    if pending:
+                        await stream.send_all(pending)
+        except trio.TooSlowError:
+            raise HandshakeError(
+                f"DC {self.dc_id}: no handshake answer within {self.pool.handshake_timeout} s"
+            ) from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise ConnectionLost(f"DC {self.dc_id}: connection lost during the handshake: {exc}") from exc
 
     def key_invalid(self, key_id: int) -> None:
         if self.auth_key is not None and self.auth_key.key_id == key_id:
@@ -412,6 +422,7 @@ class Pool:
         prefer_ipv6: bool | None = None,
         allow_ipv6: bool = True,
         max_hops: int = 5,
+        wait_flood: float = 0.0,
         updates_buffer: int = 1000,
         device_model: str = "dcpool",
         system_version: str = "Python",
@@ -474,7 +485,8 @@ class Pool:
         self._restore_config()
         from ..migrate import Migrator
 
-        self.migrator = Migrator(self)
+        #: FLOOD_WAIT on an authorization export up to this many seconds is waited out
+        self.migrator = Migrator(self, wait_flood=wait_flood)
 
     def __repr__(self) -> str:
         return f"<Pool home={self.home_dc} dcs={sorted(self._dcs)} test_mode={self.test_mode}>"

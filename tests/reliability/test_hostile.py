@@ -102,6 +102,10 @@ async def _run(faults: list, *, honest: bool = True) -> tuple[dict, dict, dict]:
                             o = obs[fault]
                             if o.reasons:
                                 o.after_first.append(ev.kind)
+                                if ev.kind == "backoff" and fault not in CHEAP:
+                                    # a failed key exchange: the waiting call was told and the
+                                    # idle connection backs off (and then stops dialing)
+                                    o.observed.set()
                             if ev.kind != "disconnected":
                                 continue
                             o.reasons.append(ev.data["reason"])
