@@ -57,6 +57,7 @@ from ..errors import (
     TransferError,
     UserMigrate,
 )
+from ..methods import IDEMPOTENT, NO_AUTH_NEEDED
 from .policy import HopTracker, MoveHome, RetryOn, decide
 
 if TYPE_CHECKING:
@@ -101,7 +102,6 @@ class Migrator:
     # ------------------------------------------------------------------ requests
 
     def _needs_transfer(self, name: str, dc_id: int) -> bool:
-        from ..pool.pool import NO_AUTH_NEEDED
 
         pool = self.pool
         return pool.user_id is not None and dc_id != pool.home_dc and name not in NO_AUTH_NEEDED
@@ -117,7 +117,6 @@ class Migrator:
                          lane: str, idempotent: bool | None = None) -> tuple[bytes, int]:
         """Like :meth:`run`, also returning the DC that finally answered (downloads remember
         it, so that one wrong ``dc_id`` hint costs one round trip, not one per part)."""
-        from ..pool.pool import IDEMPOTENT
 
         pool = self.pool
         if idempotent is None:

@@ -655,7 +655,7 @@ class ServerConnection:
             while len(sess.queries) > _SENT_MEMORY:
                 sess.queries.popitem(last=False)
             core.executions[(sess.key.key_id, sess.key.session_id, msg_id)] += 1
-            events.append(IncomingRequest(sess.key, msg_id, body))
+            events.append(IncomingRequest(sess.key, msg_id, bytes(body)))
 
     def _state_of(self, sess: ServerSession, msg_id: int) -> int:
         """§8.4 status byte of a client message."""

@@ -216,10 +216,11 @@ class SessionStatistics:
 
 @attrs.frozen
 class RpcResult:
-    """The raw boxed result of ``request`` (gzip already unpacked)."""
+    """The raw boxed result of ``request`` (gzip already unpacked).  ``body`` may be a
+    memoryview into the decrypted message: results of up to 1 MiB are not copied on the way."""
 
     request: PendingRequest
-    body: bytes
+    body: bytes | memoryview
 
 
 @attrs.frozen
@@ -814,7 +815,7 @@ class ClientSession:
         elif ctor in (ids.MSGS_STATE_INFO, ids.MSGS_ALL_INFO):
             pass  # informational; we never ask (msgs_state_info acks nothing of ours we track)
         else:
-            events.append(Update(body))
+            events.append(Update(bytes(body)))
 
     def _take(self, req_msg_id: int) -> PendingRequest | None:
         """Remove and return the unanswered request ``req_msg_id`` refers to (or an alias)."""

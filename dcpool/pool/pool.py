@@ -52,6 +52,7 @@ from ..errors import (
     TransportErrorCode,
     UnknownDc,
 )
+from ..methods import IDEMPOTENT, NO_AUTH_NEEDED
 from ..mtproto import AuthKey
 from ..mtproto.handshake import ClientHandshake, HandshakeResult
 from ..net.connection import Call, ConnectionStatistics, MtprotoConnection, wall_clock
@@ -60,47 +61,6 @@ from ..storage import Storage, open_storage
 from ..transport import ClientTransport, Frame, TransportErrorFrame, TransportKind
 
 log = logging.getLogger("dcpool.pool")
-
-#: Methods that may be repeated safely when their outcome is unknown (spec §8.2: the answer
-#: to an acknowledged request may be lost with its connection).
-IDEMPOTENT = frozenset(
-    {
-        "upload.getFile",
-        "upload.getFileHashes",
-        "upload.getCdnFile",
-        "help.getConfig",
-        "help.getNearestDc",
-        "help.getAppConfig",
-        "help.getCdnConfig",
-        "users.getUsers",
-        "users.getFullUser",
-        "updates.getState",
-        "updates.getDifference",
-        "stats.getBroadcastStats",
-        "langpack.getLangPack",
-    }
-)
-
-#: Methods that run without a logged-in key (spec §10): they never trigger an authorization
-#: transfer.
-NO_AUTH_NEEDED = frozenset(
-    {
-        "help.getConfig",
-        "help.getNearestDc",
-        "help.getAppConfig",
-        "help.getCdnConfig",
-        "auth.sendCode",
-        "auth.resendCode",
-        "auth.cancelCode",
-        "auth.signIn",
-        "auth.signUp",
-        "auth.importAuthorization",
-        "auth.exportAuthorization",
-        "auth.importBotAuthorization",
-        "auth.logOut",
-    }
-)
-
 
 class KeyState:
     NONE = "none"
@@ -611,8 +571,9 @@ class Pool:
                 name = tl.loads(body).QUALNAME
             except DcPoolError:
                 name = f"0x{int.from_bytes(body[:4], 'little'):08x}"
-        return await self.migrator.run(name, bytes(body), dc_id=dc_id, timeout=timeout, lane=lane,
-                                       idempotent=idempotent or name in IDEMPOTENT)
+        result = await self.migrator.run(name, bytes(body), dc_id=dc_id, timeout=timeout, lane=lane,
+                                         idempotent=idempotent or name in IDEMPOTENT)
+        return bytes(result)
 
     async def _send_once(self, name: str, body: bytes, dc_id: int, *, timeout: float | None,
                          lane: str, idempotent: bool) -> bytes:

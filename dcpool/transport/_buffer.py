@@ -39,7 +39,10 @@ class ReceiveBuffer:
 
     def take(self, n: int) -> bytes:
         begin = self._start
-        out = bytes(self._data[begin : begin + n])
+        # One copy (a bytearray slice would be a second one); the view is released at once so
+        # that the array can still be compacted.
+        with memoryview(self._data) as view:
+            out = bytes(view[begin : begin + n])
         self._start = begin + n
         self._compact()
         return out

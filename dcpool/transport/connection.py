@@ -64,10 +64,15 @@ class _Base:
         self._obfuscator: Obfuscator | None = None
         self._error: FramingError | None = None
 
-    def data_to_send(self) -> bytes:
-        """Everything queued so far, ready for the socket (then the queue is empty)."""
-        out = bytes(self._outbuf)
-        self._outbuf.clear()
+    def data_to_send(self) -> bytes | bytearray:
+        """Everything queued so far, ready for the socket (then the queue is empty).
+
+        The buffer itself is handed over (no copy of up to a megabyte per frame); the
+        transport starts a fresh one."""
+        out = self._outbuf
+        if not out:
+            return b""
+        self._outbuf = bytearray()
         return out
 
     def _queue(self, pieces: list[bytes]) -> None:
