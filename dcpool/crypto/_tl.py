@@ -1,5 +1,6 @@
-"""The two TL primitives the crypto layer needs, written here so that ``dcpool.crypto`` does not
-depend on ``dcpool.tl`` (spec §2.1).
+"""The TL primitives the crypto layer needs (spec §2.1): the encoder is the TL runtime's; the
+length scanner below serves the server's RSA inner-data parser, which must find where one
+serialized object ends before the TL classes exist.
 
 ``string``/``bytes``: a length below 254 is one byte, then the data, then zero padding to a
 multiple of 4.  Otherwise ``0xFE`` + the length as 3 little-endian bytes + the data + padding.
@@ -7,20 +8,14 @@ multiple of 4.  Otherwise ``0xFE`` + the length as 3 little-endian bytes + the d
 
 from __future__ import annotations
 
+from ..tl._binary import pack_bytes
+
 __all__ = ["int_to_be", "read_tl_bytes_len", "tl_bytes"]
 
 
 def tl_bytes(data: bytes) -> bytes:
-    """Serialize ``data`` as TL ``bytes`` (spec §2.1, V15)."""
-    n = len(data)
-    if n < 254:
-        head = bytes((n,))
-    elif n < 1 << 24:
-        head = b"\xfe" + n.to_bytes(3, "little")
-    else:
-        raise ValueError(f"TL bytes too long: {n}")
-    body = head + data
-    return body + bytes(-len(body) % 4)
+    """Serialize ``data`` as TL ``bytes`` (spec §2.1, V15): the TL runtime's encoder."""
+    return pack_bytes(data)
 
 
 def read_tl_bytes_len(buf: bytes, pos: int) -> int:

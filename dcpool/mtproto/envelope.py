@@ -49,6 +49,7 @@ from ..errors import (
     TLDecodeError,
 )
 from ..tl import ids
+from ..tl._binary import pack_bytes, pack_int, pack_long, pack_uint
 
 __all__ = [
     "HEADER_SIZE",
@@ -231,28 +232,8 @@ def parse_plaintext(plaintext: bytes) -> InnerMessage:
 # --------------------------------------------------------------------------- TL helpers
 
 
-def pack_int(v: int) -> bytes:
-    return _i.pack(v)
-
-
-def pack_uint(v: int) -> bytes:
-    """An unsigned 32-bit value, e.g. a constructor id."""
-    return _I.pack(v)
-
-
-def pack_long(v: int) -> bytes:
-    return _q.pack(v)
-
-
-def pack_bytes(b: bytes) -> bytes:
-    """TL ``bytes``/``string`` (spec §2.1): short or long length prefix, zero-padded to 4."""
-    n = len(b)
-    if n < 254:
-        head = bytes((n,))
-    else:
-        head = b"\xfe" + n.to_bytes(3, "little")
-    out = head + bytes(b)
-    return out + b"\x00" * (-len(out) % 4)
+# pack_int, pack_uint, pack_long and pack_bytes are the TL runtime's (re-exported here for the
+# session and server code that builds service messages by hand).
 
 
 def pack_vector_long(values: Iterable[int]) -> bytes:
