@@ -229,8 +229,9 @@ class Migrator:
     async def _export_import(self, dc_id: int, state: _DcState, user_id: int | None) -> None:
         pool = self.pool
         reexported = False
+        source = pool.home_dc
         while True:
-            home = pool.home_dc
+            home = source
             try:
                 # auth.exportAuthorization#e5bfffcd dc_id:int = auth.ExportedAuthorization;
                 exported = await pool._send_once(
@@ -238,6 +239,15 @@ class Migrator:
                     tl.api.auth.ExportAuthorization(dc_id=dc_id).to_bytes(),
                     home, timeout=..., lane="main", idempotent=False,
                 )
+            except UserMigrate:
+                # The home key was itself imported and the user has moved on: only the DC
+                # where the key signed in can still vouch for it.
+                login = pool.login_dc
+                if login is None or login == source or login == dc_id:
+                    raise
+                log.info("exporting to DC %s from the sign-in DC %s instead", dc_id, login)
+                source = login
+                continue
             except FloodWait as exc:
                 deadline = trio.current_time() + exc.seconds
                 state.flood_until = deadline

@@ -423,6 +423,7 @@ class Pool:
         if stored_home is None:
             storage.set_home_dc(self.home_dc)
         self.user_id: int | None = storage.get_user_id()
+        self.login_dc: int | None = None
         self._time_offset = 0.0
         self._dcs: dict[int, _DcState] = {}
         self._nursery: trio.Nursery | None = None
@@ -675,6 +676,8 @@ class Pool:
             for state in self._dcs.values():
                 state.authorized_user = None
         self.user_id = user_id
+        #: where the key signed in (exports may have to come from there after the user moved)
+        self.login_dc = self.home_dc if user_id is not None else None
         self.storage.set_user_id(user_id)
         if user_id is not None:
             home = self._dc(self.home_dc)

@@ -268,3 +268,23 @@ async def test_phone_migrate_while_signed_in_carries_nothing_over(cluster: Clust
             assert pool.storage.get_dc(4).authorized_user_id == second.id
             me = await pool.invoke(api.users.GetUsers(id=[api.InputUserSelf()]))
             assert me[0].id == second.id
+
+
+async def test_user_moved_twice_is_followed_through_the_sign_in_dc(cluster: Cluster) -> None:
+    # 2 -> 4 -> 5: after the first move home is DC 4, whose key was *imported*; the emulator
+    # (like a cautious server) refuses exports from an imported key, so the transfer to DC 5
+    # must come from DC 2, where the key signed in.
+    me = [api.InputUserSelf()]
+    with trio.fail_after(30):
+        async with dcpool.open_pool(home_dc=2, **pool_args(cluster)) as pool:
+            user = await pool.sign_in(PHONE_DC2, CODE_DC2)
+            cluster.move_user(user.id, 4)
+            (got,) = await pool.invoke(api.users.GetUsers(id=me))
+            assert got.id == user.id and pool.home_dc == 4
+            cluster.move_user(user.id, 5)
+            (got,) = await pool.invoke(api.users.GetUsers(id=me))
+            assert got.id == user.id and pool.home_dc == 5
+            assert pool.login_dc == 2
+    stats = cluster.statistics()
+    assert stats[2].exports == 2 and stats[4].exports == 0
+    assert stats[4].imports == 1 and stats[5].imports == 1
