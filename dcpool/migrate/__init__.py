@@ -128,6 +128,11 @@ class Migrator:
             target = explicit if explicit is not None else pool.home_dc
             generation = pool._home_generation
             if self._needs_transfer(name, target):
+                state = pool._dc(target)
+                if state.authorized_user != pool.user_id and not pool._closing:
+                    # Overlap the target's connection set-up and key exchange with the export.
+                    state.warm("main")
+                    state.warm(lane)
                 await self.ensure_authorized(target)
             epoch = self._epochs[target]
             try:

@@ -293,6 +293,13 @@ class _DcState:
             return self._open(lane)
         return best
 
+    def warm(self, lane: str) -> None:
+        """Start dialing (and creating the key) now if the lane has no connection yet: used
+        while an authorization transfer is on its way, so that the target's key exchange
+        overlaps the export instead of following it."""
+        if not any(not c.closed for c in self.lanes[lane]):
+            self._open(lane)
+
     def _open(self, lane: str) -> MtprotoConnection:
         pool = self.pool
         if pool._nursery is None or pool._closing:
