@@ -25,7 +25,7 @@ from typing import Any
 import trio
 
 from . import tl
-from .errors import ConnectError, DcPoolError, HandshakeError, NetworkError, RequestTimeout
+from .errors import DcPoolError, HandshakeError, NetworkError, RequestTimeout
 
 TEST_PHONE = "9996621234"
 FILE_SIZES = {1: 3 << 20, 3: 2 << 20, 4: 6 << 20, 5: 4 << 20}

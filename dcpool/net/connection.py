@@ -27,7 +27,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -42,11 +42,9 @@ from ..errors import (
     OutcomeUnknown,
     PoolClosed,
     RemoteProtocolError,
-    RpcError,
     TransportErrorCode,
 )
 from ..mtproto import AuthKey
-from ..mtproto.handshake import ClientHandshake, HandshakeResult
 from ..mtproto.session import (
     ClientSession,
     ClockCorrected,
@@ -56,13 +54,12 @@ from ..mtproto.session import (
     RequestAcked,
     RequestFailed,
     RequestOutcomeUnknown,
-    RequestState,
     RpcErrorReceived,
     RpcResult,
     SaltChanged,
     Update,
 )
-from ..transport import ClientTransport, Frame, TransportErrorFrame, TransportKind
+from ..transport import ClientTransport, Frame, TransportErrorFrame
 from .dial import DialFailure, Endpoint, dial
 
 log = logging.getLogger("dcpool.net")

@@ -36,26 +36,21 @@ import trio
 
 from .. import tl
 from ..crypto.rsa import TELEGRAM_PRODUCTION_KEYS, TELEGRAM_TEST_KEYS, RsaPublicKey
-from ..dcs import DcOption, DcTable, EndpointHealth, EndpointPolicy, dc_options_from_config
+from ..dcs import DcOption, DcTable, EndpointHealth, EndpointPolicy
 from ..errors import (
-    AuthKeyUnregistered,
-    ConfigError,
     ConnectionLost,
     DcPoolError,
     HandshakeError,
     LocalProtocolError,
-    MigrateError,
-    MigrationError,
     PoolClosed,
     RequestTimeout,
     RpcError,
-    TransportErrorCode,
     UnknownDc,
 )
-from ..methods import IDEMPOTENT, NO_AUTH_NEEDED
+from ..methods import IDEMPOTENT
 from ..mtproto import AuthKey
 from ..mtproto.handshake import ClientHandshake, HandshakeResult
-from ..net.connection import Call, ConnectionStatistics, MtprotoConnection, wall_clock
+from ..net.connection import Call, MtprotoConnection, wall_clock
 from ..net.dial import Endpoint
 from ..storage import Storage, open_storage
 from ..transport import ClientTransport, Frame, TransportErrorFrame, TransportKind
@@ -419,7 +414,6 @@ class Pool:
         if rsa_keys is None:
             rsa_keys = TELEGRAM_TEST_KEYS if test_mode else TELEGRAM_PRODUCTION_KEYS
         self.rsa_keys = dict(rsa_keys)
-        self._custom_dc_list = dc_list is not None
         self.table = (
             DcTable(list(dc_list), test_mode=test_mode) if dc_list is not None else DcTable.builtin(test_mode)
         )
@@ -430,7 +424,8 @@ class Pool:
         if stored_home is None:
             storage.set_home_dc(self.home_dc)
         self.user_id: int | None = storage.get_user_id()
-        self.login_dc: int | None = None
+        #: where the key signed in; a stored session was (as far as we know) signed in at home
+        self.login_dc: int | None = self.home_dc if self.user_id is not None else None
         self._time_offset = 0.0
         self._dcs: dict[int, _DcState] = {}
         self._nursery: trio.Nursery | None = None
@@ -439,7 +434,6 @@ class Pool:
         self._subscribers: list[trio.MemorySendChannel] = []
         self._updates: deque[ReceivedUpdate | UpdatesGap] = deque()
         self._updates_max = updates_buffer
-        self._updates_dropped = 0
         self._updates_event = trio.Event()
         self._config_refresh = trio.Event()
         self._migrations = 0
