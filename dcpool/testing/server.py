@@ -341,10 +341,13 @@ class DcServer:
                 key_exists=self.core.has_key,
                 expected_dc=self.dc_id,
                 test_mode=self.world.test_mode,
-                msg_ids=lambda t: self.core.next_msg_id(t, answer=True),
+                # ids from the DC's (possibly offset) clock, like its server_time below
+                msg_ids=lambda t: self.core.msg_ids.next(t, answer=True),
             )
         try:
-            reply, result = conn.handshake.receive(payload, now)
+            # server_DH_inner_data.server_time is the DC's clock, offset included (a client
+            # learns its time offset from it, §5.6).
+            reply, result = conn.handshake.receive(payload, self.core.server_time(now))
         except HandshakeError as exc:
             log.info("DC %s conn %s: handshake refused: %s", self.dc_id, conn.id, exc)
             await self._transport_error(conn, getattr(exc, "transport_code", -404) or -404)
