@@ -597,9 +597,9 @@ class ServerConnection:
             # msgs_ack#62d6b459 msg_ids:Vector<long> = MsgsAck;
             acked = r.vector_long()
             for a in acked:
-                stored = sess.sent.get(a)
-                if stored is not None:
-                    stored.acked = True
+                # The client has it: forget it (answers carry up to 1 MiB each; keeping acked
+                # ones until the 4096-entry memory turns over held gigabytes per session).
+                sess.sent.pop(a, None)
             events.append(MessagesAcked(sess.key, tuple(acked)))
         elif ctor in (ids.PING, ids.PING_DELAY_DISCONNECT):
             # ping#7abe77ec ping_id:long = Pong;
