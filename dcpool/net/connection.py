@@ -51,7 +51,6 @@ from ..mtproto.session import (
     NewSessionCreated,
     PendingRequest,
     Pong,
-    RequestAcked,
     RequestFailed,
     RequestOutcomeUnknown,
     RpcErrorReceived,
@@ -471,28 +470,12 @@ class MtprotoConnection:
             # Only answers to calls count as activity for the idle timer: pongs, acks and
             # service messages are the keep-alive's own traffic and must not keep a lane open.
             if isinstance(event, RpcResult):
-                call = event.request.token
-                if isinstance(call, Call):
-                    self.calls.discard(call)
-                    self.last_activity = trio.current_time()
-                    call.resolve(event.body)
-            elif isinstance(event, RpcErrorReceived):
-                call = event.request.token
-                if isinstance(call, Call):
-                    self.calls.discard(call)
-                    self.last_activity = trio.current_time()
-                    call.fail(event.error)
-            elif isinstance(event, RequestFailed):
-                call = event.request.token
-                if isinstance(call, Call):
-                    self.calls.discard(call)
-                    self.last_activity = trio.current_time()
-                    call.fail(event.error)
+                self._settle(event.request, result=event.body)
+            elif isinstance(event, (RpcErrorReceived, RequestFailed)):
+                self._settle(event.request, error=event.error)
             elif isinstance(event, RequestOutcomeUnknown):
-                call = event.request.token
-                if isinstance(call, Call):
-                    self.calls.discard(call)
-                    call.fail(OutcomeUnknown(call.name, self.owner.dc_id))
+                name = getattr(event.request.token, "name", "request")
+                self._settle(event.request, error=OutcomeUnknown(name, self.owner.dc_id), activity=False)
             elif isinstance(event, Update):
                 self.owner.on_update(event.body)
             elif isinstance(event, SaltChanged):
@@ -505,8 +488,21 @@ class MtprotoConnection:
             elif isinstance(event, Pong):
                 if self._awaiting_pong == event.ping_id:
                     self._awaiting_pong = None
-            elif isinstance(event, RequestAcked):
-                pass
+
+    def _settle(self, request: PendingRequest, *, result: bytes | memoryview | None = None,
+                error: BaseException | None = None, activity: bool = True) -> None:
+        """Hand a request's outcome to its call (the session's token is the Call)."""
+        call = request.token
+        if not isinstance(call, Call):
+            return
+        self.calls.discard(call)
+        if activity:
+            self.last_activity = trio.current_time()
+        if error is None:
+            assert result is not None
+            call.resolve(result)
+        else:
+            call.fail(error)
 
     async def _writer(self, stream: trio.SocketStream, transport: ClientTransport) -> None:
         while True:
