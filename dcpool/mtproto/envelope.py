@@ -49,7 +49,7 @@ from ..errors import (
     TLDecodeError,
 )
 from ..tl import ids
-from ..tl._binary import pack_bytes, pack_int, pack_long, pack_uint
+from ..tl._binary import Reader, pack_bytes, pack_int, pack_long, pack_uint
 
 __all__ = [
     "HEADER_SIZE",
@@ -200,13 +200,14 @@ def decrypt(auth_key: KeyLike, data: bytes | memoryview, *, x: int) -> memoryvie
 
 @attrs.frozen
 class InnerMessage:
-    """The decrypted header and body of one message (or of a container, before unpacking)."""
+    """The decrypted header and body of one message (or of a container, before unpacking).
+    ``body`` is a view into the decrypted plaintext."""
 
     salt: int
     session_id: int
     msg_id: int
     seq_no: int
-    body: bytes
+    body: bytes | memoryview
 
 
 def decrypt_message(auth_key: KeyLike, data: bytes | memoryview, *, x: int) -> InnerMessage:
@@ -248,85 +249,18 @@ def constructor_of(body: bytes | memoryview) -> int | None:
     return _I.unpack_from(body, 0)[0]
 
 
-class Reader:
-    """A bounds-checked little-endian reader over one TL body (errors: TLDecodeError)."""
-
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes | memoryview, pos: int = 0) -> None:
-        self.data = data
-        self.pos = pos
-
-    def _need(self, n: int) -> int:
-        p = self.pos
-        if n < 0 or p + n > len(self.data):
-            raise TLDecodeError(f"truncated TL data: need {n} bytes at {p} of {len(self.data)}")
-        self.pos = p + n
-        return p
-
-    def int(self) -> int:
-        return _i.unpack_from(self.data, self._need(4))[0]
-
-    def uint(self) -> int:
-        return _I.unpack_from(self.data, self._need(4))[0]
-
-    def long(self) -> int:
-        return _q.unpack_from(self.data, self._need(8))[0]
-
-    def raw(self, n: int) -> bytes:
-        p = self._need(n)
-        return bytes(self.data[p : p + n])
-
-    def bytes(self) -> bytes:
-        first = self.raw(1)[0]
-        if first < 254:
-            n, head = first, 1
-        elif first == 254:
-            n, head = int.from_bytes(self.raw(3), "little"), 4
-        else:
-            raise TLDecodeError("TL bytes with length prefix 255")
-        out = self.raw(n)
-        self._need(-(head + n) % 4)
-        return out
-
-    def string(self) -> str:
-        return self.bytes().decode("utf-8", errors="replace")
-
-    def expect(self, constructor: int) -> None:
-        got = self.uint()
-        if got != constructor:
-            raise TLDecodeError(f"expected constructor {constructor:#010x}, got {got:#010x}")
-
-    def vector_long(self, *, boxed: bool = True, limit: int = 1 << 20) -> list[int]:
-        if boxed:
-            self.expect(ids.VECTOR)
-        count = self.int()
-        if count < 0 or count > limit or count * 8 > len(self.data) - self.pos:
-            raise TLDecodeError(f"vector<long> of {count} items does not fit")
-        p = self._need(count * 8)
-        return list(struct.unpack_from(f"<{count}q", self.data, p))
-
-    def rest(self) -> bytes | memoryview:
-        """What is left (a zero-copy slice when the reader runs over a memoryview)."""
-        p = self.pos
-        self.pos = len(self.data)
-        return self.data[p:]
-
-    @property
-    def remaining(self) -> int:
-        return len(self.data) - self.pos
-
-
 # --------------------------------------------------------------------------- containers
 
 
 @attrs.frozen
 class ContainerItem:
-    """One message of a msg_container: ``message msg_id:long seqno:int bytes:int body:Object``."""
+    """One message of a msg_container: ``message msg_id:long seqno:int bytes:int body:Object``.
+
+    ``body`` is a view into the container (no copy: a container often carries a 1 MiB answer)."""
 
     msg_id: int
     seq_no: int
-    body: bytes
+    body: bytes | memoryview
 
 
 def pack_container(items: Iterable[tuple[int, int, bytes]]) -> bytes:
@@ -349,17 +283,17 @@ def unpack_container(body: bytes | memoryview, *, max_items: int = 1024) -> list
     of 4 or past the end, bytes left over, or a container inside a container."""
     r = Reader(body)
     r.expect(ids.MSG_CONTAINER)
-    count = r.int()
+    count = r.read_int()
     if count < 0 or count > max_items:
         raise TLDecodeError(f"container with {count} messages")
     out = []
     for _ in range(count):
-        msg_id = r.long()
-        seq_no = r.int()
-        length = r.int()
+        msg_id = r.read_long()
+        seq_no = r.read_int()
+        length = r.read_int()
         if length < 0 or length % 4:
             raise TLDecodeError(f"container item of {length} bytes")
-        inner = r.raw(length)
+        inner = r.read_raw(length)
         if constructor_of(inner) == ids.MSG_CONTAINER:
             raise TLDecodeError("container inside a container")
         out.append(ContainerItem(msg_id, seq_no, inner))
@@ -384,7 +318,7 @@ def gzip_unpack(body: bytes | memoryview, *, limit: int = MAX_GZIP_OUTPUT) -> by
     streams inflating beyond ``limit`` bytes raise TLDecodeError."""
     r = Reader(body)
     r.expect(ids.GZIP_PACKED)
-    packed = r.bytes()
+    packed = r.read_bytes()
     try:
         d = zlib.decompressobj(47)  # 32 + 15: accept gzip or zlib headers
         out = d.decompress(packed, limit)

@@ -595,7 +595,7 @@ class ServerConnection:
         core = self.core
         if ctor == ids.MSGS_ACK:
             # msgs_ack#62d6b459 msg_ids:Vector<long> = MsgsAck;
-            acked = r.vector_long()
+            acked = r.read_vector_long()
             for a in acked:
                 # The client has it: forget it (answers carry up to 1 MiB each; keeping acked
                 # ones until the 4096-entry memory turns over held gigabytes per session).
@@ -604,14 +604,14 @@ class ServerConnection:
         elif ctor in (ids.PING, ids.PING_DELAY_DISCONNECT):
             # ping#7abe77ec ping_id:long = Pong;
             # ping_delay_disconnect#f3427b8c ping_id:long disconnect_delay:int = Pong;
-            ping_id = r.long()
+            ping_id = r.read_long()
             # pong#347773c5 msg_id:long ping_id:long = Pong;  (stand-alone, §8.5)
             self._answer(sess, pack_uint(ids.PONG) + pack_long(msg_id) + pack_long(ping_id))
             if ctor == ids.PING_DELAY_DISCONNECT:
-                events.append(PingDelayDisconnect(sess.key, ping_id, r.int()))
+                events.append(PingDelayDisconnect(sess.key, ping_id, r.read_int()))
         elif ctor == ids.GET_FUTURE_SALTS:
             # get_future_salts#b921bd04 num:int = FutureSalts;
-            salts = core.future_salts(sess.key.key_id, now, r.int())
+            salts = core.future_salts(sess.key.key_id, now, r.read_int())
             # future_salts#ae500895 req_msg_id:long now:int salts:vector<future_salt> = FutureSalts;
             out = pack_uint(ids.FUTURE_SALTS) + pack_long(msg_id) + pack_int(int(core.server_time(now)))
             out += pack_int(len(salts))
@@ -621,11 +621,11 @@ class ServerConnection:
             sess.pending_acks.pop(msg_id, None)  # the answer acks the request (§8.6)
         elif ctor == ids.MSGS_STATE_REQ:
             # msgs_state_req#da69fb52 msg_ids:Vector<long> = MsgsStateReq;
-            info = bytes(self._state_of(sess, m) for m in r.vector_long())
+            info = bytes(self._state_of(sess, m) for m in r.read_vector_long())
             self._state_info(sess, msg_id, info)
         elif ctor in (ids.MSG_RESEND_REQ, ids.MSG_RESEND_ANS_REQ):
             # msg_resend_req#7d861a08 msg_ids:Vector<long> = MsgResendReq;
-            wanted = r.vector_long()
+            wanted = r.read_vector_long()
             stored = [sess.sent.get(m) for m in wanted]
             if wanted and all(s is not None for s in stored):
                 self._resend_stored(sess, [s for s in stored if s is not None])
@@ -635,7 +635,7 @@ class ServerConnection:
                 self._state_info(sess, msg_id, info)
         elif ctor == ids.DESTROY_SESSION:
             # destroy_session#e7512126 session_id:long = DestroySessionRes;
-            target_id = r.long()
+            target_id = r.read_long()
             target = SessionKey(sess.key.key_id, target_id)
             ok = target != sess.key and core.drop_session(target)
             # destroy_session_ok#e22045fc / destroy_session_none#62d350c9 session_id:long
@@ -645,7 +645,7 @@ class ServerConnection:
                 events.append(SessionDestroyed(target))
         elif ctor == ids.RPC_DROP_ANSWER:
             # rpc_drop_answer#58e4a740 req_msg_id:long = RpcDropAnswer;
-            self._drop_answer(sess, msg_id, r.long())
+            self._drop_answer(sess, msg_id, r.read_long())
         elif ctor in (ids.HTTP_WAIT, ids.MSGS_STATE_INFO, ids.MSGS_ALL_INFO):
             pass  # long poll is HTTP only; state infos answer questions we do not ask
         elif ctor in (ids.MSG_DETAILED_INFO, ids.MSG_NEW_DETAILED_INFO):

@@ -327,50 +327,50 @@ def _decode(body: bytes) -> tuple:
     r = Reader(body, 4)
     if ctor == ids.RPC_RESULT:
         # rpc_result#f35c6d01 req_msg_id:long result:Object = RpcResult;
-        req_msg_id = r.long()
+        req_msg_id = r.read_long()
         result = envelope.maybe_gunzip(r.rest())
         if constructor_of(result) == ids.RPC_ERROR:
             # rpc_error#2144ca19 error_code:int error_message:string = RpcError;
             er = Reader(result, 4)
-            return (ctor, req_msg_id, result, (er.int(), er.string()))
+            return (ctor, req_msg_id, result, (er.read_int(), er.read_string()))
         if len(result) < 4:
             raise TLDecodeError("rpc_result without a result")
         return (ctor, req_msg_id, result, None)
     if ctor == ids.MSGS_ACK:
         # msgs_ack#62d6b459 msg_ids:Vector<long> = MsgsAck;
-        return (ctor, r.vector_long())
+        return (ctor, r.read_vector_long())
     if ctor == ids.BAD_MSG_NOTIFICATION:
         # bad_msg_notification#a7eff811 bad_msg_id:long bad_msg_seqno:int error_code:int
-        return (ctor, r.long(), r.int(), r.int(), None)
+        return (ctor, r.read_long(), r.read_int(), r.read_int(), None)
     if ctor == ids.BAD_SERVER_SALT:
         # bad_server_salt#edab447b bad_msg_id:long bad_msg_seqno:int error_code:int new_server_salt:long
-        return (ctor, r.long(), r.int(), r.int(), r.long())
+        return (ctor, r.read_long(), r.read_int(), r.read_int(), r.read_long())
     if ctor == ids.NEW_SESSION_CREATED:
         # new_session_created#9ec20908 first_msg_id:long unique_id:long server_salt:long = NewSession;
-        return (ctor, r.long(), r.long(), r.long())
+        return (ctor, r.read_long(), r.read_long(), r.read_long())
     if ctor == ids.PONG:
         # pong#347773c5 msg_id:long ping_id:long = Pong;
-        return (ctor, r.long(), r.long())
+        return (ctor, r.read_long(), r.read_long())
     if ctor == ids.FUTURE_SALTS:
         # future_salts#ae500895 req_msg_id:long now:int salts:vector<future_salt> = FutureSalts;
-        req_msg_id, server_now, count = r.long(), r.int(), r.int()
+        req_msg_id, server_now, count = r.read_long(), r.read_int(), r.read_int()
         if count < 0 or count * 16 > r.remaining:
             raise TLDecodeError(f"future_salts with {count} salts does not fit")
-        salts = [FutureSalt(r.int(), r.int(), r.long()) for _ in range(count)]
+        salts = [FutureSalt(r.read_int(), r.read_int(), r.read_long()) for _ in range(count)]
         return (ctor, req_msg_id, server_now, salts)
     if ctor in (ids.MSGS_STATE_REQ, ids.MSG_RESEND_REQ, ids.MSG_RESEND_ANS_REQ):
         # msgs_state_req#da69fb52 msg_ids:Vector<long> = MsgsStateReq;
         # msg_resend_req#7d861a08 msg_ids:Vector<long> = MsgResendReq;
-        return (ctor, r.vector_long())
+        return (ctor, r.read_vector_long())
     if ctor == ids.MSG_DETAILED_INFO:
         # msg_detailed_info#276d3ec6 msg_id:long answer_msg_id:long bytes:int status:int
-        return (ctor, r.long(), r.long(), r.int(), r.int())
+        return (ctor, r.read_long(), r.read_long(), r.read_int(), r.read_int())
     if ctor == ids.MSG_NEW_DETAILED_INFO:
         # msg_new_detailed_info#809db6df answer_msg_id:long bytes:int status:int
-        return (ctor, None, r.long(), r.int(), r.int())
+        return (ctor, None, r.read_long(), r.read_int(), r.read_int())
     if ctor in (ids.DESTROY_SESSION_OK, ids.DESTROY_SESSION_NONE):
         # destroy_session_ok#e22045fc session_id:long = DestroySessionRes;
-        return (ctor, r.long())
+        return (ctor, r.read_long())
     if ctor in (ids.MSGS_STATE_INFO, ids.MSGS_ALL_INFO):
         return (ctor,)
     if ctor is None:

@@ -396,6 +396,30 @@ class Reader:
             raise TLDecodeError(f"expected Vector (0x1cb5c415), got constructor id 0x{cid:08x}")
         return self._read_items(read_item, min_item_size)
 
+    def read_vector_long(self, *, boxed: bool = True, limit: int = 1 << 20) -> list[int]:
+        """``Vector<long>`` (or bare ``vector<long>``) in one struct call: msg_id lists of the
+        service messages (acks, state requests) are read on every message."""
+        if boxed:
+            self.expect(ids.VECTOR)
+        count = self.read_int()
+        if count < 0 or count > limit or count * 8 > self._len - self.pos:
+            raise TLDecodeError(f"vector<long> of {count} items does not fit")
+        pos = self.pos
+        self.pos = pos + count * 8
+        return list(struct.unpack_from(f"<{count}q", self._mv, pos))
+
+    def expect(self, constructor: int) -> None:
+        """Read a constructor id and require it to be ``constructor``."""
+        got = self.read_uint()
+        if got != constructor:
+            raise TLDecodeError(f"expected constructor {constructor:#010x}, got {got:#010x}")
+
+    def rest(self) -> memoryview:
+        """Everything not read yet, as a view (no copy)."""
+        pos = self.pos
+        self.pos = self._len
+        return self._mv[pos:]
+
     def read_bare_vector(self, read_item: Callable[[], T], min_item_size: int = 4) -> list[T]:
         """Bare ``vector<T>``: a count, then the items."""
         return self._read_items(read_item, min_item_size)

@@ -237,7 +237,7 @@ def test_tl_helpers_match_tl_runtime():
     ack = struct.pack("<I", ids.MSGS_ACK) + envelope.pack_vector_long([1, -2, 3])
     assert tl.loads(ack).msg_ids == [1, -2, 3]
     r = envelope.Reader(envelope.pack_bytes(b"q" * 254) + envelope.pack_bytes(b"w"))
-    assert r.bytes() == b"q" * 254 and r.bytes() == b"w" and r.remaining == 0
+    assert r.read_bytes() == b"q" * 254 and r.read_bytes() == b"w" and r.remaining == 0
 
 
 # --------------------------------------------------------------------------- msg ids

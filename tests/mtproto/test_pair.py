@@ -688,8 +688,8 @@ def test_server_state_req_and_resend_req():
     for _, _, body in msgs:
         if envelope.constructor_of(body) == ids.MSGS_STATE_INFO:
             r = envelope.Reader(body, 4)
-            rid = r.long()
-            infos[rid] = list(r.bytes())
+            rid = r.read_long()
+            infos[rid] = list(r.read_bytes())
     assert infos[sreq_id] == [4 | 8 | 32 | 64, 3]
     assert infos[rreq_id] == [4, 1]
     assert answer_id in [m for m, _, _ in msgs]  # re-sent with its original id

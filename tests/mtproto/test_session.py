@@ -253,7 +253,7 @@ def test_acks_batched(cs, srv):
     out = cs.data_to_send(NOW)
     [(_, seq, body)] = sent_messages(out)
     assert envelope.constructor_of(body) == ids.MSGS_ACK and seq % 2 == 0
-    acked = envelope.Reader(body, 4).vector_long()
+    acked = envelope.Reader(body, 4).read_vector_long()
     assert len(acked) == ACK_BATCH and not cs.has_pending_acks()
 
 
@@ -288,7 +288,7 @@ def test_byte_budget_splits_containers(cs):
         cs.send_request(req_body(n, size=400_000), now=NOW, compress=False)
     out = cs.data_to_send(NOW)
     assert len(out) == 3  # 2 + 2 + 1 bodies of ~400 KB in ~1 MiB containers
-    assert [envelope.Reader(b, 4).int() for b in bodies_of(out)] == [0, 1, 2, 3, 4]
+    assert [envelope.Reader(b, 4).read_int() for b in bodies_of(out)] == [0, 1, 2, 3, 4]
 
 
 # --------------------------------------------------------------------------- notifications
@@ -447,8 +447,8 @@ def test_msgs_state_req_answered(cs, srv):
     msgs = sent_messages(cs.data_to_send(NOW))
     info_body = [b for _, _, b in msgs if envelope.constructor_of(b) == ids.MSGS_STATE_INFO][0]
     r = envelope.Reader(info_body, 4)
-    assert r.long() == req_id
-    assert list(r.bytes()) == [4, 3, 1]  # received, ack still pending; too high; too low
+    assert r.read_long() == req_id
+    assert list(r.read_bytes()) == [4, 3, 1]  # received, ack still pending; too high; too low
 
 
 def test_msg_resend_req(cs, srv):
@@ -463,7 +463,7 @@ def test_msg_resend_req(cs, srv):
     cs.receive(srv.payload(body, cr=False, msg_id=rid), NOW)
     [info] = bodies_of(cs.data_to_send(NOW))
     r = envelope.Reader(info, 4)
-    assert r.long() == rid and list(r.bytes()) == [4, 1]
+    assert r.read_long() == rid and list(r.read_bytes()) == [4, 1]
 
 
 def test_msg_detailed_info(cs, srv):

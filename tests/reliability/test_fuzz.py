@@ -564,7 +564,8 @@ def test_tl_reader_methods(data, ops, n):
     assert err is None or isinstance(err, errors.TLDecodeError), repr(err)
 
 
-ENV_OPS = ["int", "uint", "long", "bytes", "string", "vector_long", "bare_vector_long", "rest", "raw"]
+ENV_OPS = ["read_int", "read_uint", "read_long", "read_bytes", "read_string", "vector_long",
+           "bare_vector_long", "rest", "raw"]
 
 
 @fuzz(1.5)
@@ -577,11 +578,11 @@ def test_envelope_reader_and_helpers(data, ops, n, expect):
             r.expect(expect)
         for op in ops:
             if op == "vector_long":
-                r.vector_long()
+                r.read_vector_long()
             elif op == "bare_vector_long":
-                r.vector_long(boxed=False)
+                r.read_vector_long(boxed=False)
             elif op == "raw":
-                r.raw(n)
+                r.read_raw(n)
             else:
                 getattr(r, op)()
         return None

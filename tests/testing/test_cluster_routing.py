@@ -112,7 +112,7 @@ async def test_a_replayed_message_is_answered_again_but_executed_once(cluster):
             def results() -> list:
                 # rpc_result#f35c6d01 req_msg_id:long result:Object = RpcResult;
                 head = tl.pack_uint(tl.ids.RPC_RESULT) + tl.pack_long(msg_id)
-                return [i for i in raw.inner if i.body.startswith(head)]
+                return [i for i in raw.inner if bytes(i.body).startswith(head)]
 
             answers = results()
             # Replay the very same encrypted packet: same session, same msg_id.

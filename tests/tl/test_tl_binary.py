@@ -236,3 +236,21 @@ def test_raw_writes_verbatim() -> None:
     wrapped = tl.api.InvokeWithLayer(layer=228, query=raw)
     assert wrapped.to_bytes() == struct.pack("<Ii", ids.INVOKE_WITH_LAYER, 228) + ping
     assert tl.dumps(wrapped) == wrapped.to_bytes()
+
+
+def test_vector_long_expect_and_rest_for_the_session_layer():
+    from dcpool.tl import ids
+
+    data = (tl.pack_uint(ids.MSGS_ACK) + tl.pack_uint(ids.VECTOR) + tl.pack_int(2)
+            + tl.pack_long(-1) + tl.pack_long(2**62) + b"tail")
+    r = tl.Reader(data)
+    r.expect(ids.MSGS_ACK)
+    assert r.read_vector_long() == [-1, 2**62]
+    rest = r.rest()
+    assert isinstance(rest, memoryview) and bytes(rest) == b"tail" and r.remaining == 0
+    bare = tl.Reader(tl.pack_int(1) + tl.pack_long(7))
+    assert bare.read_vector_long(boxed=False) == [7]
+    with pytest.raises(TLDecodeError):
+        tl.Reader(tl.pack_uint(ids.VECTOR) + tl.pack_int(3) + tl.pack_long(1)).read_vector_long()
+    with pytest.raises(TLDecodeError):
+        tl.Reader(tl.pack_uint(ids.PING)).expect(ids.PONG)
