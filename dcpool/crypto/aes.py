@@ -141,48 +141,35 @@ def _make_cryptography() -> IgeBackend:
 # --------------------------------------------------------------------------- native backends
 
 
+def _native(name: str, native_encrypt: Callable, native_decrypt: Callable, *, coerce: bool) -> IgeBackend:
+    """Wrap a C implementation with the checks every backend shares.  ``coerce``: the library
+    takes only ``bytes``."""
+
+    def wrap(native: Callable) -> Callable[[Buffer, bytes, bytes], bytes]:
+        def run(data: Buffer, key: bytes, iv: bytes) -> bytes:
+            _check(data, key, iv)
+            if not data:  # tgcrypto rejects empty input
+                return b""
+            if coerce:
+                return native(bytes(data), bytes(key), bytes(iv))
+            return native(data, key, iv)
+
+        return run
+
+    return IgeBackend(name, wrap(native_encrypt), wrap(native_decrypt))
+
+
 def _make_cryptg() -> IgeBackend:
     import cryptg  # noqa: PLC0415  (optional dependency)
 
-    enc_ = cryptg.encrypt_ige
-    dec_ = cryptg.decrypt_ige
-
-    # cryptg accepts only `bytes` and silently pads odd lengths, hence the checks and coercion.
-    def encrypt(data: Buffer, key: bytes, iv: bytes) -> bytes:
-        _check(data, key, iv)
-        if not data:
-            return b""
-        return enc_(bytes(data), bytes(key), bytes(iv))
-
-    def decrypt(data: Buffer, key: bytes, iv: bytes) -> bytes:
-        _check(data, key, iv)
-        if not data:
-            return b""
-        return dec_(bytes(data), bytes(key), bytes(iv))
-
-    return IgeBackend("cryptg", encrypt, decrypt)
+    # cryptg accepts only `bytes` and silently pads odd lengths: hence _check and coercion.
+    return _native("cryptg", cryptg.encrypt_ige, cryptg.decrypt_ige, coerce=True)
 
 
 def _make_tgcrypto() -> IgeBackend:
     import tgcrypto  # noqa: PLC0415  (optional dependency)
 
-    enc_ = tgcrypto.ige256_encrypt
-    dec_ = tgcrypto.ige256_decrypt
-
-    # tgcrypto rejects empty input, so b"" is answered here.
-    def encrypt(data: Buffer, key: bytes, iv: bytes) -> bytes:
-        _check(data, key, iv)
-        if not data:
-            return b""
-        return enc_(data, key, iv)
-
-    def decrypt(data: Buffer, key: bytes, iv: bytes) -> bytes:
-        _check(data, key, iv)
-        if not data:
-            return b""
-        return dec_(data, key, iv)
-
-    return IgeBackend("tgcrypto", encrypt, decrypt)
+    return _native("tgcrypto", tgcrypto.ige256_encrypt, tgcrypto.ige256_decrypt, coerce=False)
 
 
 _FACTORIES: dict[str, Callable[[], IgeBackend]] = {

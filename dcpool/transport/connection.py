@@ -81,6 +81,18 @@ class _Base:
             if piece:
                 self._outbuf += obf.encrypt(piece) if obf is not None else piece
 
+    def _buffer_received(self, data: bytes | bytearray | memoryview) -> bool:
+        """The common start of ``receive_data``: refuse after a failure, de-obfuscate, buffer.
+        False when there is nothing new."""
+        if self._error is not None:
+            raise FramingError(f"transport already failed: {self._error}")
+        if not data:
+            return False
+        if self._obfuscator is not None:
+            data = self._obfuscator.decrypt(bytes(data))
+        self._inbuf.append(data)
+        return True
+
     def _decode_all(self, events: list[Event]) -> None:
         codec = self._codec
         assert codec is not None
@@ -140,13 +152,8 @@ class ClientTransport(_Base):
         self._queue(codec.encode(payload, quick_ack))
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        if self._error is not None:
-            raise FramingError(f"transport already failed: {self._error}")
-        if not data:
+        if not self._buffer_received(data):
             return []
-        if self._obfuscator is not None:
-            data = self._obfuscator.decrypt(bytes(data))
-        self._inbuf.append(data)
         events: list[Event] = []
         try:
             self._decode_all(events)
@@ -214,13 +221,8 @@ class ServerTransport(_Base):
     # ------------------------------------------------------------------ receiving
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        if self._error is not None:
-            raise FramingError(f"transport already failed: {self._error}")
-        if not data:
+        if not self._buffer_received(data):
             return []
-        if self._obfuscator is not None:
-            data = self._obfuscator.decrypt(bytes(data))
-        self._inbuf.append(data)
         events: list[Event] = []
         try:
             if self._state is _Detect.WAITING and not self._detect():

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from crypto_vectors import h
+from spec_vectors import h
 from dcpool.crypto import dh
 from dcpool.crypto.factorize import is_probable_prime
 from dcpool.errors import BadDhG, BadDhPrime, BadDhValue, HandshakeSecurityError

@@ -7,7 +7,7 @@ from hashlib import sha1, sha256
 
 import pytest
 
-from crypto_vectors import (
+from spec_vectors import (
     V3_ANSWER_WITH_HASH,
     V3_AUTH_KEY,
     V3_AUTH_KEY_ID,

@@ -8,7 +8,7 @@ from hashlib import sha1, sha256
 
 import pytest
 
-from crypto_vectors import (
+from spec_vectors import (
     V3_NEW_NONCE,
     V3_NONCE,
     V3_P,
