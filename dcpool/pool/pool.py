@@ -127,6 +127,47 @@ class PoolStatistics:
         return self.dcs[dc_id]
 
 
+class EventStream:
+    """One subscription to :meth:`Pool.events` (see there)."""
+
+    def __init__(self, pool: Pool, buffer: int) -> None:
+        self._pool = pool
+        self._buffer = buffer
+        self._send: trio.MemorySendChannel | None = None
+        self._recv: trio.MemoryReceiveChannel | None = None
+
+    def _subscribe(self) -> trio.MemoryReceiveChannel:
+        if self._recv is None:
+            self._send, self._recv = trio.open_memory_channel[PoolEvent](self._buffer)
+            if self._pool._closing:
+                self._send.close()
+            else:
+                self._pool._subscribers.append(self._send)
+        return self._recv
+
+    def close(self) -> None:
+        if self._send is not None:
+            if self._send in self._pool._subscribers:
+                self._pool._subscribers.remove(self._send)
+            self._send.close()
+
+    async def __aenter__(self) -> trio.MemoryReceiveChannel:
+        return self._subscribe()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> PoolEvent:
+        try:
+            return await self._subscribe().receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            self.close()
+            raise StopAsyncIteration from None
+
+
 # --------------------------------------------------------------------------- per-DC state
 
 
@@ -642,20 +683,17 @@ class Pool:
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 self._subscribers.remove(channel)
 
-    @asynccontextmanager
-    async def _subscription(self, buffer: int):
-        send, recv = trio.open_memory_channel[PoolEvent](buffer)
-        self._subscribers.append(send)
-        try:
-            yield recv
-        finally:
-            if send in self._subscribers:
-                self._subscribers.remove(send)
-            send.close()
+    def events(self, buffer: int = 1000) -> EventStream:
+        """Lifecycle events, two ways::
 
-    def events(self, buffer: int = 1000):
-        """``async with pool.events() as events: async for ev in events: ...``"""
-        return self._subscription(buffer)
+            async with pool.events() as events:     # subscribed for the block
+                async for event in events: ...
+            async for event in pool.events(): ...   # subscribed from the first iteration
+
+        A subscriber that falls ``buffer`` events behind loses the newest ones rather than
+        stalling the pool.  The stream ends when the pool closes.
+        """
+        return EventStream(self, buffer)
 
     # ------------------------------------------------------------------ state
 
@@ -824,6 +862,9 @@ async def open_pool(
                 finally:
                     pool._closing = True
                     pool._updates_event.set()
+                    for channel in pool._subscribers:  # event streams end with the pool
+                        channel.close()
+                    pool._subscribers.clear()
                     for state in pool._dcs.values():
                         for conns in state.lanes.values():
                             for conn in conns:

@@ -233,3 +233,26 @@ async def test_closed_pool_refuses_calls(cluster):
         with pytest.raises(errors.PoolClosed):
             await pool.invoke(api.help.GetNearestDc())
         assert pool.statistics().tasks == 0
+
+
+async def test_events_as_a_plain_async_iterator_end_with_the_pool(cluster):
+    kinds: list[str] = []
+    subscribed = trio.Event()
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            async with pool_for(cluster, fetch_config=False) as pool:
+
+                async def watch() -> None:
+                    stream = pool.events()
+                    subscribed.set()
+                    async for event in stream:  # subscribes on the first iteration
+                        kinds.append(event.kind)
+
+                nursery.start_soon(watch)
+                await subscribed.wait()
+                await trio.sleep(0)  # let the watcher reach its first receive
+                await pool.invoke(api.help.GetNearestDc(), dc_id=4)
+                pool.set_home_dc(5)
+            # leaving the pool ends the stream: the watcher's loop returns by itself
+    assert "key_created" in kinds and "connected" in kinds and kinds[-1] == "home_changed"
+    assert pool._subscribers == []
