@@ -38,7 +38,13 @@ def _console(json_mode: bool):
 
 
 async def _run_once(cluster, path: str, files, console, *, label: str, parallel: int) -> dict[str, Any]:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
 
     from .pool import open_pool
 

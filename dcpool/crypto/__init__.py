@@ -11,3 +11,11 @@ Submodules (import them explicitly: ``from dcpool.crypto import aes, kdf, rsa, f
 * :mod:`~dcpool.crypto.factorize` — pq factorisation (Pollard-Brent) and Miller-Rabin (§5.3).
 * :mod:`~dcpool.crypto.dh` — Telegram's DH prime and the security-guideline checks (§5.7).
 """
+
+from collections.abc import Callable
+
+#: A source of random bytes, ``rng(n) -> n bytes``: the only way randomness enters the sans-IO
+#: layers (``os.urandom`` in production, a scripted one in known-answer tests).
+Rng = Callable[[int], bytes]
+
+__all__ = ["Rng"]

@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa as _crsa
 
 from ..errors import HandshakeSecurityError
-from . import aes
+from . import Rng, aes
 from ._tl import int_to_be, read_tl_bytes_len, tl_bytes
 
 __all__ = [
@@ -70,7 +70,6 @@ __all__ = [
     "p_q_inner_data_len",
 ]
 
-Rng = Callable[[int], bytes]
 
 # RSA_PAD sizes (spec §5.4)
 _PAD_DATA_MAX: Final = 144

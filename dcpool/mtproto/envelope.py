@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
 
 import attrs
 
-from ..crypto import aes, kdf
+from ..crypto import Rng, aes, kdf
 from ..errors import (
     AuthKeyIdMismatch,
     BadMessageLength,
@@ -81,7 +81,6 @@ __all__ = [
     "MAX_GZIP_OUTPUT",
 ]
 
-Rng = Callable[[int], bytes]
 
 #: salt + session_id + msg_id + seq_no + message_data_length
 HEADER_SIZE = 32

@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterable
 
 import attrs
 
-from ..crypto import aes, dh, factorize, kdf, rsa
+from ..crypto import Rng, aes, dh, factorize, kdf, rsa
 from ..errors import (
     AnswerHashMismatch,
     BadDhValue,
@@ -83,7 +83,6 @@ __all__ = [
     "TELEGRAM_DH_PRIME",
 ]
 
-Rng = Callable[[int], bytes]
 
 #: Telegram's 2048-bit safe prime (spec §5.7); Pyrogram accepts no other.
 TELEGRAM_DH_PRIME = dh.TELEGRAM_DH_PRIME

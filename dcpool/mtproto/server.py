@@ -56,14 +56,22 @@ from __future__ import annotations
 
 import enum
 from collections import Counter, OrderedDict
-from collections.abc import Callable
 
 import attrs
 
+from ..crypto import Rng
 from ..errors import LocalProtocolError, MessageSecurityError, RemoteProtocolError
 from ..tl import ids
 from . import envelope
-from .envelope import KeyLike, Reader, constructor_of, pack_int, pack_long, pack_uint, pack_vector_long
+from .envelope import (
+    KeyLike,
+    Reader,
+    constructor_of,
+    pack_int,
+    pack_long,
+    pack_uint,
+    pack_vector_long,
+)
 from .msgid import ReplayWindow, ServerMsgIdGenerator, check_window
 from .session import CONTAINER_BUDGET, MAX_CONTAINER_MESSAGES, FutureSalt
 
@@ -85,7 +93,6 @@ __all__ = [
     "SALT_LIFETIME",
 ]
 
-Rng = Callable[[int], bytes]
 
 #: The previous salt stays valid this long after a rotation (§3.5).
 PREVIOUS_SALT_GRACE = 1800.0

@@ -81,10 +81,10 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict, deque
-from collections.abc import Callable
 
 import attrs
 
+from ..crypto import Rng
 from ..errors import (
     BadMsgNotification,
     LocalProtocolError,
@@ -124,7 +124,6 @@ __all__ = [
     "GZIP_THRESHOLD",
 ]
 
-Rng = Callable[[int], bytes]
 
 #: Send a stand-alone msgs_ack once this many acks are pending (docs: "more than 16").
 ACK_BATCH = 16

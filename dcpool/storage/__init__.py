@@ -59,7 +59,15 @@ from __future__ import annotations
 import os
 
 from ..errors import LocalProtocolError, StorageModeMismatch
-from .base import AUTH_KEY_SIZE, ConfigSnapshot, DcRecord, Mode, Storage, auth_key_id, check_mode
+from .base import (
+    AUTH_KEY_SIZE,
+    ConfigSnapshot,
+    DcRecord,
+    Mode,
+    Storage,
+    auth_key_id,
+    check_mode,
+)
 from .memory import MemoryStorage
 from .sqlite import CURRENT_VERSION, SqliteStorage, session_summary
 

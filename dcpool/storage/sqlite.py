@@ -64,7 +64,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorruptStorage, LocalProtocolError, StorageError, StorageModeMismatch
+from ..errors import (
+    CorruptStorage,
+    LocalProtocolError,
+    StorageError,
+    StorageModeMismatch,
+)
 from .base import (
     AUTH_KEY_SIZE,
     MODES,

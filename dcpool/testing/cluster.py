@@ -19,19 +19,18 @@ and its own TCP listener(s).  Every background task lives in the nursery of the
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
 import trio
 
+from ..crypto import Rng
 from ..crypto.rsa import RsaPrivateKey, RsaPublicKey
 from .files import StoredFile
 from .server import DcServer, wall_clock
 from .world import DEFAULT_DC_IDS, TEST_DC_IDS, World
-
-Rng = Callable[[int], bytes]
 
 
 def fixed_test_key() -> RsaPrivateKey:

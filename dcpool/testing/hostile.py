@@ -46,6 +46,7 @@ from typing import Any
 import trio
 
 from .. import errors
+from ..crypto import Rng
 from ..crypto.rsa import RsaPrivateKey
 from ..errors import DcPoolError, FramingError, HandshakeError, RpcError
 from ..mtproto import envelope
@@ -72,8 +73,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-Rng = Callable[[int], bytes]
 
 
 class Tamper(enum.Enum):

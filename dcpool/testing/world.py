@@ -64,6 +64,7 @@ from typing import Any
 import attrs
 
 from .. import tl
+from ..crypto import Rng
 from ..errors import ConfigError, LocalProtocolError, UnknownDc
 from .faults import DcFaults
 from .files import StoredFile
@@ -88,7 +89,6 @@ __all__ = [
     "TEST_DC_IDS",
 ]
 
-Rng = Callable[[int], bytes]
 #: ``sink(session_handle, payload)``: the shell sends ``payload`` (a serialized boxed Updates
 #: object) to that session as an unsolicited server message.
 UpdateSink = Callable[[Any, bytes], None]

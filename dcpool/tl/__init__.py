@@ -51,6 +51,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import TLDecodeError
 from . import ids
 from ._base import TLFunction, TLObject
 from ._binary import (
@@ -72,7 +73,6 @@ from ._binary import (
     pack_vector,
     put_bytes,
 )
-from ..errors import TLDecodeError
 
 #: The API layer whose schema ``api`` implements.
 LAYER = 228

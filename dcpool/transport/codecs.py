@@ -43,13 +43,11 @@ from __future__ import annotations
 
 import enum
 import zlib
-from collections.abc import Callable
 
+from ..crypto import Rng
 from ..errors import FramingError, LocalProtocolError
 from ._buffer import ReceiveBuffer
 from .events import Event, Frame, QuickAck, TransportErrorFrame
-
-Rng = Callable[[int], bytes]
 
 #: Largest payload accepted (and sent) by default: 4 MiB.  The biggest legitimate MTProto
 #: packet is around 1 MiB (upload.getFile limit 1 MiB / saveBigFilePart 512 KiB plus the

@@ -39,15 +39,20 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
+from ..crypto import Rng
 from ..errors import FramingError, LocalProtocolError
 from ._buffer import ReceiveBuffer
 from .codecs import DEFAULT_MAX_FRAME_SIZE, PLAIN_TAGS, FrameCodec, TransportKind
 from .events import Event
-from .obfuscation import HEADER_SIZE, Obfuscator, client_init, normalize_secret, server_init
-
-Rng = Callable[[int], bytes]
+from .obfuscation import (
+    HEADER_SIZE,
+    Obfuscator,
+    client_init,
+    normalize_secret,
+    server_init,
+)
 
 _HTTP_VERBS = frozenset({b"POST", b"GET ", b"HEAD", b"OPTI"})
 
