@@ -7,7 +7,6 @@ requests hitting one migration switch home once.  Every migration is an event an
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 import trio
@@ -18,26 +17,9 @@ from dcpool.errors import MigrationError
 from dcpool.storage import open_storage
 from dcpool.testing import Cluster, open_cluster
 
+from migrate_helpers import CODE_DC2, PHONE_DC2, drain, kinds, pool_args
+
 api = tl.api
-PHONE_DC2 = "9996621234"
-CODE_DC2 = "22222"
-
-
-def pool_args(cluster: Cluster, **kw: Any) -> dict[str, Any]:
-    return dict(api_id=1, api_hash="x", dc_list=cluster.dc_list(), rsa_keys=cluster.rsa_keys(), **kw)
-
-
-def drain(events: trio.MemoryReceiveChannel) -> list:
-    out = []
-    while True:
-        try:
-            out.append(events.receive_nowait())
-        except trio.WouldBlock:
-            return out
-
-
-def kinds(events: list, kind: str) -> list:
-    return [e for e in events if e.kind == kind]
 
 
 async def test_sign_in_from_dc1_moves_home_to_dc2_and_persists(cluster: Cluster, tmp_path) -> None:

@@ -5,7 +5,6 @@ AUTH_KEY_UNREGISTERED on a foreign DC, and sign-in/log-out invalidating the mark
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import pytest
 import trio
@@ -16,27 +15,10 @@ from dcpool.errors import AuthKeyUnregistered, FloodWait, TransferError
 from dcpool.storage import open_storage
 from dcpool.testing import Cluster, StoredFile
 
+from migrate_helpers import CODE_DC2, PHONE_DC2, drain, kinds, pool_args
+
 api = tl.api
-PHONE_DC2 = "9996621234"
-CODE_DC2 = "22222"
 PART = 64 * 1024
-
-
-def pool_args(cluster: Cluster, **kw: Any) -> dict[str, Any]:
-    return dict(api_id=1, api_hash="x", dc_list=cluster.dc_list(), rsa_keys=cluster.rsa_keys(), **kw)
-
-
-def drain(events: trio.MemoryReceiveChannel) -> list:
-    out = []
-    while True:
-        try:
-            out.append(events.receive_nowait())
-        except trio.WouldBlock:
-            return out
-
-
-def kinds(events: list, kind: str) -> list:
-    return [e for e in events if e.kind == kind]
 
 
 async def fetch(pool, f: StoredFile) -> None:
