@@ -93,6 +93,27 @@ class Cluster:
     def move_user(self, user_id: int, dc_id: int) -> None:
         self.world.move_user(user_id, dc_id)
 
+    # 2FA, QR login and bots live in .accounts (LOGIN.md); these are its shortcuts
+    def set_password(self, phone: str, password: str | None, *, hint: str = "") -> Any:
+        """Give ``phone``'s account (created if it is a test number) a cloud password."""
+        from .accounts import login_state
+
+        account = self.world.user_by_phone(phone) or self.world.add_user(phone)
+        login_state(self.world).set_password(account.id, password, hint=hint)
+        return account
+
+    def add_bot(self, dc_id: int, **kwargs: Any) -> Any:
+        """A bot homed on ``dc_id``; its ``.token`` is ``"<bot_id>:<secret>"``."""
+        from .accounts import login_state
+
+        return login_state(self.world).add_bot(dc_id, **kwargs)
+
+    def accept_login_token(self, url_or_token: str | bytes, user_id: int) -> Any:
+        """Accept a pending QR login as ``user_id`` (as a signed-in phone would)."""
+        from .accounts import login_state
+
+        return login_state(self.world).accept_login_token(url_or_token, user_id, wall_clock())
+
     def push_update(self, user_id: int, update: Any) -> int:
         return self.world.push_update(user_id, update, now=wall_clock())
 

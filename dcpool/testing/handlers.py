@@ -242,6 +242,8 @@ def handle_request(
     finally:
         auth = dc.authorizations.get(key_id)
         ctx.user_id = None if auth is None else auth.user_id
+        if ctx.user_id is None:  # a key waiting for a QR login gets updateLoginToken (accounts.py)
+            ctx.user_id = accounts.update_route(world, dc_id, key_id)
 
 
 def _unwrap(query: Any, ctx: ConnectionContext, dc: DcState, key_id: int) -> tuple[Any, bool]:
@@ -786,3 +788,6 @@ def get_broadcast_stats(call: Call, q: Any) -> Any:
         story_reactions_by_emotion_graph=graph(),
         recent_posts_interactions=[],
     )
+
+
+from . import accounts  # noqa: E402  (2FA, QR, bots, logout: registers more handlers)
