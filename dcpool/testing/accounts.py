@@ -72,6 +72,7 @@ import attrs
 from .. import tl
 from ..crypto import srp
 from ..errors import LocalProtocolError
+from ..login import login_url, parse_login_url
 from .handlers import HANDLERS, Access, Call, method
 
 if TYPE_CHECKING:
@@ -92,23 +93,6 @@ QR_TTL = 30.0
 MIGRATE_TOKEN_TTL = 30.0
 SRP_ID_TTL = 600.0
 _KeyRef = tuple[int, int]  # (dc_id, auth key id)
-
-
-def login_url(token: bytes) -> str:
-    """``tg://login?token=<base64url without padding>`` (spec §2.4)."""
-    return "tg://login?token=" + base64.urlsafe_b64encode(token).decode().rstrip("=")
-
-
-def parse_login_url(url: str) -> bytes:
-    """The token of a ``tg://login?token=`` URL (padding optional); LocalProtocolError if not one."""
-    prefix = "tg://login?token="
-    if not url.lower().startswith(prefix):
-        raise LocalProtocolError("not a tg://login?token= URL")
-    text = url[len(prefix):]
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except ValueError:
-        raise LocalProtocolError("the login token is not base64url") from None
 
 
 @attrs.define(repr=False)
