@@ -193,14 +193,59 @@ def _configure_emulator(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print one JSON line describing the cluster first (for programs)",
     )
+    _configure_emulator_accounts(p)
 
 
-def emulator_info(cluster: Any, files: Sequence[Any]) -> dict[str, Any]:
+def _configure_emulator_accounts(p: argparse.ArgumentParser) -> None:
+    """Accounts for the login flows (testing/accounts.py), shared by ``emulator`` and ``login``."""
+    p.add_argument(
+        "--password",
+        type=parse_password_spec,
+        action="append",
+        default=[],
+        metavar="PHONE=PASSWORD",
+        help="give PHONE's account (test numbers 99966XYYYY live on DC X) a cloud password "
+        "(2FA; repeatable)",
+    )
+    p.add_argument(
+        "--bot",
+        type=int,
+        action="append",
+        default=[],
+        metavar="DC",
+        help="create a bot homed on DC (repeatable; its token is printed)",
+    )
+
+
+def parse_password_spec(text: str) -> tuple[str, str]:
+    """``"PHONE=PASSWORD"`` -> ``(phone, password)``."""
+    phone, sep, password = text.partition("=")
+    phone = phone.strip().lstrip("+")
+    if not sep or not phone.isdigit() or not password:
+        raise argparse.ArgumentTypeError("expected PHONE=PASSWORD")
+    return phone, password
+
+
+def setup_emulator_accounts(cluster: Any, args: argparse.Namespace) -> list[Any]:
+    """Apply ``--password`` and ``--bot``; returns the bots created."""
+    for phone, password in args.password:
+        cluster.set_password(phone, password)
+    return [cluster.add_bot(dc_id) for dc_id in args.bot]
+
+
+def _check_emulated(args: argparse.Namespace) -> None:
+    for dc_id in args.bot:
+        if dc_id not in args.dcs:
+            emulated = ",".join(map(str, args.dcs))
+            args._parser.error(f"--bot {dc_id}: DC {dc_id} is not emulated (--dcs {emulated})")
+
+
+def emulator_info(cluster: Any, files: Sequence[Any], bots: Sequence[Any] = ()) -> dict[str, Any]:
     """What ``dcpool emulator --json`` prints: everything a client needs to connect.
 
     ``{"dcs": {"<id>": {"host", "port"}}, "rsa_public_key": PKCS#1 PEM, "rsa_fingerprint":
     signed int64, "test_mode": bool, "files": [{"dc_id", "id", "access_hash", "file_reference"
-    (hex), "size", "sha256"}]}``
+    (hex), "size", "sha256"}], "bots": [{"dc_id", "user_id", "token"}]}``
     """
     dcs = {}
     for dc_id in cluster.world.dc_ids:
@@ -222,6 +267,7 @@ def emulator_info(cluster: Any, files: Sequence[Any]) -> dict[str, Any]:
             }
             for f in files
         ],
+        "bots": [{"dc_id": b.dc_id, "user_id": b.user_id, "token": b.token} for b in bots],
     }
 
 
@@ -248,6 +294,8 @@ def print_emulator_summary(info: dict[str, Any], file: Any = None) -> None:
             f"sha256={f['sha256']}",
             highlight=False,
         )
+    for b in info.get("bots", []):
+        console.print(f"bot on DC {b['dc_id']}: id={b['user_id']} token={b['token']}", highlight=False)
     console.print("Serving; Ctrl+C (SIGINT) or SIGTERM stops.")
     console.file.flush()
 
@@ -271,7 +319,8 @@ async def serve_emulator(args: argparse.Namespace, out: Any = None) -> None:
             latency=args.latency_ms / 1000.0,
         ) as cluster:
             files = [cluster.add_file(dc_id, size=size) for dc_id, size in args.file]
-            info = emulator_info(cluster, files)
+            bots = setup_emulator_accounts(cluster, args)
+            info = emulator_info(cluster, files, bots)
             if args.json:
                 out.write(json.dumps(info) + "\n")
                 out.flush()
@@ -294,6 +343,7 @@ def run_emulator(args: argparse.Namespace) -> int:
         if dc_id not in args.dcs:
             emulated = ",".join(map(str, args.dcs))
             args._parser.error(f"--file {dc_id}:...: DC {dc_id} is not emulated (--dcs {emulated})")
+    _check_emulated(args)
     failed = False
     try:
         try:
@@ -446,9 +496,10 @@ def _cmd_session_show(args) -> int:
     from rich.table import Table
 
     console = Console()
+    kind = summary.get("login_kind") or ("none" if summary.get("user_id") is None else "unknown")
     console.print(f"[bold]{summary.get('path')}[/]: mode={summary.get('mode')} "
                   f"home_dc={summary.get('home_dc')} user_id={summary.get('user_id')} "
-                  f"schema v{summary.get('schema_version')}")
+                  f"login={kind} schema v{summary.get('schema_version')}", highlight=False)
     table = Table(title="auth keys per DC (key material never shown)")
     for col in ("DC", "key id", "created", "authorized user", "salt"):
         table.add_column(col)
@@ -459,6 +510,143 @@ def _cmd_session_show(args) -> int:
     cfg = summary.get("config")
     console.print(f"config: {cfg if cfg else 'none stored'}")
     return 0
+
+
+# --------------------------------------------------------------------------- login
+
+
+def _configure_login(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Sign in and write a session file: interactively with a phone number, its login code "
+        "and the cloud password (typed without echo) if the account has one; or --qr, which "
+        "shows a QR code to scan from a signed-in app; or --bot-token.  Against Telegram "
+        "(--api-id/--api-hash) or an emulator started in-process (--emulator)."
+    )
+    p.add_argument("session", help="session file to write (SQLite, created 0600)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--emulator", action="store_true",
+                        help="sign in to an emulated cluster started in this process")
+    target.add_argument("--api-id", type=int, help="your api_id (Telegram)")
+    p.add_argument("--api-hash", help="your api_hash (Telegram)")
+    p.add_argument("--test-mode", action="store_true", help="Telegram's test DCs")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--qr", action="store_true", help="log in by QR code")
+    how.add_argument("--bot-token", metavar="TOKEN", help="log in as a bot")
+    p.add_argument("--phone", help="phone number (asked if missing)")
+    emu = p.add_argument_group("with --emulator")
+    _configure_emulator_accounts(emu)  # type: ignore[arg-type]
+    emu.add_argument("--accept-qr-as", metavar="PHONE",
+                     help="let PHONE's account (signed in elsewhere) accept the QR code shown")
+
+
+@command("login", "sign in (phone + code + 2FA, QR code, or bot token); writes a session file",
+         _configure_login)
+def _cmd_login(args) -> int:
+    import trio
+
+    from .errors import DcPoolError, RpcError
+
+    if args.emulator:
+        if args.bot and args.bot_token:
+            args._parser.error("--bot creates the bot to log in as: do not give --bot-token too")
+        args.dcs = (1, 2, 3, 4, 5)
+        _check_emulated(args)
+    elif not args.api_hash:
+        args._parser.error("--api-id needs --api-hash")
+    elif args.password or args.bot or args.accept_qr_as:
+        args._parser.error("--password, --bot and --accept-qr-as need --emulator")
+    try:
+        trio.run(_login_main, args)
+    except RpcError as exc:
+        print(f"dcpool login: {exc.code} {exc.message}", file=sys.stderr)
+        return 1
+    except DcPoolError as exc:
+        print(f"dcpool login: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, EOFError):
+        print("\ndcpool login: cancelled", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _show_qr(url: str, out: Any) -> None:
+    import segno
+
+    out.write("Scan this with a Telegram app that is signed in (Settings > Devices > Link "
+              "Desktop Device):\n")
+    segno.make(url, error="l").terminal(out=out, compact=True)
+    out.write(f"{url}\n")
+    out.flush()
+
+
+async def _login_main(args: argparse.Namespace, out: Any = None) -> None:
+    import getpass
+    from contextlib import AsyncExitStack
+
+    import trio
+
+    from . import login
+    from .errors import LocalProtocolError
+    from .pool import open_pool
+
+    out = out or sys.stdout
+
+    def ask(prompt: str) -> Any:
+        return trio.to_thread.run_sync(input, prompt)
+
+    async def ask_password(hint: str) -> str:
+        prompt = f"Password (hint: {hint}): " if hint else "Password: "
+        return await trio.to_thread.run_sync(getpass.getpass, prompt)
+
+    async with AsyncExitStack() as stack:
+        cluster = None
+        if args.emulator:
+            from .testing import open_cluster
+
+            cluster = await stack.enter_async_context(open_cluster())
+            bots = setup_emulator_accounts(cluster, args)
+            if bots:
+                args.bot_token = bots[0].token
+                out.write(f"emulator: bot {bots[0].user_id} on DC {bots[0].dc_id}\n")
+            pool_kwargs: dict[str, Any] = dict(api_id=1, api_hash="dcpool", dc_list=cluster.dc_list(),
+                                               rsa_keys=cluster.rsa_keys())
+        else:
+            pool_kwargs = dict(api_id=args.api_id, api_hash=args.api_hash, test_mode=args.test_mode)
+        pool = await stack.enter_async_context(open_pool(storage=args.session, **pool_kwargs))
+        if pool.user_id is not None:
+            await login.log_out(pool)
+        if args.bot_token:
+            user = await login.sign_in_bot(pool, args.bot_token)
+        elif args.qr:
+            accepter = None
+            if cluster is not None and args.accept_qr_as:
+                accepter = cluster.world.user_by_phone(args.accept_qr_as.lstrip("+"))
+                if accepter is None:
+                    raise LocalProtocolError(f"no account with the number {args.accept_qr_as}")
+            qr = login.qr_login(pool, password=ask_password)
+            async for url in qr:
+                _show_qr(url, out)
+                if accepter is not None:
+                    cluster.accept_login_token(url, accepter.id)
+            user = qr.user
+        else:
+            phone = args.phone or (await ask("Phone number: ")).strip()
+
+            async def ask_code(sent: Any) -> str:
+                if cluster is not None:
+                    digits = phone.lstrip("+")
+                    home = cluster.world.user_by_phone(digits)
+                    dc = home.home_dc if home is not None else cluster.world.nearest_dc
+                    out.write(f"emulator: the code is {cluster.world.login_code(digits, dc)}\n")
+                    out.flush()
+                return (await ask("Code: ")).strip()
+
+            user = await login.sign_in(pool, phone, code=ask_code, password=ask_password)
+        kind = "bot" if getattr(user, "bot", False) else "user"
+        name = " ".join(filter(None, [user.first_name, user.last_name])) or str(user.id)
+        out.write(f"Signed in as {name} ({kind} {user.id}) on DC {pool.home_dc}; "
+                  f"session written to {args.session}\n")
+        out.flush()
 
 
 # --------------------------------------------------------------------------- bench

@@ -95,14 +95,18 @@ def parse_login_url(url: str) -> bytes:
         raise LocalProtocolError("the login token is not base64url") from None
 
 
-def _record_login(pool: Any, dc_id: int, user_id: int | None) -> None:
-    """Tell the pool that DC ``dc_id`` signed us in as ``user_id`` (None: logged out).
+def _record_login(pool: Any, dc_id: int, user_id: int | None, kind: str | None = None) -> None:
+    """Tell the pool that DC ``dc_id`` signed us in as ``user_id`` (None: logged out), and
+    the storage how (``kind``: "phone", "qr", "bot", with "+password" after 2FA).
 
     The one place these flows touch the pool's login state; issue 12 makes the pool learn it
-    from the answers themselves, and this function then goes away."""
+    from the answers themselves, and this function then shrinks to the ``kind`` note."""
     if user_id is not None:
         pool.set_home_dc(dc_id)
     pool.set_user(user_id)
+    set_kind = getattr(pool.storage, "set_login_kind", None)  # optional storage feature
+    if set_kind is not None:
+        set_kind(kind if user_id is not None else None)
 
 
 async def _resolve(secret: Secret, arg: Any) -> str:
@@ -125,9 +129,10 @@ def _check_signed_out(pool: Any) -> None:
 
 
 async def check_password(pool: Any, password: Secret, *, dc_id: int | None = None,
-                         attempts: int = DEFAULT_ATTEMPTS) -> Any:
+                         attempts: int = DEFAULT_ATTEMPTS, via: str = "phone") -> Any:
     """Finish a login that answered 401 SESSION_PASSWORD_NEEDED on ``dc_id`` (default: the
-    home DC) with the account's cloud password; returns the user (spec §1.4, §1.8)."""
+    home DC) with the account's cloud password; returns the user (spec §1.4, §1.8).
+    ``via`` says how the login started ("phone" or "qr"), for the session file."""
     dc = pool.home_dc if dc_id is None else dc_id
     tries = attempts if callable(password) else 1
     for attempt in range(1, tries + 1):
@@ -160,7 +165,7 @@ async def check_password(pool: Any, password: Secret, *, dc_id: int | None = Non
                 log.info("wrong password (attempt %d of %d)", attempt, tries)
                 continue
             raise
-        _record_login(pool, dc, auth.user.id)
+        _record_login(pool, dc, auth.user.id, f"{via}+password")
         return auth.user
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -182,7 +187,7 @@ async def sign_in(pool: Any, phone: str, code: Secret, password: Secret | None =
     )
     dc = pool.home_dc
     if type(sent).QUALNAME == "auth.sentCodeSuccess":
-        _record_login(pool, dc, sent.authorization.user.id)
+        _record_login(pool, dc, sent.authorization.user.id, "phone")
         return sent.authorization.user
     tries = attempts if callable(code) else 1
     try:
@@ -213,7 +218,7 @@ async def sign_in(pool: Any, phone: str, code: Secret, password: Secret | None =
         if exc.message != PASSWORD_NEEDED or password is None:
             raise
         return await check_password(pool, password, dc_id=dc, attempts=attempts)
-    _record_login(pool, dc, auth.user.id)
+    _record_login(pool, dc, auth.user.id, "phone")
     return auth.user
 
 
@@ -230,7 +235,7 @@ async def sign_in_bot(pool: Any, token: str) -> Any:
         tl.api.auth.ImportBotAuthorization(flags=0, api_id=pool.api_id, api_hash=pool.api_hash,
                                            bot_auth_token=token)
     )
-    _record_login(pool, pool.home_dc, auth.user.id)
+    _record_login(pool, pool.home_dc, auth.user.id, "bot")
     return auth.user
 
 
@@ -318,13 +323,14 @@ class QrLogin:
         except RpcError as exc:
             if exc.message != PASSWORD_NEEDED or self._password is None:
                 raise
-            self.user = await check_password(pool, self._password, dc_id=dc, attempts=self._attempts)
+            self.user = await check_password(pool, self._password, dc_id=dc, attempts=self._attempts,
+                                             via="qr")
             self.dc_id = dc
             return None
         if name == "auth.loginTokenSuccess":
             # auth.loginTokenSuccess#390d5c5e authorization:auth.Authorization = auth.LoginToken;
             user = result.authorization.user
-            _record_login(pool, dc, user.id)
+            _record_login(pool, dc, user.id, "qr")
             self.user, self.dc_id = user, dc
             return None
         if name != "auth.loginToken":

@@ -35,6 +35,7 @@ class MemoryStorage:
         self.mode: str = check_mode(mode)
         self._home_dc: int | None = None
         self._user_id: int | None = None
+        self._login_kind: str | None = None
         self._dcs: dict[int, DcRecord] = {}
         self._config: ConfigSnapshot | None = None
         self._closed = False
@@ -107,6 +108,15 @@ class MemoryStorage:
         self._check_open()
         self._dcs = {k: attrs.evolve(r, authorized_user_id=None) for k, r in self._dcs.items()}
         self._user_id = None
+        self._login_kind = None
+
+    # How the stored login was made (see SqliteStorage.get_login_kind); not in the protocol.
+    def get_login_kind(self) -> str | None:
+        return self._login_kind
+
+    def set_login_kind(self, kind: str | None) -> None:
+        self._check_open()
+        self._login_kind = kind
 
     def set_salt(self, dc_id: int, salt: int, *, key_id: int | None = None) -> bool:
         self._check_open()

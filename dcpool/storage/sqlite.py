@@ -466,8 +466,20 @@ class SqliteStorage:
     def clear_all_authorizations(self) -> None:
         with self._tx() as conn:
             conn.execute("UPDATE dcs SET authorized_user_id = NULL")
-            conn.execute("DELETE FROM meta WHERE key = 'user_id'")
+            conn.execute("DELETE FROM meta WHERE key IN ('user_id', 'login_kind')")
         log.debug("cleared all authorizations")
+
+    # How the stored login was made (dcpool.login: "phone", "qr", "bot", "+password"), for
+    # ``dcpool session show``.  Optional: not part of the Storage protocol.
+    def get_login_kind(self) -> str | None:
+        value = self._meta("login_kind")
+        return value if isinstance(value, str) else None
+
+    def set_login_kind(self, kind: str | None) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM meta WHERE key = 'login_kind'")
+            if kind is not None:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('login_kind', ?)", (str(kind),))
 
     def set_salt(self, dc_id: int, salt: int, *, key_id: int | None = None) -> bool:
         return self._update_dc("salt", check_int64("salt", salt), check_dc_id(dc_id), key_id)
@@ -574,6 +586,7 @@ def session_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
         "mode": mode,
         "home_dc": meta.get("home_dc"),
         "user_id": meta.get("user_id"),
+        "login_kind": meta.get("login_kind"),
         "dcs": [
             {
                 "dc_id": dc_id,

@@ -415,6 +415,7 @@ def test_session_summary_has_everything_but_secrets(tmp_path: Path) -> None:
         "mode": "test",
         "home_dc": 2,
         "user_id": 42,
+        "login_kind": None,
         "dcs": [
             {
                 "dc_id": 2,
@@ -437,3 +438,16 @@ def test_session_summary_of_nothing(tmp_path: Path) -> None:
     (tmp_path / "empty.db").touch()
     with pytest.raises(CorruptStorage):
         session_summary(tmp_path / "empty.db")
+
+
+def test_login_kind_is_kept_and_cleared_with_the_login(tmp_path: Path) -> None:
+    path = tmp_path / "k.db"
+    with SqliteStorage(path, "test") as s:
+        assert s.get_login_kind() is None
+        s.set_user_id(7)
+        s.set_login_kind("qr+password")
+    assert session_summary(path)["login_kind"] == "qr+password"
+    with SqliteStorage(path, "test") as s:
+        assert s.get_login_kind() == "qr+password"
+        s.clear_all_authorizations()
+        assert s.get_login_kind() is None
