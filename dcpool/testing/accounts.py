@@ -176,6 +176,11 @@ class LoginState:
         self._routes: dict[_KeyRef, int] = {}
         self._challenges: dict[int, _Challenge] = {}
         self._next_route = -1
+        #: (dc, key) -> the 401 its calls get after auth.resetAuthorizations (§5.5)
+        self.revoked: dict[_KeyRef, str] = {}
+        #: export token -> the key that exported it; imported key -> the key it came from
+        self._exported_by: dict[bytes, _KeyRef] = {}
+        self._imported_from: dict[_KeyRef, _KeyRef] = {}
 
     @property
     def world(self) -> World:
@@ -244,6 +249,18 @@ class LoginState:
         self.password_pending.pop(ref, None)
         self._qr_by_key.pop(ref, None)
         self._routes.pop(ref, None)
+        self.revoked.pop(ref, None)
+        self._imported_from.pop(ref, None)
+
+    def login_root(self, ref: _KeyRef) -> _KeyRef:
+        """The key that logged in, following imports back (one client's keys share a root)."""
+        seen = {ref}
+        while ref in self._imported_from:
+            ref = self._imported_from[ref]
+            if ref in seen:
+                break
+            seen.add(ref)
+        return ref
 
     def route(self, dc_id: int, key_id: int) -> int | None:
         return self._routes.get((dc_id, key_id))
@@ -271,6 +288,18 @@ def login_state(world: World) -> LoginState:
     if state is None:
         state = _STATES[world] = LoginState(world)
     return state
+
+
+def unauthorized_reason(world: World, dc_id: int, key_id: int) -> str:
+    """The 401 a key that is not logged in gets for a method that needs a login (§5.5)."""
+    state = _STATES.get(world)
+    ref = (dc_id, key_id)
+    if state is not None:
+        if ref in state.password_pending:
+            return "SESSION_PASSWORD_NEEDED"  # §1.8: safe for every client
+        if ref in state.revoked:
+            return state.revoked[ref]
+    return "AUTH_KEY_UNREGISTERED"
 
 
 def update_route(world: World, dc_id: int, key_id: int) -> int | None:
@@ -578,9 +607,62 @@ def reset_authorizations(call: Call, q: Any) -> Any:
     assert call.account is not None and call.auth is not None
     if call.now - call.auth.since < state.fresh_reset_age:
         raise call.error(406, "FRESH_RESET_AUTHORISATION_FORBIDDEN")
+    mine = state.login_root((call.dc.id, call.key_id))
     for dc in world.dcs.values():
         for key_id, auth in list(dc.authorizations.items()):
-            if auth.user_id == call.account.id and (dc.id, key_id) != (call.dc.id, call.key_id):
+            ref = (dc.id, key_id)
+            # "all sessions except the current one": the caller's imported keys are its own
+            if auth.user_id == call.account.id and state.login_root(ref) != mine:
                 world.deauthorize(dc.id, key_id)
                 state.forget_key(dc.id, key_id)
+                state.revoked[ref] = "SESSION_REVOKED"
     return True
+
+
+# --------------------------------------------------------------------------- lineage, bot users
+
+
+_original_export = HANDLERS["auth.exportAuthorization"]
+_original_import = HANDLERS["auth.importAuthorization"]
+
+
+@method("auth.exportAuthorization", _original_export[0])
+def export_authorization(call: Call, q: Any) -> Any:
+    # auth.exportAuthorization#e5bfffcd dc_id:int = auth.ExportedAuthorization;
+    result = _original_export[1](call, q)
+    login_state(call.world)._exported_by[bytes(result.bytes)] = (call.dc.id, call.key_id)
+    return result
+
+
+@method("auth.importAuthorization", _original_import[0])
+def import_authorization(call: Call, q: Any) -> Any:
+    # auth.importAuthorization#a57a7dad id:long bytes:bytes = auth.Authorization;
+    state = login_state(call.world)
+    source = state._exported_by.pop(bytes(q.bytes), None)
+    result = _original_import[1](call, q)
+    ref = (call.dc.id, call.key_id)
+    state.forget_key(*ref)
+    if source is not None and source != ref:
+        state._imported_from[ref] = source
+    return _bot_user_fix(state, result)
+
+
+def _bot_user_fix(state: LoginState, result: Any) -> Any:
+    """A bot's user object carries ``bot``/``bot_info_version`` wherever it is answered."""
+    user = getattr(result, "user", None)
+    if user is not None and state.is_bot(user.id):
+        return attrs.evolve(result, user=attrs.evolve(user, bot=True, bot_info_version=1, phone=None))
+    return result
+
+
+_original_get_users = HANDLERS["users.getUsers"]
+
+
+@method("users.getUsers", _original_get_users[0])
+def get_users(call: Call, q: Any) -> Any:
+    # users.getUsers#d91a548 id:Vector<InputUser> = Vector<User>;
+    state = login_state(call.world)
+    return [
+        attrs.evolve(u, bot=True, bot_info_version=1, phone=None) if state.is_bot(u.id) else u
+        for u in _original_get_users[1](call, q)
+    ]

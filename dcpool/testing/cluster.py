@@ -108,11 +108,17 @@ class Cluster:
 
         return login_state(self.world).add_bot(dc_id, **kwargs)
 
-    def accept_login_token(self, url_or_token: str | bytes, user_id: int) -> Any:
-        """Accept a pending QR login as ``user_id`` (as a signed-in phone would)."""
+    def accept_login_token(self, url_or_token: str | bytes, user: int | str) -> Any:
+        """Accept a pending QR login as ``user`` (a user id, or a phone number such as a test
+        number), as a signed-in phone would; raises RpcError like auth.acceptLoginToken."""
         from .accounts import login_state
 
-        return login_state(self.world).accept_login_token(url_or_token, user_id, wall_clock())
+        if isinstance(user, str):
+            account = self.world.user_by_phone(user.lstrip("+"))
+            if account is None:
+                raise LookupError(f"no account with the number {user}")
+            user = account.id
+        return login_state(self.world).accept_login_token(url_or_token, user, wall_clock())
 
     def push_update(self, user_id: int, update: Any) -> int:
         return self.world.push_update(user_id, update, now=wall_clock())

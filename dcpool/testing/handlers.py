@@ -287,7 +287,8 @@ def _check_access(call: Call, access: Access) -> None:
     auth = call.dc.authorizations.get(call.key_id)
     account = None if auth is None else call.world.accounts.get(auth.user_id)
     if auth is None or account is None:
-        raise call.error(401, "AUTH_KEY_UNREGISTERED")
+        # SESSION_PASSWORD_NEEDED / SESSION_REVOKED for keys in those states (accounts.py)
+        raise call.error(401, accounts.unauthorized_reason(call.world, call.dc.id, call.key_id))
     call.auth = auth
     call.account = account
     if access is Access.HOME and account.home_dc != call.dc.id:

@@ -178,7 +178,7 @@ async def test_qr_login_refreshes_expired_tokens(cluster, mock_clock):
             async for url in qr:
                 urls.append(url)
                 if len(urls) == 3:  # two tokens expired unseen: accept the third
-                    cluster.accept_login_token(url, account.id)
+                    cluster.accept_login_token(url, "9996621234")
                     with pytest.raises(RpcError) as info:
                         cluster.accept_login_token(urls[0], account.id)
                     assert info.value.message == "AUTH_TOKEN_INVALID"

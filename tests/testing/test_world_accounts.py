@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 
@@ -57,7 +58,8 @@ def test_code_sign_in_with_a_password_needs_it_then_check_password_logs_in():
     err = raises(Unauthorized, code_sign_in, w, 2, PHONE, key=11)
     assert (err.code, err.message) == (401, "SESSION_PASSWORD_NEEDED")
     assert w.user_for_key(2, 11) is None
-    raises(AuthKeyUnregistered, w.call, 2, 11, api.updates.GetState())
+    err = raises(Unauthorized, w.call, 2, 11, api.updates.GetState())  # §1.8: not a logout
+    assert err.message == "SESSION_PASSWORD_NEEDED"
     state = w.call(2, 11, api.account.GetPassword())
     assert state.hint == "hh" and len(state.srp_B) == 256 and len(state.current_algo.salt1) == 40
     assert state.new_algo.salt1 != state.current_algo.salt1 and len(state.secure_random) == 256
@@ -124,7 +126,8 @@ def test_qr_login_on_the_home_dc_and_update_routing():
     w.set_update_sink(lambda handle, payload: pushed.append((handle, tl.loads(payload))))
     w.register_session(ctx.user_id, "waiting-session")
     url = login_url(first.token)
-    assert "=" not in url.split("token=")[1] and parse_login_url(url + "==") == first.token
+    assert "=" not in url.split("token=")[1] and parse_login_url("tg://login?token=" + base64.urlsafe_b64encode(first.token).decode()) == first.token
+    assert parse_login_url(url) == first.token
     session = w.call(2, 1, api.auth.AcceptLoginToken(token=first.token), 101.0)
     assert type(session) is api.Authorization and not session.password_pending
     [(handle, update)] = pushed
@@ -198,6 +201,8 @@ def test_bot_tokens():
     auth = w.call(3, 5, q(bot.token))
     assert auth.user.bot and auth.user.self_ and auth.user.bot_info_version is not None
     assert w.user_for_key(3, 5) == bot.user_id
+    [me] = w.call(3, 5, api.users.GetUsers(id=[api.InputUserSelf()]))
+    assert me.bot and me.phone is None
     for bad in ("", "abc", "12:", f"{bot.user_id}:wrong", f"{bot.user_id + 100}:{bot.secret}", f"x{bot.token}"):
         assert raises(BadRequest, w.call, 3, 6, q(bad)).message == "ACCESS_TOKEN_INVALID"
     old = bot.token
@@ -215,11 +220,21 @@ def test_log_out_and_reset_authorizations():
     for key in (1, 2, 3):
         code_sign_in(w, 2, PHONE, key=key)
     w.authorize(4, 9, account.id)
+    # key 1's own authorization on DC 5 (exported from it) is part of the current session
+    exported = w.call(2, 1, api.auth.ExportAuthorization(dc_id=5))
+    w.call(5, 20, api.auth.ImportAuthorization(id=exported.id, bytes=exported.bytes))
+    exported = w.call(2, 2, api.auth.ExportAuthorization(dc_id=5))
+    w.call(5, 21, api.auth.ImportAuthorization(id=exported.id, bytes=exported.bytes))
     assert w.call(2, 1, api.auth.ResetAuthorizations()) is True
-    assert w.user_for_key(2, 1) == account.id
-    for dc, key in ((2, 2), (2, 3), (4, 9)):
+    assert w.user_for_key(2, 1) == account.id and w.user_for_key(5, 20) == account.id
+    for dc, key in ((2, 2), (2, 3), (4, 9), (5, 21)):
         assert w.user_for_key(dc, key) is None
-    raises(AuthKeyUnregistered, w.call, 2, 2, api.updates.GetState())
+        err = raises(Unauthorized, w.call, dc, key, api.upload.GetFile(
+            location=api.InputDocumentFileLocation(id=1, access_hash=1, file_reference=b"", thumb_size=""),
+            offset=0, limit=1024))
+        assert err.message == "SESSION_REVOKED"
+    code_sign_in(w, 2, PHONE, key=2)  # a new login clears the mark
+    assert w.call(2, 2, api.updates.GetState()).pts >= 0
     assert type(w.call(2, 1, api.auth.LogOut())) is api.auth.LoggedOut
     raises(AuthKeyUnregistered, w.call, 2, 1, api.updates.GetState())
     login_state(w).fresh_reset_age = 86400
