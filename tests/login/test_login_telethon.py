@@ -121,7 +121,7 @@ def test_telethon_two_factor_sign_in_after_phone_migrate():
         stats = served.call(served.cluster.statistics)
     assert me.id == me_again == account.id and dc == 4
     assert stats[1].errors["PHONE_MIGRATE_4"] == 1
-    assert stats[4].errors["SESSION_PASSWORD_NEEDED"] == 1
+    assert stats[4].errors["SESSION_PASSWORD_NEEDED"] >= 1  # signIn, and calls made while waiting
     assert stats[4].errors["PASSWORD_HASH_INVALID"] == 1
     assert stats[4].requests["account.getPassword"] == 2
 
