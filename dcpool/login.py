@@ -61,6 +61,7 @@ __all__ = [
     "login_url",
     "parse_login_url",
     "qr_login",
+    "set_password",
     "sign_in",
     "sign_in_bot",
 ]
@@ -140,26 +141,10 @@ async def check_password(pool: Any, password: Secret, *, dc_id: int | None = Non
         state = await pool.invoke(tl.api.account.GetPassword(), dc_id=dc)
         if not state.has_password:
             raise LocalProtocolError("the server asked for a password but the account has none")
-        algo = state.current_algo
-        if type(algo).QUALNAME != "passwordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow":
-            raise LocalProtocolError("unknown password algorithm: update dcpool to log in")
-        secret = await _resolve(password, state.hint or "")
-        check = await trio.to_thread.run_sync(
-            lambda: srp.client_check(
-                secret, srp_id=state.srp_id, srp_B=bytes(state.srp_B), salt1=bytes(algo.salt1),
-                salt2=bytes(algo.salt2), g=algo.g, p=int.from_bytes(algo.p, "big"), rng=os.urandom,
-            )
-        )
-        del secret
+        proof = await _srp_proof(state, await _resolve(password, state.hint or ""))
         # auth.checkPassword#d18b4d16 password:InputCheckPasswordSRP = auth.Authorization;
-        # inputCheckPasswordSRP#d27ff082 srp_id:long A:bytes M1:bytes = InputCheckPasswordSRP;
         try:
-            auth = await pool.invoke(
-                tl.api.auth.CheckPassword(
-                    password=tl.api.InputCheckPasswordSRP(srp_id=check.srp_id, A=check.A, M1=check.M1)
-                ),
-                dc_id=dc,
-            )
+            auth = await pool.invoke(tl.api.auth.CheckPassword(password=proof), dc_id=dc)
         except RpcError as exc:
             if exc.message == "PASSWORD_HASH_INVALID" and attempt < tries:
                 log.info("wrong password (attempt %d of %d)", attempt, tries)
@@ -168,6 +153,57 @@ async def check_password(pool: Any, password: Secret, *, dc_id: int | None = Non
         _record_login(pool, dc, auth.user.id, f"{via}+password")
         return auth.user
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _srp_proof(state: Any, password: str) -> Any:
+    """``inputCheckPasswordSRP`` for ``account.password`` ``state`` (SRP in a worker thread)."""
+    algo = state.current_algo
+    if type(algo).QUALNAME != "passwordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow":
+        raise LocalProtocolError("unknown password algorithm: update dcpool to log in")
+    check = await trio.to_thread.run_sync(
+        lambda: srp.client_check(
+            password, srp_id=state.srp_id, srp_B=bytes(state.srp_B), salt1=bytes(algo.salt1),
+            salt2=bytes(algo.salt2), g=algo.g, p=int.from_bytes(algo.p, "big"), rng=os.urandom,
+        )
+    )
+    # inputCheckPasswordSRP#d27ff082 srp_id:long A:bytes M1:bytes = InputCheckPasswordSRP;
+    return tl.api.InputCheckPasswordSRP(srp_id=check.srp_id, A=check.A, M1=check.M1)
+
+
+async def set_password(pool: Any, new_password: str | None, *, current_password: str | None = None,
+                       hint: str = "") -> None:
+    """Set, change (``current_password`` needed) or remove (``new_password=None``) the signed-in
+    account's cloud password (spec §1.7): the server keeps only the verifier."""
+    # account.getPassword#548a30f5 = account.Password;
+    state = await pool.invoke(tl.api.account.GetPassword())
+    if state.has_password:
+        if current_password is None:
+            raise LocalProtocolError("the account has a password: give current_password")
+        check = await _srp_proof(state, current_password)
+    else:
+        check = tl.api.InputCheckPasswordEmpty()
+    algo = state.new_algo
+    if new_password is None:
+        settings = tl.api.account.PasswordInputSettings(new_algo=algo, new_password_hash=b"", hint="")
+    else:
+        if type(algo).QUALNAME != "passwordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow":
+            raise LocalProtocolError("unknown password algorithm: update dcpool")
+        # the client lengthens the server's salt1 prefix by 32 random bytes (§1.7)
+        salt1 = bytes(algo.salt1) + os.urandom(32)
+        p = int.from_bytes(algo.p, "big")
+        srp.check_group(algo.g, p)
+        v = await trio.to_thread.run_sync(
+            lambda: srp.verifier(new_password, salt1, bytes(algo.salt2), algo.g, p)
+        )
+        settings = tl.api.account.PasswordInputSettings(
+            new_algo=tl.api.PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow(
+                salt1=salt1, salt2=bytes(algo.salt2), g=algo.g, p=bytes(algo.p)),
+            new_password_hash=v, hint=hint,
+        )
+    # account.updatePasswordSettings#a59b102f password:InputCheckPasswordSRP
+    #   new_settings:account.PasswordInputSettings = Bool;
+    await pool.invoke(tl.api.account.UpdatePasswordSettings(password=check, new_settings=settings))
+    log.info("cloud password %s", "removed" if new_password is None else "set")
 
 
 # --------------------------------------------------------------------------- phone code

@@ -48,6 +48,7 @@ __all__ = [
     "pad",
     "password_hash",
     "verifier",
+    "check_group",
     "multiplier",
     "server_challenge",
     "client_check",
@@ -88,6 +89,11 @@ def password_hash(password: str | bytes, salt1: bytes, salt2: bytes) -> bytes:
     ph1 = _sh(_sh(_password_bytes(password), salt1), salt2)
     stretched = hashlib.pbkdf2_hmac("sha512", ph1, salt1, PBKDF2_ITERATIONS)
     return _sh(stretched, salt2)
+
+
+def check_group(g: int, p: int) -> None:
+    """The client's checks of a server's SRP group (§1.5): BadDhPrime / BadDhG."""
+    check_dh_params(g, p)
 
 
 def verifier(password: str | bytes, salt1: bytes, salt2: bytes, g: int = SRP_G, p: int = SRP_P) -> bytes:

@@ -46,6 +46,10 @@ account.getPassword            ANY     account.password (has_password with a fre
                                        challenge for the key's pending or logged-in user)
 auth.checkPassword             ANY     auth.authorization; SRP_ID_INVALID,
                                        SRP_PASSWORD_CHANGED, PASSWORD_HASH_INVALID
+account.updatePasswordSettings KEY     boolTrue: set, change (new salt1 = a server prefix
+                                       + 32 bytes, salt2/g/p the server's) or remove (empty
+                                       hash) the password; PASSWORD_HASH_INVALID,
+                                       SRP_ID_INVALID, NEW_SALT_INVALID, NEW_SETTINGS_INVALID
 auth.signIn                    ANY     as in handlers, plus 401 SESSION_PASSWORD_NEEDED
 auth.exportLoginToken          ANY     auth.loginToken / loginTokenSuccess /
                                        loginTokenMigrateTo; API_ID_INVALID,
@@ -178,6 +182,8 @@ class LoginState:
         self._next_route = -1
         #: (dc, key) -> the 401 its calls get after auth.resetAuthorizations (§5.5)
         self.revoked: dict[_KeyRef, str] = {}
+        #: user -> the salt2 offered in new_algo while no password is set (§1.7: it must come back)
+        self._server_salt2: dict[int, bytes] = {}
         #: export token -> the key that exported it; imported key -> the key it came from
         self._exported_by: dict[bytes, _KeyRef] = {}
         self._imported_from: dict[_KeyRef, _KeyRef] = {}
@@ -386,9 +392,15 @@ def get_password(call: Call, q: Any) -> Any:
     record = state.passwords.get(user_id) if user_id is not None else None
     rng = world.rng
     # the client makes its new salt1 from this prefix (§1.7); salt2, g and p stay the server's
+    if record is not None:
+        salt2 = record.salt2
+    elif user_id is not None:
+        salt2 = state._server_salt2.setdefault(user_id, rng(16))
+    else:
+        salt2 = rng(16)
     new_algo = tl.api.PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow(
         salt1=rng(8),
-        salt2=record.salt2 if record is not None else rng(16),
+        salt2=salt2,
         g=srp.SRP_G,
         p=srp.pad(srp.SRP_P),
     )
@@ -434,6 +446,18 @@ def check_password(call: Call, q: Any) -> Any:
         if user_id is not None and state.has_password(user_id):
             raise call.error(400, "PASSWORD_HASH_INVALID")
         raise call.error(400, "SRP_ID_INVALID")
+    pending = _verify_srp(call, state, check)
+    account = world.user(pending.user_id)
+    if state.password_pending.get(ref) == account.id:
+        return _log_in(call, state, account)
+    if world.user_for_key(call.dc.id, call.key_id) == account.id:
+        return _authorization(state, account)  # a logged-in key proving its password again
+    raise call.error(400, "SRP_ID_INVALID")
+
+
+def _verify_srp(call: Call, state: LoginState, check: Any) -> _Challenge:
+    """Check an ``inputCheckPasswordSRP`` against the challenge it answers (§1.6 steps 1-4)."""
+    ref = (call.dc.id, call.key_id)
     pending = state._challenges.pop(check.srp_id, None)  # single use (§1.6)
     if pending is None or pending.key != ref or call.now > pending.expires_at:
         raise call.error(400, "SRP_ID_INVALID")
@@ -450,12 +474,58 @@ def check_password(call: Call, q: Any) -> Any:
     )
     if not ok:
         raise call.error(400, "PASSWORD_HASH_INVALID")
-    account = world.user(pending.user_id)
-    if state.password_pending.get(ref) == account.id:
-        return _log_in(call, state, account)
-    if world.user_for_key(call.dc.id, call.key_id) == account.id:
-        return _authorization(state, account)  # a logged-in key proving its password again
-    raise call.error(400, "SRP_ID_INVALID")
+    return pending
+
+
+@method("account.updatePasswordSettings", Access.KEY)
+def update_password_settings(call: Call, q: Any) -> Any:
+    # account.updatePasswordSettings#a59b102f password:InputCheckPasswordSRP
+    #   new_settings:account.PasswordInputSettings = Bool;
+    # account.passwordInputSettings#c23727c9 flags:# new_algo:flags.0?PasswordKdfAlgo
+    #   new_password_hash:flags.0?bytes hint:flags.0?string email:flags.1?string
+    #   new_secure_settings:flags.2?SecureSecretSettings = account.PasswordInputSettings;
+    state = login_state(call.world)
+    assert call.account is not None
+    user_id = call.account.id
+    current = state.passwords.get(user_id)
+    check = q.password
+    if type(check).QUALNAME == "inputCheckPasswordEmpty":
+        if current is not None:
+            raise call.error(400, "PASSWORD_HASH_INVALID")
+    else:
+        if current is None:
+            raise call.error(400, "SRP_ID_INVALID")
+        if _verify_srp(call, state, check).user_id != user_id:
+            raise call.error(400, "SRP_ID_INVALID")
+    settings = q.new_settings
+    algo, new_hash = settings.new_algo, settings.new_password_hash
+    if algo is None and new_hash is None:
+        raise call.error(400, "NEW_SETTINGS_EMPTY")
+    if not new_hash:  # remove (tdlib sends passwordKdfAlgoUnknown, Telethon the old algo)
+        state.passwords.pop(user_id, None)
+        return True
+    if type(algo).QUALNAME != "passwordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow":
+        raise call.error(400, "NEW_SETTINGS_INVALID")
+    # suggested rule of §1.7: salt2, g and p are the server's, salt1 = prefix + 32 bytes
+    salt2 = current.salt2 if current is not None else state._server_salt2.get(user_id)
+    if (
+        bytes(algo.salt2) != salt2
+        or algo.g != srp.SRP_G
+        or int.from_bytes(algo.p, "big") != srp.SRP_P
+        or len(algo.salt1) != 8 + 32
+    ):
+        raise call.error(400, "NEW_SALT_INVALID")
+    value = int.from_bytes(new_hash, "big")
+    if len(new_hash) != 256 or not 1 < value < srp.SRP_P - 1:
+        raise call.error(400, "NEW_SETTINGS_INVALID")
+    state.passwords[user_id] = CloudPassword(
+        salt1=bytes(algo.salt1),
+        salt2=bytes(algo.salt2),
+        v=bytes(new_hash),
+        hint=settings.hint or "",
+        version=1 if current is None else current.version + 1,
+    )
+    return True
 
 
 # --------------------------------------------------------------------------- QR login

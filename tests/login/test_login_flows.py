@@ -245,3 +245,43 @@ def test_login_state_repr_has_no_secrets():
     bot = login_state(w).add_bot(2)
     text = repr(login_state(w)) + repr(login_state(w).passwords) + repr(bot)
     assert PASSWORD not in text and bot.secret not in text
+
+
+# --------------------------------------------------------------------------- setting the password
+
+
+async def test_set_change_and_remove_the_cloud_password(cluster):
+    with trio.fail_after(TIMEOUT * 2):
+        async with pool_for(cluster) as pool:
+            user = await login.sign_in(pool, PHONE4, code=CODE4)
+            await login.set_password(pool, "first", hint="one")
+            with pytest.raises(LocalProtocolError):
+                await login.set_password(pool, "second")  # the current one is needed
+            with pytest.raises(BadRequest) as info:
+                await login.set_password(pool, "second", current_password="wrong")
+            assert info.value.message == "PASSWORD_HASH_INVALID"
+            await login.set_password(pool, "second", current_password="first")
+            await login.log_out(pool)
+            with pytest.raises(BadRequest):
+                await login.sign_in(pool, PHONE4, code=CODE4, password="first")
+            await login.check_password(pool, "second")
+            assert pool.user_id == user.id
+            await login.set_password(pool, None, current_password="second")
+            await login.log_out(pool)
+            assert (await login.sign_in(pool, PHONE4, code=CODE4)).id == user.id
+
+
+async def test_new_password_must_use_the_servers_salts(cluster):
+    with trio.fail_after(TIMEOUT):
+        async with pool_for(cluster) as pool:
+            await login.sign_in(pool, PHONE4, code=CODE4)
+            state = await pool.invoke(api.account.GetPassword())
+            algo = state.new_algo
+            bad = api.PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow(
+                salt1=bytes(algo.salt1) + b"\x00" * 32, salt2=b"\x01" * 16, g=algo.g, p=algo.p)
+            with pytest.raises(BadRequest) as info:
+                await pool.invoke(api.account.UpdatePasswordSettings(
+                    password=api.InputCheckPasswordEmpty(),
+                    new_settings=api.account.PasswordInputSettings(
+                        new_algo=bad, new_password_hash=b"\x05" * 256, hint="")))
+            assert info.value.message == "NEW_SALT_INVALID"

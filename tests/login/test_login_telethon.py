@@ -170,3 +170,35 @@ def test_telethon_bot_start_follows_user_migrate():
         stats = served.call(served.cluster.statistics)
     assert is_bot and me == bot.user_id and dc == 3
     assert stats[1].errors["USER_MIGRATE_3"] == 1
+
+
+def test_password_set_by_telethon_edit_2fa_signs_in_dcpool():
+    from dcpool import login
+    from dcpool.pool import open_pool
+
+    with ClusterThread(lambda c: c.world.user_by_phone(PHONE4)) as served:
+        account = served.setup_result
+        cluster = served.cluster
+
+        async def telethon_sets_it():
+            client = client_for(served, 4, receive_updates=False)
+            await client.connect()
+            try:
+                await client.send_code_request(PHONE4)
+                await client.sign_in(PHONE4, code=CODE4)
+                assert await client.edit_2fa(new_password=PASSWORD, hint="staple")
+            finally:
+                await client.disconnect()
+
+        run(telethon_sets_it())
+        dc_list, rsa_keys = served.call(cluster.dc_list), served.call(cluster.rsa_keys)
+
+        async def dcpool_signs_in():
+            with trio.fail_after(TIMEOUT):
+                async with open_pool(api_id=1, api_hash="x", dc_list=dc_list, rsa_keys=rsa_keys) as pool:
+                    hints = []
+                    user = await login.sign_in(pool, PHONE4, code=CODE4,
+                                               password=lambda hint: hints.append(hint) or PASSWORD)
+                    return user.id, hints
+
+        assert trio.run(dcpool_signs_in) == (account.id, ["staple"])
