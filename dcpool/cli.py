@@ -580,6 +580,7 @@ def _show_qr(url: str, out: Any) -> None:
 
 
 async def _login_main(args: argparse.Namespace, out: Any = None) -> None:
+    import functools
     import getpass
     from contextlib import AsyncExitStack
 
@@ -618,16 +619,17 @@ async def _login_main(args: argparse.Namespace, out: Any = None) -> None:
         if args.bot_token:
             user = await login.sign_in_bot(pool, args.bot_token)
         elif args.qr:
-            accepter = None
+            accept = None
             if cluster is not None and args.accept_qr_as:
                 accepter = cluster.world.user_by_phone(args.accept_qr_as.lstrip("+"))
                 if accepter is None:
                     raise LocalProtocolError(f"no account with the number {args.accept_qr_as}")
+                accept = functools.partial(cluster.accept_login_token, user=accepter.id)
             qr = login.qr_login(pool, password=ask_password)
             async for url in qr:
                 _show_qr(url, out)
-                if accepter is not None:
-                    cluster.accept_login_token(url, accepter.id)
+                if accept is not None:
+                    accept(url)
             user = qr.user
         else:
             phone = args.phone or (await ask("Phone number: ")).strip()

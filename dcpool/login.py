@@ -152,7 +152,7 @@ async def check_password(pool: Any, password: Secret, *, dc_id: int | None = Non
             raise
         _record_login(pool, dc, auth.user.id, f"{via}+password")
         return auth.user
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise LocalProtocolError("attempts must be at least 1")
 
 
 async def _srp_proof(state: Any, password: str) -> Any:
@@ -225,23 +225,8 @@ async def sign_in(pool: Any, phone: str, code: Secret, password: Secret | None =
     if type(sent).QUALNAME == "auth.sentCodeSuccess":
         _record_login(pool, dc, sent.authorization.user.id, "phone")
         return sent.authorization.user
-    tries = attempts if callable(code) else 1
     try:
-        for attempt in range(1, tries + 1):
-            phone_code = await _resolve(code, sent)
-            try:
-                # auth.signIn#8d52a951 flags:# phone_number:string phone_code_hash:string
-                #   phone_code:flags.0?string ... = auth.Authorization;
-                auth = await pool.invoke(
-                    tl.api.auth.SignIn(phone_number=phone, phone_code_hash=sent.phone_code_hash,
-                                       phone_code=phone_code),
-                    dc_id=dc,
-                )
-                break
-            except RpcError as exc:
-                if exc.message == "PHONE_CODE_INVALID" and attempt < tries:
-                    continue
-                raise
+        auth = await _submit_code(pool, phone, sent, code, dc, attempts if callable(code) else 1)
         if type(auth).QUALNAME == "auth.authorizationSignUpRequired":
             # auth.signUp#aac7b717 flags:# no_joined_notifications:flags.0?true phone_number:string
             #   phone_code_hash:string first_name:string last_name:string = auth.Authorization;
@@ -256,6 +241,24 @@ async def sign_in(pool: Any, phone: str, code: Secret, password: Secret | None =
         return await check_password(pool, password, dc_id=dc, attempts=attempts)
     _record_login(pool, dc, auth.user.id, "phone")
     return auth.user
+
+
+async def _submit_code(pool: Any, phone: str, sent: Any, code: Secret, dc: int, tries: int) -> Any:
+    """``auth.signIn`` with the code, asking a callback again after PHONE_CODE_INVALID."""
+    for attempt in range(1, tries + 1):
+        phone_code = await _resolve(code, sent)
+        try:
+            # auth.signIn#8d52a951 flags:# phone_number:string phone_code_hash:string
+            #   phone_code:flags.0?string ... = auth.Authorization;
+            return await pool.invoke(
+                tl.api.auth.SignIn(phone_number=phone, phone_code_hash=sent.phone_code_hash,
+                                   phone_code=phone_code),
+                dc_id=dc,
+            )
+        except RpcError as exc:
+            if exc.message != "PHONE_CODE_INVALID" or attempt == tries:
+                raise
+    raise LocalProtocolError("attempts must be at least 1")
 
 
 # --------------------------------------------------------------------------- bots
