@@ -14,7 +14,7 @@ import attrs
 
 from ..errors import ConfigError
 from .builtin import builtin_dc_options
-from .options import DcOption, dc_options_from_config
+from .options import DcListSpec, DcOption, dc_options_from_config, dc_options_from_user
 
 __all__ = ["DcTable"]
 
@@ -62,6 +62,15 @@ class DcTable:
     @classmethod
     def builtin(cls, test_mode: bool) -> DcTable:
         return cls(builtin_dc_options(test_mode), test_mode=test_mode, source="builtin")
+
+    @classmethod
+    def for_user(cls, dc_list: DcListSpec | None, *, test_mode: bool) -> DcTable:
+        """The table ``open_pool(dc_list=..., test_mode=...)`` starts from: the built-in list
+        when ``dc_list`` is None, else any form :func:`~dcpool.dcs.dc_options_from_user`
+        accepts (raises :class:`~dcpool.errors.ConfigError` on a bad one)."""
+        if dc_list is None:
+            return cls.builtin(test_mode)
+        return cls(dc_options_from_user(dc_list), test_mode=test_mode)
 
     # ----------------------------------------------------------------------- queries
 
