@@ -480,6 +480,9 @@ def _cmd_bench(args) -> int:
         print("dcpool bench: tools/bench.py is only in a source checkout", file=sys.stderr)
         return 2
     spec = importlib.util.spec_from_file_location("dcpool_tools_bench", path)
+    if spec is None or spec.loader is None:  # pragma: no cover - the path exists (checked above)
+        print(f"dcpool bench: cannot load {path}", file=sys.stderr)
+        return 2
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     bench_args = [a for a in args.bench_args if a != "--"] if args.bench_args[:1] == ["--"] else args.bench_args

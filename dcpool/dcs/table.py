@@ -26,6 +26,10 @@ def _group(options: Iterable[DcOption]) -> dict[int, tuple[DcOption, ...]]:
     return {dc_id: tuple(opts) for dc_id, opts in groups.items()}
 
 
+def _as_tuple(options: Iterable[DcOption]) -> tuple[DcOption, ...]:
+    return tuple(options)
+
+
 @attrs.define(repr=False)
 class DcTable:
     """The merged view of DC endpoints for one network (test or production).
@@ -35,7 +39,7 @@ class DcTable:
     config's ``dc_options``.  Synchronous and pure: the config fetcher calls it between awaits.
     """
 
-    _options: tuple[DcOption, ...] = attrs.field(converter=tuple, alias="options")
+    _options: tuple[DcOption, ...] = attrs.field(converter=_as_tuple, alias="options")
     test_mode: bool = attrs.field(kw_only=True)
     #: "builtin", "custom" (given by the user) or "config"
     source: str = attrs.field(default="custom", kw_only=True)

@@ -596,7 +596,7 @@ class ServerConnection:
         self._out_for(sess.key).append(_Pending(body, False, True))
 
     def _dispatch(
-        self, sess: ServerSession, msg_id: int, body: bytes, ctor: int, now: float, events: list[ServerEvent]
+        self, sess: ServerSession, msg_id: int, body: bytes | memoryview, ctor: int, now: float, events: list[ServerEvent]
     ) -> None:
         r = Reader(body, 4)
         core = self.core

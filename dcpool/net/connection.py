@@ -28,7 +28,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -99,14 +99,14 @@ class Call:
     idempotent: bool
     dc_id: int
     done: trio.Event = attrs.field(factory=trio.Event)
-    result: bytes | None = None
+    result: bytes | memoryview | None = None
     error: BaseException | None = None
     pending: PendingRequest | None = None
     conn: MtprotoConnection | None = None
     wrapped: bool = False
     sends: int = 0
 
-    def resolve(self, body: bytes) -> None:
+    def resolve(self, body: bytes | memoryview) -> None:
         if not self.done.is_set():
             self.result = body
             self.done.set()
@@ -120,7 +120,7 @@ class Call:
 # --------------------------------------------------------------------------- owner interface
 
 
-class ConnectionOwner:
+class ConnectionOwner(Protocol):
     """What a connection needs from the per-DC state that owns it (implemented by the pool)."""
 
     dc_id: int

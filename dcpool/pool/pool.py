@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from types import EllipsisType
 from typing import Any
 
 import attrs
@@ -589,7 +590,7 @@ class Pool:
 
     # ------------------------------------------------------------------ invoke
 
-    async def invoke(self, request: Any, *, dc_id: int | None = None, timeout: float | None = ...,
+    async def invoke(self, request: Any, *, dc_id: int | None = None, timeout: float | None | EllipsisType = ...,
                      lane: str = "main") -> Any:
         """Send a TL function to the home DC (or ``dc_id``) and return its parsed result.
 
@@ -604,7 +605,7 @@ class Pool:
         )
         return type(request).read_result(body)
 
-    async def invoke_raw(self, body: bytes, *, dc_id: int | None = None, timeout: float | None = ...,
+    async def invoke_raw(self, body: bytes, *, dc_id: int | None = None, timeout: float | None | EllipsisType = ...,
                          name: str | None = None, idempotent: bool = False, lane: str = "main") -> bytes:
         """Like :meth:`invoke` for a pre-serialized request; returns the raw result bytes."""
         if name is None:
@@ -616,8 +617,8 @@ class Pool:
                                          idempotent=idempotent or name in IDEMPOTENT)
         return bytes(result)
 
-    async def _send_once(self, name: str, body: bytes, dc_id: int, *, timeout: float | None,
-                         lane: str, idempotent: bool) -> bytes:
+    async def _send_once(self, name: str, body: bytes, dc_id: int, *, timeout: float | None | EllipsisType,
+                         lane: str, idempotent: bool) -> bytes | memoryview:
         """One attempt on one DC: pick a connection, submit, await the outcome."""
         if self._closing or self._nursery is None:
             raise PoolClosed("the pool is closed")
