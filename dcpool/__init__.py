@@ -32,7 +32,8 @@ def __getattr__(name: str) -> Any:
     module_name = _LAZY.get(name)
     if module_name is None:
         # a subpackage not imported yet (``dcpool.testing.open_cluster()`` after ``import dcpool``)
-        if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
+        public = name.isidentifier() and not name.startswith("_")
+        if not public or importlib.util.find_spec(f"{__name__}.{name}") is None:
             raise AttributeError(f"module 'dcpool' has no attribute {name!r}")
         return importlib.import_module(f"{__name__}.{name}")
 

@@ -780,7 +780,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point (also for ``dcpool bench``): returns 0, or 1 if a scenario could not run."""
     parser = argparse.ArgumentParser(prog="dcpool bench", description="dcpool benchmarks vs Telethon "
                                      "over the loopback emulator (numbers only, no pass/fail)")
-    parser.add_argument("--quick", action="store_true", help="small sizes; finishes in under a minute")
+    parser.add_argument("--quick", action="store_true", help="small sizes; a few minutes")
     parser.add_argument("--json", metavar="PATH", help="write every number and raw sample to PATH")
     parser.add_argument("--profile", action="store_true",
                         help="also run scenario 1 (dcpool, loopback) under pyinstrument, if installed")
