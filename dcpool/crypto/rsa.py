@@ -567,6 +567,7 @@ RsaKeysSpec: TypeAlias = (
     Mapping[int, RsaPublicKey] | RsaPublicKey | str | bytes | Iterable[RsaPublicKey | str | bytes]
 )
 
+_U64: Final = (1 << 64) - 1
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----", re.DOTALL)
 
 
@@ -583,7 +584,8 @@ def rsa_keys_from_user(spec: RsaKeysSpec) -> dict[int, RsaPublicKey]:
         for fp, key in spec.items():
             if not isinstance(key, RsaPublicKey):
                 raise ConfigError(f"rsa_keys[{fp!r}] is {type(key).__name__}, not an RsaPublicKey")
-            if fp != key.fingerprint:
+            # signed (as on the wire) or its unsigned 64-bit spelling (as people print it)
+            if not isinstance(fp, int) or fp & _U64 != key.fingerprint & _U64:
                 raise ConfigError(
                     f"rsa_keys key {fp!r} is not the fingerprint of its key ({key!r})"
                 )

@@ -27,6 +27,8 @@ def by_fp(*keys: RsaPublicKey) -> dict[int, RsaPublicKey]:
 
 def test_a_mapping_is_checked_and_kept() -> None:
     assert rsa_keys_from_user(TELEGRAM_TEST_KEYS) == dict(TELEGRAM_TEST_KEYS)
+    # the unsigned spelling of a fingerprint names the same key; the result is keyed signed
+    assert rsa_keys_from_user({PROD.fingerprint & (2**64 - 1): PROD}) == by_fp(PROD)
 
 
 @pytest.mark.parametrize("form", ["pkcs1", "spki", "pkcs1-bytes", "spki-padded"])
