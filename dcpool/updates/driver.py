@@ -48,8 +48,10 @@ _FORGET = frozenset({"CHANNEL_PRIVATE", "CHANNEL_INVALID", "CHANNEL_PUBLIC_GROUP
 _AFFECTED = frozenset(
     {"messages.affectedMessages", "messages.affectedHistory", "messages.affectedFoundMessages"}
 )
-#: pool events after which the common box needs a difference (UPDATES.md §3.1)
-_RESYNC_EVENTS = frozenset({"new_session_created", "home_changed", "connected"})
+#: pool events of the home DC's main lane after which the common box needs a difference
+#: (UPDATES.md §3.1).  A lost connection counts too: pushes meant for it are gone, and the
+#: difference request is also what brings a lazily reconnecting pool back online.
+_RESYNC_EVENTS = frozenset({"new_session_created", "connected", "disconnected", "idle_closed"})
 
 
 class UpdatesStream:
@@ -161,8 +163,9 @@ class UpdatesStream:
             for request in self.box.next_requests(now):
                 self._nursery.start_soon(self._fetch, request)
             await self._save_hashes()
-            if self._acked == self._taken and self.box.pending == 0 and self.box.known:
-                await self._persist()
+            if (self._unsaved_acks == 0 and self._acked == self._taken and self.box.pending == 0
+                    and self.box.known and self.box.snapshot() != self._saved):
+                await self._persist()  # the state moved without items (empty difference, affected*)
             self._items.set()
             deadline = self.box.next_deadline()
             if self._wake.is_set():
