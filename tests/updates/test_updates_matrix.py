@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 import trio
-import trio.testing
 
 from dcpool import tl
 from dcpool.testing import messaging as M
@@ -18,11 +17,6 @@ from ._world_pool import WorldPool, settle, two_users
 api = tl.api
 GD = "updates.getDifference"
 GCD = "updates.getChannelDifference"
-
-
-@pytest.fixture
-def clock():
-    return trio.testing.MockClock(autojump_threshold=0)
 
 
 def text_of(item) -> str | None:
