@@ -9,8 +9,9 @@ reconnects and restarts (issue 16, ``spec/UPDATES.md`` §3).
 * :mod:`.store`: in-memory and SQLite-session stores.
 """
 
+from typing import Any
+
 from .box import Failure, GetChannelDifference, GetDifference, GetState, MessageBox, dedupe_key
-from .driver import UpdatesStream, open_updates
 from .state import StateLost, Update, UpdatesState, UpdatesStateStore, UpdatesStatistics
 from .store import MemoryUpdatesStore, SessionUpdatesStore, store_for
 
@@ -32,3 +33,12 @@ __all__ = [
     "Failure",
     "dedupe_key",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The trio driver is imported on first use, so the sans-IO core imports no trio.
+    if name in ("open_updates", "UpdatesStream"):
+        from . import driver
+
+        return getattr(driver, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

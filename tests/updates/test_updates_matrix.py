@@ -511,3 +511,79 @@ async def test_qts_box_and_seq_containers(clock):
     assert kinds.count("updateEditMessage") == 1 and kinds.count("updateNewMessage") == 1
     assert pool.calls[GD] == 1
     assert b.seq == 1 and stream.state.seq == 1 and stream.state.qts == 3
+
+
+# --------------------------------------------------------------------------- UPDATES.md §4
+
+
+async def test_channel_timeout_is_not_a_cooldown_for_gaps(clock):
+    """gotd#1852: a final channel difference's ``timeout`` must not delay the next gap."""
+    world, a, b = two_users()
+    m = M.messaging(world)
+    pool = WorldPool(world, b.id)
+    with trio.fail_after(60):
+        async with open_updates(pool) as stream:
+            await settle()
+            (ch,) = await _channel_setup(world, a, b, stream)
+            ch.timeout = 300
+            for round_ in range(2):
+                m.faults.drop_next = 1
+                M.post(world, ch.id, f"lost{round_}")
+                M.post(world, ch.id, f"after{round_}")
+                t0 = trio.current_time()
+                await take(stream, 2)
+                assert trio.current_time() - t0 < 1.0
+    assert pool.calls[GCD] == 2
+
+
+async def test_idle_channels_are_not_polled(clock):
+    """gotd#1800: no idle getChannelDifference per channel; one getDifference per 15 min."""
+    world, a, b = two_users()
+    pool = WorldPool(world, b.id)
+    with trio.fail_after(7200):
+        async with open_updates(pool) as stream:
+            await settle()
+            await _channel_setup(world, a, b, stream, n_channels=50)
+            await trio.sleep(31 * 60)
+    assert pool.calls[GCD] == 0
+    assert pool.calls[GD] == 2
+
+
+async def test_push_overlapping_a_channel_difference_is_delivered_once(clock):
+    """grammers#46 / Telethon#4462: a post pushed while its difference is in flight, and
+    returned by that difference too, reaches the consumer once."""
+    world, a, b = two_users()
+    m = M.messaging(world)
+    pool = WorldPool(world, b.id, rtt=0.2)
+    with trio.fail_after(60):
+        async with open_updates(pool) as stream:
+            await settle()
+            (ch,) = await _channel_setup(world, a, b, stream)
+            m.faults.drop_next = 1
+            M.post(world, ch.id, "lost")
+            M.post(world, ch.id, "gap")
+            await trio.sleep(0.55)  # the difference is on its way (it is answered at 0.7 s)
+            assert pool.running[GCD] == 1
+            M.post(world, ch.id, "during")
+            items = await take(stream, 3)
+            await settle(2)
+            assert stream.statistics().pending == 0
+    assert [text_of(i) for i in items] == ["lost", "gap", "during"]
+    assert stream.statistics().duplicates_dropped >= 1
+
+
+async def test_refused_common_position_restarts_from_get_state(clock):
+    world, a, b = two_users()
+    pool = WorldPool(world, b.id)
+    store = MemoryUpdatesStore()
+    from dcpool.updates import UpdatesState
+
+    store.state = UpdatesState(pts=500, qts=0, date=0, seq=0)  # ahead of the server
+    with trio.fail_after(60):
+        async with open_updates(pool, store=store) as stream:
+            (item,) = await take(stream, 1)
+            M.send_message(world, a.id, b.id, "after the reset")
+            (nxt,) = await take(stream, 1)
+    assert isinstance(item, StateLost) and item.box is None and item.state_after.pts == 1
+    assert text_of(nxt) == "after the reset"
+    assert pool.calls["updates.getState"] == 1
