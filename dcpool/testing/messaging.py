@@ -54,7 +54,9 @@ Plain functions for tests and the control channel: :func:`create_channel`, :func
 :func:`send_message`, :func:`post`, :func:`edit`, :func:`delete`, :func:`read`,
 :func:`bot_stopped`, :func:`push_too_long`, :func:`push_channel_too_long`,
 :func:`lose_sessions` (the server forgets the sessions, so the client gets
-``new_session_created``).
+``new_session_created``).  :data:`CONTROL_COMMANDS` / :func:`control` expose them to a control
+channel with JSON-able arguments (users by phone or id, channels by id) and JSON-able results,
+so that clients in any language can be tested.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ __all__ = [
     "push_too_long",
     "push_channel_too_long",
     "lose_sessions",
+    "CONTROL_COMMANDS",
+    "control",
 ]
 
 
@@ -923,3 +927,120 @@ def channel_read_history_rpc(call: Call, q: Any) -> Any:
     )
     m.push(me.id, _short(update, call.date), call.now)
     return True
+
+
+# --------------------------------------------------------------------------- control channel
+
+
+def _user_id(world: World, user: int | str) -> int:
+    """A user given by id or by phone (reserved test numbers come into existence)."""
+    if isinstance(user, int):
+        return world.user(user).id
+    account = world.user_by_phone(str(user))
+    if account is None:
+        raise LocalProtocolError(f"no user with phone {user}")
+    return account.id
+
+
+def _event_json(event: BoxEvent | None) -> dict[str, Any] | None:
+    if event is None:
+        return None
+    message = getattr(event.update, "message", None)
+    return {"pts": event.pts, "pts_count": event.pts_count, "message_id": getattr(message, "id", None)}
+
+
+def _cmd_send_message(world: World, from_user: int | str, to_user: int | str, text: str) -> Any:
+    sent, received = send_message(world, _user_id(world, from_user), _user_id(world, to_user), text)
+    return {"sender": _event_json(sent), "receiver": _event_json(received)}
+
+
+def _cmd_create_channel(world: World, creator: int | str, title: str = "channel",
+                        members: list[int | str] | None = None) -> Any:
+    ch = create_channel(world, _user_id(world, creator), title,
+                        members=[_user_id(world, u) for u in members or ()])
+    return {"channel_id": ch.id, "access_hash": ch.access_hash, "pts": ch.pts}
+
+
+def _cmd_join(world: World, channel_id: int, user: int | str) -> Any:
+    join(world, channel_id, _user_id(world, user))
+    return {"channel_id": channel_id, "pts": messaging(world).channel(channel_id).pts}
+
+
+def _cmd_post(world: World, channel_id: int, text: str) -> Any:
+    return _event_json(post(world, channel_id, text))
+
+
+def _cmd_edit(world: World, user: int | str, peer: int | str, message_id: int, text: str,
+              channel: bool = False) -> Any:
+    target = int(peer) if channel else _user_id(world, peer)
+    return [_event_json(e) for e in edit(world, _user_id(world, user), target, message_id, text, channel=channel)]
+
+
+def _cmd_delete(world: World, user: int | str, ids: list[int], channel_id: int | None = None,
+                revoke: bool = True) -> Any:
+    return _event_json(delete(world, _user_id(world, user), list(ids), channel_id=channel_id, revoke=revoke))
+
+
+def _cmd_read(world: World, user: int | str, peer: int | str, max_id: int) -> Any:
+    return _event_json(read(world, _user_id(world, user), _user_id(world, peer), max_id))
+
+
+def _cmd_push_too_long(world: World, user: int | str) -> Any:
+    push_too_long(world, _user_id(world, user))
+    return None
+
+
+def _cmd_push_faults(world: World, drop: float | None = None, duplicate: float | None = None,
+                     reorder: float | None = None, drop_next: int | None = None,
+                     duplicate_next: int | None = None, reorder_next: int | None = None,
+                     delay: bool | None = None, seed: int | None = None) -> Any:
+    """Arm (or with no argument, report) the faults on pushed updates."""
+    m = messaging(world)
+    f = m.faults
+    if seed is not None:
+        f.rng = random.Random(seed)
+    for name, value in (("drop_rate", drop), ("duplicate_rate", duplicate), ("reorder_rate", reorder),
+                        ("drop_next", drop_next), ("duplicate_next", duplicate_next),
+                        ("reorder_next", reorder_next)):
+        if value is not None:
+            setattr(f, name, value)
+    released = 0
+    if delay is True:
+        f.delaying = True
+    elif delay is False:
+        released = m.release()
+    return {"dropped": f.dropped, "duplicated": f.duplicated, "reordered": f.reordered,
+            "delayed": f.delayed, "released": released}
+
+
+def _cmd_state(world: World, user: int | str) -> Any:
+    account = world.user(_user_id(world, user))
+    return {"pts": account.pts, "qts": account.qts, "seq": account.seq}
+
+
+#: name -> function(world, **json_arguments) -> JSON-able result (see :func:`control`)
+CONTROL_COMMANDS: dict[str, Any] = {
+    "send_message": _cmd_send_message,
+    "create_channel": _cmd_create_channel,
+    "join": _cmd_join,
+    "post": _cmd_post,
+    "edit": _cmd_edit,
+    "delete": _cmd_delete,
+    "read": _cmd_read,
+    "push_too_long": _cmd_push_too_long,
+    "push_faults": _cmd_push_faults,
+    "updates_state": _cmd_state,
+}
+
+
+def control(world: World, command: str, arguments: dict[str, Any] | None = None) -> Any:
+    """Run one control-channel command; unknown commands and bad arguments raise
+    :class:`~dcpool.errors.LocalProtocolError`.  (``lose_sessions`` needs the cluster, not
+    the world: the control server calls it directly.)"""
+    fn = CONTROL_COMMANDS.get(command)
+    if fn is None:
+        raise LocalProtocolError(f"unknown command {command!r}")
+    try:
+        return fn(world, **(arguments or {}))
+    except TypeError as exc:
+        raise LocalProtocolError(f"{command}: {exc}") from None
