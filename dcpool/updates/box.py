@@ -552,7 +552,7 @@ class MessageBox:
             self.date = date
             self._snapshot = None
 
-    def _apply_batch(self, items: list[_Item], rest: list[Any], now: float, *, users: tuple = (),
+    def _apply_batch(self, items: list[_Item], rest: Iterable[Any], now: float, *, users: tuple = (),
                      chats: tuple = ()) -> None:
         items.sort(key=lambda it: (str(it.key), it.pts - it.count))
         touched: set[EntryKey] = set()
@@ -893,6 +893,27 @@ class MessageBox:
         entry.retry_at = 0.0
         self._retry_buffer(key, now)
 
+    def _retry_later(self, entry: _Entry, failure: Failure, now: float, wait: float | None) -> bool:
+        """Schedule the next attempt for a retryable failure; False if it is not one."""
+        if failure is Failure.RETRY_AFTER:
+            entry.retry_at = now + min(self.max_flood_wait, max(1.0, wait or 1.0))
+        elif failure is Failure.BACKOFF:
+            # 1, 2, 4 ... max_backoff seconds, plus up to 25 % jitter (TDLib)
+            entry.backoff = min(self.max_backoff, max(1.0, entry.backoff * 2))
+            entry.retry_at = now + entry.backoff * (1.0 + 0.25 * self._jitter())
+        else:
+            return False
+        return True
+
+    def _common_failed(self, failure: Failure, now: float, wait: float | None) -> None:
+        entry = self._entries[COMMON]
+        entry.in_flight = False
+        if not self._retry_later(entry, failure, now, wait):
+            # the server refuses our position: start again from getState, and say so
+            self._need_state = True
+            self._known = False
+            self._lost_on_state = True
+
     def request_failed(self, request: Request, failure: Failure, now: float,
                        wait: float | None = None) -> None:
         self._n.retries += 1
@@ -901,20 +922,13 @@ class MessageBox:
             self._state_backoff = min(self.max_backoff, max(1.0, self._state_backoff * 2))
             self._state_retry_at = now + (wait if wait is not None else self._state_backoff)
             return
-        key: EntryKey = COMMON if isinstance(request, GetDifference) else request.channel_id
+        if isinstance(request, GetDifference):
+            self._common_failed(failure, now, wait)
+            return
+        key = request.channel_id
         entry = self._entry(key)
         entry.in_flight = False
-        if failure is Failure.RETRY_AFTER:
-            entry.retry_at = now + min(self.max_flood_wait, max(1.0, wait or 1.0))
-        elif failure is Failure.BACKOFF:
-            entry.backoff = min(self.max_backoff, max(1.0, entry.backoff * 2))
-            entry.retry_at = now + entry.backoff * (1.0 + 0.25 * self._jitter())
-        elif key == COMMON:
-            # the server refuses our position: start again from getState, and say so
-            self._need_state = True
-            self._known = False
-            self._lost_on_state = True
-        else:
+        if not self._retry_later(entry, failure, now, wait):
             # CHANNEL_PRIVATE / CHANNEL_INVALID (FORGET), or a refused channel pts (RESET)
             del self._entries[key]
             if failure is Failure.FORGET:
