@@ -587,3 +587,48 @@ async def test_refused_common_position_restarts_from_get_state(clock):
     assert isinstance(item, StateLost) and item.box is None and item.state_after.pts == 1
     assert text_of(nxt) == "after the reset"
     assert pool.calls["updates.getState"] == 1
+
+
+async def test_update_channel_too_long_push_fetches_the_channel_difference(clock):
+    world, a, b = two_users()
+    m = M.messaging(world)
+    pool = WorldPool(world, b.id)
+    with trio.fail_after(60):
+        async with open_updates(pool) as stream:
+            await settle()
+            (ch,) = await _channel_setup(world, a, b, stream)
+            m.faults.drop_next = 2
+            M.post(world, ch.id, "p0")
+            M.post(world, ch.id, "p1")
+            M.push_channel_too_long(world, b.id, ch.id)
+            items = await take(stream, 2)
+    assert [text_of(i) for i in items] == ["p0", "p1"]
+    assert pool.calls[GCD] == 1 and pool.calls[GD] == 0
+
+
+def test_gap_buffer_is_bounded_and_falls_back_to_a_difference():
+    from dcpool.updates import GetDifference, MessageBox, UpdatesState
+
+    box = MessageBox(UpdatesState(pts=1, qts=0, date=0, seq=0), now=0.0, max_buffer=100)
+    box.next_requests(0.0)
+    box.difference_result(api.updates.DifferenceEmpty(date=0, seq=0), 0.0)
+    for pts in range(3, 5003):  # pts 2 never comes
+        upd = api.UpdateDeleteMessages(messages=[pts], pts=pts, pts_count=1)
+        box.receive_updates(api.UpdateShort(update=upd, date=1), 0.1)
+    assert box.pending == 0
+    assert box.is_diffing("common")  # the buffer overflowed: no 0.5 s wait
+    assert box.next_requests(0.1) == [GetDifference(pts=1, date=0, qts=0)]
+
+
+def test_updates_combined_seq_range():
+    from dcpool.updates import MessageBox, UpdatesState
+
+    box = MessageBox(UpdatesState(pts=1, qts=0, date=0, seq=3), now=0.0)
+    box.next_requests(0.0)
+    box.difference_result(api.updates.DifferenceEmpty(date=0, seq=3), 0.0)
+    ups = [api.UpdateDeleteMessages(messages=[i], pts=i, pts_count=1) for i in (2, 3)]
+    box.receive_updates(api.UpdatesCombined(updates=ups, users=[], chats=[], date=5, seq_start=4, seq=6), 0.1)
+    assert box.seq == 6 and box.date == 5 and box.pending == 2
+    # the same range again is a duplicate container
+    box.receive_updates(api.UpdatesCombined(updates=ups, users=[], chats=[], date=5, seq_start=4, seq=6), 0.1)
+    assert box.pending == 2 and box.statistics().duplicates_dropped == 1
