@@ -485,6 +485,8 @@ class MtprotoConnection:
             elif isinstance(event, NewSessionCreated):
                 self.owner.on_salt(event.server_salt)
                 self._orphaned(event.orphaned)
+                # the server may have lost pushes meant for the old session (UPDATES.md §1.1)
+                self.owner.on_event("new_session_created", lane=self.lane)
             elif isinstance(event, Pong):
                 if self._awaiting_pong == event.ping_id:
                     self._awaiting_pong = None
