@@ -105,6 +105,8 @@ METHOD_NOT_SUPPORTED = "METHOD_NOT_SUPPORTED_BY_EMULATOR"
 INPUT_METHOD_INVALID = "INPUT_METHOD_INVALID"
 INPUT_FETCH_ERROR = "INPUT_FETCH_ERROR"
 INTERNAL_ERROR = "EMULATOR_INTERNAL_ERROR"
+CONNECTION_NOT_INITED = "CONNECTION_NOT_INITED"
+CONNECTION_LAYER_INVALID = "CONNECTION_LAYER_INVALID"
 
 #: schema names of the generic wrappers unwrapped before dispatch (spec §10)
 WRAPPERS = frozenset(
@@ -199,12 +201,18 @@ def handle_request(
             known = method_id is not None and _is_known_id(method_id)
             raise rpc_error_from(400, INPUT_FETCH_ERROR if known else INPUT_METHOD_INVALID) from None
 
-        query, without_updates = _unwrap(query, ctx, dc, key_id)
+        query, without_updates, inited, bad_layer = _unwrap(query, ctx, dc, key_id, world)
         cls = type(query)
         qualname = getattr(cls, "QUALNAME", "?")
         stats.record_request(qualname)
         if not getattr(cls, "IS_FUNCTION", False):
             raise rpc_error_from(400, INPUT_METHOD_INVALID, qualname)
+        if bad_layer:
+            # spec §10: a layer the server does not serve
+            raise rpc_error_from(400, CONNECTION_LAYER_INVALID, qualname)
+        if world.require_init_connection and not inited and key_id not in dc.key_inits:
+            # spec §10: the first API call on a new auth key must come inside initConnection
+            raise rpc_error_from(400, CONNECTION_NOT_INITED, qualname)
 
         fault = dc.faults.take_rpc_fault(qualname)
         if fault is not None:
@@ -244,9 +252,15 @@ def handle_request(
         ctx.user_id = None if auth is None else auth.user_id
 
 
-def _unwrap(query: Any, ctx: ConnectionContext, dc: DcState, key_id: int) -> tuple[Any, bool]:
-    """Peel the generic wrappers off ``query`` (spec §10), recording layer and client info."""
+def _unwrap(
+    query: Any, ctx: ConnectionContext, dc: DcState, key_id: int, world: World
+) -> tuple[Any, bool, bool, bool]:
+    """Peel the generic wrappers off ``query`` (spec §10), recording layer and client info.
+
+    Returns (innermost query, without_updates, initConnection seen, unsupported layer seen)."""
     without_updates = False
+    inited = False
+    bad_layer = False
     while True:
         if isinstance(query, tl.Raw):
             query = tl.loads(query.to_bytes())
@@ -255,8 +269,11 @@ def _unwrap(query: Any, ctx: ConnectionContext, dc: DcState, key_id: int) -> tup
             break
         if name == "invokeWithLayer":
             # invokeWithLayer#da9b0d0d {X:Type} layer:int query:!X = X;
-            ctx.layer = query.layer
-            dc.key_layers[key_id] = query.layer
+            if query.layer < world.min_layer:
+                bad_layer = True  # not recorded: the key keeps its last valid layer
+            else:
+                ctx.layer = query.layer
+                dc.key_layers[key_id] = query.layer
         elif name == "initConnection":
             # initConnection#c1cd5ea9 {X:Type} flags:# api_id:int device_model:string
             #   system_version:string app_version:string system_lang_code:string lang_pack:string
@@ -272,13 +289,17 @@ def _unwrap(query: Any, ctx: ConnectionContext, dc: DcState, key_id: int) -> tup
                 lang_pack=query.lang_pack,
                 lang_code=query.lang_code,
             )
+            inited = True
         elif name == "invokeWithoutUpdates":
             # invokeWithoutUpdates#bf9459b7 {X:Type} query:!X = X;
             without_updates = True
         # invokeAfterMsg(s): the shell hands us messages in order, so the dependency is met.
         query = query.query
     ctx.without_updates = without_updates
-    return query, without_updates
+    if inited and not bad_layer and ctx.init is not None:
+        # spec §10: the server stores the client info with the auth key (per DC)
+        dc.key_inits[key_id] = ctx.init
+    return query, without_updates, inited, bad_layer
 
 
 def _check_access(call: Call, access: Access) -> None:

@@ -48,10 +48,14 @@ What the world holds
   :attr:`World.export_ttl` seconds.
 * **Files** (:class:`~dcpool.testing.files.StoredFile`) and **channels** (:class:`Channel`, only
   for ``stats.getBroadcastStats`` and its ``STATS_MIGRATE_X``).
-* **Update routing**: the world cannot send.  The shell registers the live sessions of each
-  user (:meth:`World.register_session`) and installs a sink (:meth:`World.set_update_sink`);
-  :meth:`World.push_update` serializes an update once per layer and calls
-  ``sink(handle, payload)`` for each registered session of that user.
+* **Update routing** (UPDATES.md §1.1): the world cannot send.  The shell registers a session
+  of a logged-in user after each request it runs that did not use ``invokeWithoutUpdates``
+  (:meth:`World.register_session`, which makes it the user's last active session) and
+  unregisters it after one that did, or when it closes; it installs a sink
+  (:meth:`World.set_update_sink`).  :meth:`World.push_update` serializes an update in that
+  session's layer and calls ``sink(handle, payload)`` for exactly one session: the user's last
+  active one *on its home DC*.  Sessions on other DCs and download/upload lanes (which wrap
+  their requests in ``invokeWithoutUpdates``) never get updates.
 """
 
 from __future__ import annotations
@@ -96,6 +100,8 @@ UpdateSink = Callable[[Any, bytes], None]
 DEFAULT_DC_IDS = (1, 2, 3, 4, 5)
 TEST_DC_IDS = (1, 2, 3)
 TEST_PHONE_PREFIX = "99966"
+#: the lowest API layer served (spec §10; issue 13: layers 133 to 228, higher ones as 228)
+MIN_LAYER = 133
 #: Schema names of the ``Updates`` constructors: the only top-level objects Telethon accepts
 #: as unsolicited messages (spec §14).  Anything else is wrapped in ``updateShort``.
 UPDATES_QUALNAMES = frozenset(
@@ -195,6 +201,9 @@ class DcState:
     #: auth key id -> layer last announced with this key (fallback for connections that do
     #: not repeat invokeWithLayer; spec §10 stores the layer with the key)
     key_layers: dict[int, int] = attrs.field(factory=dict)
+    #: auth key id -> what its initConnection said (spec §10: a key without one gets
+    #: CONNECTION_NOT_INITED for any API call not wrapped in initConnection)
+    key_inits: dict[int, InitInfo] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -283,6 +292,8 @@ class World:
         code_ttl: float = 300.0,
         country: str = "NL",
         rng: Rng = os.urandom,
+        require_init_connection: bool = True,
+        min_layer: int = MIN_LAYER,
     ) -> None:
         ids = sorted(set(dc_ids))
         if not ids or any(not isinstance(d, int) or d <= 0 for d in ids):
@@ -297,6 +308,11 @@ class World:
         #: ISO-3166 code answered by help.getNearestDc
         self.country = country
         self.rng: Rng = rng
+        #: spec §10: the first API call on an auth key must be wrapped in initConnection,
+        #: else 400 CONNECTION_NOT_INITED (as Telegram does).  False: assume a default layer.
+        self.require_init_connection = require_init_connection
+        #: the lowest layer invokeWithLayer may announce; below it 400 CONNECTION_LAYER_INVALID
+        self.min_layer = min_layer
         self.cluster_stats = ClusterStats.for_dcs(ids)
         self.dcs: dict[int, DcState] = {
             dc: DcState(id=dc, faults=DcFaults(dc), stats=self.cluster_stats[dc]) for dc in ids
@@ -320,7 +336,8 @@ class World:
         self.codes: dict[str, PendingCode] = {}
         self._next_user_id = 1_000_001
         self._next_channel_id = 2_000_001
-        self._sessions: dict[int, list[tuple[Any, int | None]]] = {}
+        #: user id -> {id(handle): (handle, layer, dc_id)}, least recently active first
+        self._sessions: dict[int, dict[int, tuple[Any, int | None, int | None]]] = {}
         self._update_sink: UpdateSink | None = None
 
     @classmethod
@@ -516,6 +533,7 @@ class World:
         dc = self.dc(dc_id)
         dc.authorizations.pop(key_id, None)
         dc.key_layers.pop(key_id, None)
+        dc.key_inits.pop(key_id, None)
 
     # ------------------------------------------------------------------ files and channels
 
@@ -580,50 +598,72 @@ class World:
         """Install the shell's ``sink(handle, payload)`` (None removes it)."""
         self._update_sink = sink
 
-    def register_session(self, user_id: int, handle: Any, *, layer: int | None = None) -> None:
-        """Record that ``handle`` (any object the shell chooses — a session, a connection) is a
-        live session of ``user_id`` that wants updates.  ``layer`` fixes the layer its updates
-        are encoded in; without it, ``handle.layer`` is read at push time if present (a
-        :class:`ConnectionContext` works), else layer 228."""
-        entries = self._sessions.setdefault(user_id, [])
-        if not any(h is handle for h, _ in entries):
-            entries.append((handle, layer))
+    def register_session(
+        self, user_id: int, handle: Any, *, layer: int | None = None, dc_id: int | None = None
+    ) -> None:
+        """Record that ``handle`` (any hashable object the shell chooses — a session, a
+        connection) is a live session of ``user_id`` that wants updates and was active just
+        now: it becomes the user's *last active* session (registering again moves it to the
+        end).  ``dc_id`` is the DC it is connected to (None: any); ``layer`` fixes the layer
+        its updates are encoded in; without it, ``handle.layer`` is read at push time if
+        present (a :class:`ConnectionContext` works), else layer 228."""
+        entries = self._sessions.setdefault(user_id, {})
+        entries.pop(id(handle), None)
+        entries[id(handle)] = (handle, layer, dc_id)
 
     def unregister_session(self, user_id: int, handle: Any) -> None:
+        """``handle`` no longer wants updates (it closed, logged out, or its last request
+        used invokeWithoutUpdates)."""
         entries = self._sessions.get(user_id)
         if entries is None:
             return
-        entries[:] = [(h, layer) for h, layer in entries if h is not handle]
+        entries.pop(id(handle), None)
         if not entries:
             del self._sessions[user_id]
 
     def sessions(self, user_id: int) -> tuple[Any, ...]:
-        return tuple(h for h, _ in self._sessions.get(user_id, ()))
+        """The registered sessions of ``user_id``, least recently active first."""
+        return tuple(h for h, _, _ in self._sessions.get(user_id, {}).values())
+
+    def update_target(self, user_id: int) -> Any | None:
+        """The session :meth:`push_update` delivers to: the user's last active registered
+        session on its home DC (UPDATES.md §1.1: "the last active connection, except
+        connections for downloading/uploading files"), or None."""
+        target = self._target(user_id)
+        return None if target is None else target[0]
+
+    def _target(self, user_id: int) -> tuple[Any, int | None] | None:
+        account = self.accounts.get(user_id)
+        entries = self._sessions.get(user_id)
+        if not entries:
+            return None
+        for handle, layer, dc_id in reversed(entries.values()):
+            if dc_id is None or account is None or dc_id == account.home_dc:
+                return handle, layer
+        return None
 
     def push_update(self, user_id: int, update: Any, *, now: float = 0.0) -> int:
-        """Send ``update`` to every registered session of ``user_id`` through the sink.
+        """Send ``update`` to the user's last active session on its home DC (see
+        :meth:`update_target`) through the sink: never to a session on another DC, never to
+        one whose last request used ``invokeWithoutUpdates``, and to one session only.
 
         ``update`` should be an ``Updates`` object (``updateShort``, ``updates``...: Telethon
         accepts nothing else unsolicited, spec §14); a bare ``Update`` is wrapped in
-        ``updateShort(update, date=now)``.  Returns the number of sessions it was handed to
-        (0 when no sink is installed).
+        ``updateShort(update, date=now)``.  Returns the number of sessions it was handed to:
+        1, or 0 when there is no such session or no sink is installed.
         """
         if type(update).QUALNAME not in UPDATES_QUALNAMES:
             # updateShort#78d4dec1 update:Update date:int = Updates;
             update = tl.api.UpdateShort(update=update, date=int(now))
         sink = self._update_sink
-        entries = list(self._sessions.get(user_id, ()))
-        if sink is None or not entries:
+        target = self._target(user_id)
+        if sink is None or target is None:
             return 0
-        payloads: dict[bool, bytes] = {}
-        for handle, layer in entries:
-            if layer is None:
-                layer = getattr(handle, "layer", None) or tl.LAYER
-            old = layer <= 158
-            if old not in payloads:
-                payloads[old] = to_layer(update, layer).to_bytes()
-            sink(handle, payloads[old])
-        return len(entries)
+        handle, layer = target
+        if layer is None:
+            layer = getattr(handle, "layer", None) or tl.LAYER
+        sink(handle, to_layer(update, layer).to_bytes())
+        return 1
 
     # ------------------------------------------------------------------ requests
 

@@ -14,7 +14,7 @@ api = tl.api
 
 
 def make_world(**kw) -> World:
-    return World.test_cluster(rng=random.Random(7).randbytes, **kw)
+    return World.test_cluster(rng=random.Random(7).randbytes, require_init_connection=False, **kw)
 
 
 def logged_in(w: World, home: int = 1, key: int = 100) -> int:
