@@ -295,6 +295,8 @@ class ServerCore:
         #: seq_no consistency of §8.3 (codes 16, 20, 32, 33).  False only to interoperate with
         #: a client known to send out of order.
         self.strict_ordering = True
+        #: client msg_ids remembered per session (duplicates; older ids get bad_msg 20)
+        self.received_memory = _RECEIVED_MEMORY
         self.executions: Counter[tuple[int, int, int]] = Counter()
         self._keys: dict[int, KeyLike] = {}
         self._salts: dict[int, _SaltState] = {}
@@ -419,7 +421,9 @@ class ServerCore:
     def _session_for(self, key: SessionKey) -> ServerSession:
         sess = self._sessions.get(key)
         if sess is None:
-            sess = ServerSession(key, unique_id=self._random_long())
+            sess = ServerSession(
+                key, unique_id=self._random_long(), received=ReplayWindow(self.received_memory)
+            )
             self._sessions[key] = sess
         return sess
 
