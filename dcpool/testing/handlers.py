@@ -615,7 +615,9 @@ def export_authorization(call: Call, q: Any) -> Any:
     world = call.world
     account, auth = call.account, call.auth
     assert account is not None and auth is not None
-    if account.home_dc != call.dc.id and auth.kind is not AuthKind.LOGIN:
+    if account.home_dc != call.dc.id and (
+        auth.kind is not AuthKind.LOGIN or not world.export_from_former_home
+    ):
         # an imported key on a foreign DC cannot re-export (world docstring)
         raise call.error(303, f"USER_MIGRATE_{account.home_dc}")
     if q.dc_id == call.dc.id or q.dc_id not in world.dcs:

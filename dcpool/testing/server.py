@@ -163,6 +163,7 @@ class DcServer:
     def now(self) -> float:
         # The core adds its own clock_offset to `now`; keep it equal to the armed fault.
         self.core.clock_offset = self.world.faults(self.dc_id).clock_offset
+        self.core.strict_ordering = self.world.strict_msg_order
         return self.clock()
 
     @property

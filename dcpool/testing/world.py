@@ -313,6 +313,13 @@ class World:
         self.require_init_connection = require_init_connection
         #: the lowest layer invokeWithLayer may announce; below it 400 CONNECTION_LAYER_INVALID
         self.min_layer = min_layer
+        #: §3.3/§8.3: client msg_ids strictly increase per session, seq_no consistent (bad_msg
+        #: 16/20/32/33 otherwise).  The shell copies it to each DC's ServerCore.
+        self.strict_msg_order = True
+        #: auth.exportAuthorization on a DC where the key *logged in* while it was the user's
+        #: home, after the user moved away (Telegram's docs do not say; see module docstring):
+        #: True allows it, False answers USER_MIGRATE_X (home DC only)
+        self.export_from_former_home = True
         self.cluster_stats = ClusterStats.for_dcs(ids)
         self.dcs: dict[int, DcState] = {
             dc: DcState(id=dc, faults=DcFaults(dc), stats=self.cluster_stats[dc]) for dc in ids
@@ -339,6 +346,39 @@ class World:
         #: user id -> {id(handle): (handle, layer, dc_id)}, least recently active first
         self._sessions: dict[int, dict[int, tuple[Any, int | None, int | None]]] = {}
         self._update_sink: UpdateSink | None = None
+
+    #: the options :meth:`options` / :meth:`set_option` expose (name -> type), documented in
+    #: the dcpool.testing docs ("Emulator semantics the docs leave open")
+    OPTIONS: dict[str, type] = {
+        "require_init_connection": bool,
+        "min_layer": int,
+        "strict_msg_order": bool,
+        "export_from_former_home": bool,
+        "test_numbers": bool,
+        "config_ttl": int,
+        "export_ttl": float,
+        "code_ttl": float,
+        "nearest_dc": int,
+        "country": str,
+        "strict": bool,
+    }
+
+    def options(self) -> dict[str, Any]:
+        """The current value of every option in :attr:`OPTIONS`."""
+        return {name: getattr(self, name) for name in self.OPTIONS}
+
+    def set_option(self, name: str, value: Any) -> None:
+        """Change one option of :attr:`OPTIONS` (type-checked; ints accepted for floats)."""
+        kind = self.OPTIONS.get(name)
+        if kind is None:
+            raise ConfigError(f"unknown emulator option {name!r}")
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"option {name!r} takes a {kind.__name__}, got {value!r}")
+        if name == "nearest_dc":
+            self._check_dc(value)
+        setattr(self, name, value)
 
     @classmethod
     def test_cluster(cls, **kwargs: Any) -> World:
