@@ -216,6 +216,14 @@ async def test_control_commands_in_process():
             f = ctl.handle({"cmd": "add_file", "dc_id": 4, "data_hex": "00ff" * 8})["result"]
             assert cluster.world.files[f["id"]].data == bytes.fromhex("00ff" * 8)
 
+            photo = ctl.handle({"cmd": "add_photo", "dc_id": 5, "sizes": {"m": 100, "s": "abcd"}})["result"]
+            assert cluster.world.photos[photo["id"]].sizes["s"].data == bytes.fromhex("abcd")
+            assert photo["sizes"]["m"]["size"] == 100 and photo["dc_id"] == 5
+            uid = user["result"]["user_id"]
+            prof = ctl.handle({"cmd": "set_profile_photo", "user_id": uid})["result"]
+            assert cluster.world.user(uid).photo.id == prof["id"] and prof["dc_id"] == 3
+            assert ctl.handle({"cmd": "add_photo", "dc_id": 5, "sizes": {"m": -1}})["ok"] is False
+
             assert ctl.handle({"cmd": "arm_fault", "fault": "flood_wait", "dc_id": 1,
                                "method": "help.getNearestDc", "seconds": 7, "count": 1})["ok"]
             async with open_session(cluster, 1) as raw:

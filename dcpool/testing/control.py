@@ -47,6 +47,7 @@ __all__ = [
     "Param",
     "control_command",
     "file_info",
+    "photo_info",
     "stats_json",
 ]
 
@@ -287,6 +288,54 @@ def _add_file(
 ) -> dict[str, Any]:
     data = bytes.fromhex(data_hex) if data_hex is not None else None
     return file_info(ctl.world.add_file(dc_id, data, size=size))
+
+
+def photo_info(photo: Any) -> dict[str, Any]:
+    """A stored photo as JSON."""
+    return {
+        "dc_id": photo.dc_id,
+        "id": photo.id,
+        "access_hash": photo.access_hash,
+        "file_reference": photo.file_reference.hex(),
+        "sizes": {kind: {"size": f.size, "sha256": f.sha256} for kind, f in photo.sizes.items()},
+    }
+
+
+def _sizes(sizes: dict[str, Any] | None) -> dict[str, bytes | int] | None:
+    if sizes is None:
+        return None
+    out: dict[str, bytes | int] = {}
+    for kind, spec in sizes.items():
+        if isinstance(spec, int) and not isinstance(spec, bool) and spec >= 0:
+            out[kind] = spec
+        elif isinstance(spec, str):
+            out[kind] = bytes.fromhex(spec)
+        else:
+            raise ValueError(f"size {kind!r}: a byte count or hex content, got {spec!r}")
+    return out
+
+
+@control_command(
+    "add_photo",
+    "store a photo on a DC (inputPhotoFileLocation with thumb_size = a size type)",
+    _DC,
+    Param("sizes", "object", "size type -> byte count or hex content (default s, m, x, a, c)"),
+)
+def _add_photo(ctl: Controller, dc_id: int, sizes: dict[str, Any] | None = None) -> dict[str, Any]:
+    return photo_info(ctl.world.add_photo(dc_id, _sizes(sizes)))
+
+
+@control_command(
+    "set_profile_photo",
+    "give a user a profile photo (inputPeerPhotoFileLocation: big = size 'c', small = 'a')",
+    Param("user_id", "int", "the account", required=True),
+    Param("dc_id", "int", "the DC storing it (default: the user's home DC)"),
+    Param("sizes", "object", "size type -> byte count or hex content"),
+)
+def _set_profile_photo(
+    ctl: Controller, user_id: int, dc_id: int | None = None, sizes: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return photo_info(ctl.world.set_profile_photo(user_id, dc_id, _sizes(sizes)))
 
 
 #: fault name -> the DcFaults arguments it accepts (besides count)

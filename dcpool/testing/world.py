@@ -71,7 +71,7 @@ from .. import tl
 from ..crypto import Rng
 from ..errors import ConfigError, LocalProtocolError, UnknownDc
 from .faults import DcFaults
-from .files import StoredFile
+from .files import StoredFile, StoredPhoto
 from .layers import to_layer
 from .stats import ClusterStats, ClusterStatsSnapshot, DcStats
 
@@ -88,6 +88,7 @@ __all__ = [
     "PendingCode",
     "Channel",
     "StoredFile",
+    "StoredPhoto",
     "UpdateSink",
     "DEFAULT_DC_IDS",
     "TEST_DC_IDS",
@@ -220,6 +221,8 @@ class Account:
     pts: int = 1
     qts: int = 0
     seq: int = 0
+    #: the profile photo (:meth:`World.set_profile_photo`), None for none
+    photo: StoredPhoto | None = None
 
     def to_tl(self, *, is_self: bool) -> Any:
         """The layer-228 ``user`` object (convert with :mod:`.layers` for older clients)."""
@@ -234,6 +237,7 @@ class Account:
             last_name=self.last_name or None,
             username=self.username,
             phone=self.phone,
+            photo=self.photo.profile_photo() if self.photo is not None else None,
             status=tl.api.UserStatusEmpty(),
         )
 
@@ -272,6 +276,8 @@ class Channel:
     stats_dc: int
     title: str = ""
     followers: int = 0
+    #: the channel photo (:meth:`World.set_chat_photo`), None for none
+    photo: StoredPhoto | None = None
 
     def input_channel(self) -> Any:
         # inputChannel#f35aec28 channel_id:long access_hash:long = InputChannel;
@@ -338,6 +344,7 @@ class World:
         self.accounts: dict[int, Account] = {}
         self.phones: dict[str, int] = {}
         self.files: dict[int, StoredFile] = {}
+        self.photos: dict[int, StoredPhoto] = {}
         self.channels: dict[int, Channel] = {}
         self.tokens: dict[bytes, ExportToken] = {}
         self.codes: dict[str, PendingCode] = {}
@@ -585,9 +592,30 @@ class World:
         rng: Rng | None = None,
         *,
         mtime: int = 0,
+        thumbs: dict[str, bytes | int] | None = None,
+        mime_type: str = "application/octet-stream",
+        file_name: str = "",
     ) -> StoredFile:
         """Store a document on DC ``dc_id``: ``data`` as given, or ``size`` bytes of
-        deterministic pseudo-random content (generated lazily, see :mod:`.files`)."""
+        deterministic pseudo-random content (generated lazily, see :mod:`.files`).
+        ``thumbs`` maps photo size types (``"m"``...) to a thumbnail's content or size; a
+        client downloads one with ``inputDocumentFileLocation(thumb_size=<type>)``."""
+        stored = self._blob(dc_id, data, size, rng, mtime=mtime)
+        stored.mime_type, stored.file_name = mime_type, file_name
+        for kind, spec in (thumbs or {}).items():
+            stored.thumbs[kind] = self._blob_of(dc_id, spec, rng)
+        self.files[stored.id] = stored
+        return stored
+
+    def _blob_of(self, dc_id: int, spec: bytes | int, rng: Rng | None) -> StoredFile:
+        if isinstance(spec, int):
+            return self._blob(dc_id, None, spec, rng)
+        return self._blob(dc_id, bytes(spec), None, rng)
+
+    def _blob(
+        self, dc_id: int, data: bytes | None, size: int | None, rng: Rng | None, *, mtime: int = 0
+    ) -> StoredFile:
+        """Content stored on a DC, with a fresh id (not registered anywhere)."""
         self._check_dc(dc_id)
         rng = rng or self.rng
         if data is None and size is None:
@@ -601,9 +629,9 @@ class World:
         if size < 0:
             raise LocalProtocolError("negative file size")
         file_id = _uint(rng)
-        while file_id in self.files:
+        while file_id in self.files or file_id in self.photos:
             file_id = _uint(rng)
-        stored = StoredFile(
+        return StoredFile(
             id=file_id,
             access_hash=_int64(rng),
             file_reference=rng(16),
@@ -613,8 +641,54 @@ class World:
             content=data,
             seed=None if data is not None else rng(32),
         )
-        self.files[file_id] = stored
-        return stored
+
+    def add_photo(
+        self,
+        dc_id: int,
+        sizes: dict[str, bytes | int] | None = None,
+        *,
+        date: int = 0,
+        rng: Rng | None = None,
+    ) -> StoredPhoto:
+        """Store a photo on DC ``dc_id``: ``sizes`` maps photo size types to content or a size
+        (default: ``s``, ``m``, ``x`` and the profile sizes ``a``, ``c``).  Downloaded with
+        ``inputPhotoFileLocation(thumb_size=<type>)``."""
+        self._check_dc(dc_id)
+        if sizes is None:
+            sizes = {"s": 1500, "m": 12_000, "x": 60_000, "a": 4000, "c": 30_000}
+        if not sizes:
+            raise LocalProtocolError("a photo needs at least one size")
+        blobs = {kind: self._blob_of(dc_id, spec, rng) for kind, spec in sizes.items()}
+        first = next(iter(blobs.values()))
+        photo = StoredPhoto(
+            id=first.id,
+            access_hash=first.access_hash,
+            file_reference=first.file_reference,
+            dc_id=dc_id,
+            sizes=blobs,
+            date=date,
+        )
+        self.photos[photo.id] = photo
+        return photo
+
+    def set_profile_photo(
+        self, user_id: int, dc_id: int | None = None, sizes: dict[str, bytes | int] | None = None
+    ) -> StoredPhoto:
+        """Give a user a profile photo stored on ``dc_id`` (default: the user's home DC);
+        ``user.photo`` then names it and ``inputPeerPhotoFileLocation`` downloads it."""
+        account = self.user(user_id)
+        account.photo = self.add_photo(account.home_dc if dc_id is None else dc_id, sizes)
+        return account.photo
+
+    def set_chat_photo(
+        self, channel_id: int, dc_id: int, sizes: dict[str, bytes | int] | None = None
+    ) -> StoredPhoto:
+        """Give a channel a photo stored on ``dc_id``."""
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            raise LocalProtocolError(f"no channel {channel_id}")
+        channel.photo = self.add_photo(dc_id, sizes)
+        return channel.photo
 
     def add_channel(
         self, stats_dc: int, *, title: str = "", followers: int = 0, rng: Rng | None = None

@@ -152,9 +152,11 @@ def test_wrong_dc_is_file_migrate():
         (lambda f: api.InputDocumentFileLocation(id=f.id + 1, access_hash=f.access_hash, file_reference=f.file_reference, thumb_size=""), "FILE_ID_INVALID"),
         (lambda f: api.InputDocumentFileLocation(id=f.id, access_hash=f.access_hash + 1, file_reference=f.file_reference, thumb_size=""), "FILE_ID_INVALID"),
         (lambda f: api.InputDocumentFileLocation(id=f.id, access_hash=f.access_hash, file_reference=b"old", thumb_size=""), "FILE_REFERENCE_EXPIRED"),
-        (lambda f: api.InputPhotoFileLocation(id=f.id, access_hash=f.access_hash, file_reference=f.file_reference, thumb_size="x"), "LOCATION_INVALID"),
+        (lambda f: api.InputPhotoFileLocation(id=f.id, access_hash=f.access_hash, file_reference=f.file_reference, thumb_size="x"), "FILE_ID_INVALID"),
+        (lambda f: api.InputDocumentFileLocation(id=f.id, access_hash=f.access_hash, file_reference=f.file_reference, thumb_size="m"), "LOCATION_INVALID"),
+        (lambda f: api.InputEncryptedFileLocation(id=f.id, access_hash=f.access_hash), "LOCATION_INVALID"),
     ],
-    ids=["unknown-id", "wrong-hash", "stale-reference", "photo-location"],
+    ids=["unknown-id", "wrong-hash", "stale-reference", "document-as-photo", "no-such-thumb", "other-kind"],
 )
 def test_bad_locations(mutate, expected):
     w = make_world()
