@@ -26,15 +26,21 @@ Two objects, mirroring what a real DC shares and what belongs to one TCP connect
 3. decryption / msg_key / length failure → :class:`CloseConnection` without a transport error
    (close without answering, §4.5).
 4. msg_id checks: ``% 4 != 0`` → bad_msg_notification 18; outside [−300 s, +30 s] of the
-   server clock → 16/17; a duplicate → not re-executed (the stored answer is re-sent, else
-   ignored).
+   server clock → 16/17; a container whose id was already received → 19; a duplicate → not
+   re-executed (the stored answer is re-sent, else ignored).  With ``core.strict_ordering``
+   (default): an id below everything the session remembers → 20 ("too old to tell"); a
+   top-level id (message or container) not above the last accepted one → 16 (§3.3: ids
+   strictly increase within a session; ids *inside* a new container may be older: re-sends).
 5. salt neither current nor previous-and-still-accepted → bad_server_salt (48) with the current
    salt; the message is dropped.
 6. the session is announced: the first accepted message of an unknown (or forgotten) session
    queues ``new_session_created`` (CR) whose first_msg_id is the lowest id in that message.
    (Rejected messages do not create sessions, so bad_server_salt comes without it, as on
    Telegram.)
-7. seq_no parity: msgs_ack/msg_container odd → 34; an API query even → 35.
+7. seq_no parity: msgs_ack/msg_container odd → 34; an API query even → 35.  With
+   ``strict_ordering``, seq_no consistency against the message with the highest msg_id
+   received: a higher id with a lower (or equal odd) seq_no → 32, a lower id with a higher (or
+   equal odd) seq_no → 33 (§8.3).
 8. containers are unpacked (malformed → 64; each inner message is checked as in 4 and 7) and
    gzip_packed is unpacked.
 9. service messages are handled here (msgs_ack, ping → stand-alone pong ≡ 1 mod 4 with even

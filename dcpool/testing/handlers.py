@@ -14,10 +14,13 @@ Theory of operation
    ``invokeAfterMsg(s)`` (executed at once: the shell delivers messages in order) and the other
    ``invokeWith*`` wrappers, recursively; the answer is the innermost method's.  A request
    that arrives before any ``invokeWithLayer`` is answered in the layer last announced with the
-   same auth key, else in layer 228: the emulator never answers ``CONNECTION_NOT_INITED``
-   (spec §10 allows assuming a default layer).
+   same auth key, else in layer 228.
 4. A constructor that is not a function → 400 ``INPUT_METHOD_INVALID``.  Count the request
-   under the method's schema QUALNAME.
+   under the method's schema QUALNAME.  Then the session rules of spec §10: a layer below
+   ``World.min_layer`` → 400 ``CONNECTION_LAYER_INVALID``; a key that never sent
+   ``initConnection`` on this DC and does not send it now → 400 ``CONNECTION_NOT_INITED``
+   (unless ``World.require_init_connection`` is False).  The initConnection info is stored per
+   (DC, key) in ``DcState.key_inits``.
 5. Armed RPC faults of the DC (:meth:`DcFaults.take_rpc_fault`) — before anything else, so a
    faulted call changes nothing.
 6. A method without a handler here → 400 ``METHOD_NOT_SUPPORTED_BY_EMULATOR`` (an

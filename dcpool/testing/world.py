@@ -43,7 +43,10 @@ What the world holds
   ``updates.getDifference``) run only on the user's home DC and answer ``USER_MIGRATE_X``
   elsewhere.  ``auth.exportAuthorization`` runs on the home DC, and also on a DC where the key
   *logged in* before the user was moved away (so a client can follow a moved user by exporting
-  from where it is logged in); an imported key elsewhere gets ``USER_MIGRATE_X``.
+  from where it is logged in; option ``export_from_former_home``, see :mod:`dcpool.testing`);
+  an imported key elsewhere gets ``USER_MIGRATE_X``.
+* **Options** (:attr:`World.OPTIONS`, :meth:`World.set_option`): the behaviours Telegram's
+  docs leave open, documented in :mod:`dcpool.testing`.
 * **Export tokens**: random bytes bound to (user, source DC, target DC), single use, valid for
   :attr:`World.export_ttl` seconds.
 * **Files** (:class:`~dcpool.testing.files.StoredFile`) and **channels** (:class:`Channel`, only
