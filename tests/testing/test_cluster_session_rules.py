@@ -237,12 +237,12 @@ async def test_forgotten_key_gets_minus_404_and_is_really_forgotten(cluster):
             await raw.call(api.help.GetNearestDc())
             key_id = raw.session.auth_key.key_id
             cluster.world.authorize(4, key_id, cluster.add_user("15550001", 4).id)
-            assert cluster.servers[4].core.has_key(key_id)
+            assert cluster.knows_key(4, key_id)
             cluster.faults(4).forget_key()
             raw.send(api.help.GetNearestDc())
             await raw.until(lambda e: isinstance(e, Closed))
             assert raw.history[-2] == TransportErrorFrame(-404)
-        assert not cluster.servers[4].core.has_key(key_id)
+        assert not cluster.knows_key(4, key_id)
         assert cluster.world.authorization(4, key_id) is None
         # A new key must initialise its connection again.
         async with open_session(cluster, 4) as raw:
@@ -260,7 +260,7 @@ async def test_transport_error_minus_404_makes_the_key_unknown(cluster):
             cluster.faults(1).transport_error(-404)
             raw.send(api.help.GetNearestDc())
             await raw.until(lambda e: isinstance(e, Closed))
-    assert not cluster.servers[1].core.has_key(key_id)
+    assert not cluster.knows_key(1, key_id)
 
 
 async def test_known_key_never_gets_minus_404(cluster):
@@ -274,7 +274,18 @@ async def test_known_key_never_gets_minus_404(cluster):
             raw.send(api.help.GetNearestDc())
             await raw.until(lambda e: isinstance(e, Closed))
             assert raw.history[-2] == TransportErrorFrame(-429)
-    assert cluster.servers[2].core.has_key(key_id)
+    assert cluster.knows_key(2, key_id)
+
+
+async def test_cluster_forget_key_now(cluster):
+    with trio.fail_after(TIMEOUT):
+        async with open_session(cluster, 3) as raw:
+            await raw.call(api.help.GetNearestDc())
+            key_id = raw.session.auth_key.key_id
+            assert cluster.forget_key(3, key_id) and not cluster.forget_key(3, key_id)
+            raw.send(api.help.GetNearestDc())
+            await raw.until(lambda e: isinstance(e, Closed))
+            assert raw.history[-2] == TransportErrorFrame(-404)
 
 
 async def test_lost_server_session_is_announced_again(cluster):
