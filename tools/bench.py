@@ -12,9 +12,10 @@ measuring memory or a "second process" needs fresh interpreters.  So this file i
 things at once:
 
 * the **orchestrator** (:func:`main`): for each scenario it starts the emulator in its own
-  process (``tools/_emulator.py``: first stdout line = JSON with the DCs, the RSA key and the
-  files; then ``stats``/``reset``/``latency MS``/``quit`` commands on stdin, each answered with
-  one JSON line -- this is how exports and handshakes are counted), runs the clients, collects
+  process (``dcpool emulator --json --control``: first stdout line = JSON with the DCs, the RSA
+  key and the files; then JSON-lines commands on stdin (``stats``, ``reset_stats``, ``latency``,
+  ``quit``), each answered with one JSON line -- this is how exports and handshakes are
+  counted), runs the clients, collects
   their results, prints the table and always kills the emulator (``finally`` + a hard kill);
 * the **workers** (``python tools/bench.py --worker NAME`` with JSON parameters on stdin): one
   client measurement per fresh process (dcpool under trio, Telethon under asyncio, never both
@@ -92,7 +93,6 @@ from collections.abc import Callable
 from typing import Any
 
 THIS_FILE = os.path.abspath(__file__)
-EMULATOR_SCRIPT = os.path.join(os.path.dirname(THIS_FILE), "_emulator.py")
 RESULT_MARK = "@@BENCH-RESULT@@ "
 
 API_ID = 12345
@@ -142,7 +142,7 @@ class BenchError(Exception):
 
 
 class Emulator:
-    """The emulator subprocess (see ``tools/_emulator.py``); always killed on exit."""
+    """The emulator subprocess (``dcpool emulator --json --control``); always killed on exit."""
 
     def __init__(self, *, latency_ms: float = 0.0, files: list[tuple[int, int]] = (),
                  start_timeout: float = 60.0, max_seconds: float = 1800.0) -> None:
@@ -156,15 +156,18 @@ class Emulator:
         self._stderr = tempfile.TemporaryFile(mode="w+")
 
     def __enter__(self) -> Emulator:
-        cmd = [sys.executable, EMULATOR_SCRIPT, "--latency-ms", str(self.latency_ms),
-               "--max-seconds", str(self.max_seconds)]
+        cmd = [sys.executable, "-m", "dcpool.cli", "emulator", "--json", "--control", "--warm-up",
+               "--no-track-executions", "--latency-ms", str(self.latency_ms)]
         for dc, size in self.files:
             cmd += ["--file", f"{dc}:{size}"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr, text=True, bufsize=1)
         threading.Thread(target=self._pump, daemon=True).start()
         try:
-            self.info = json.loads(self._readline(self.start_timeout))
+            info = json.loads(self._readline(self.start_timeout))
+            # The workers want the DCs as a list of {dc_id, host, port}.
+            info["dcs"] = [{"dc_id": int(dc), **ep} for dc, ep in info["dcs"].items()]
+            self.info = info
         except BaseException:
             self.close()
             raise
@@ -194,13 +197,21 @@ class Emulator:
         return f":\n{tail}" if tail.strip() else ""
 
     def command(self, cmd: str, timeout: float = 10.0) -> dict[str, Any]:
+        """``"stats"``, ``"reset"``, ``"latency MS"`` or ``"quit"``, as a control command."""
         assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(cmd + "\n")
+        name, _, arg = cmd.partition(" ")
+        request: dict[str, Any] = {"cmd": "reset_stats" if name == "reset" else name}
+        if name == "latency":
+            request["ms"] = float(arg)
+        self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
-        return json.loads(self._readline(timeout))
+        answer = json.loads(self._readline(timeout))
+        if not answer.get("ok"):
+            raise BenchError(f"emulator command {cmd!r} failed: {answer.get('error')}")
+        return answer
 
     def stats(self) -> dict[int, dict[str, Any]]:
-        return {int(dc): s for dc, s in self.command("stats")["stats"].items()}
+        return {int(dc): s for dc, s in self.command("stats")["result"].items()}
 
     def close(self) -> None:
         proc = self.proc
@@ -209,7 +220,7 @@ class Emulator:
         try:
             if proc.poll() is None and proc.stdin is not None:
                 with contextlib.suppress(OSError, ValueError):
-                    proc.stdin.write("quit\n")
+                    proc.stdin.write('{"cmd": "quit"}\n')
                     proc.stdin.flush()
                     proc.stdin.close()
                 try:

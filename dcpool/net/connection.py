@@ -53,6 +53,7 @@ from ..mtproto.session import (
     Pong,
     RequestFailed,
     RequestOutcomeUnknown,
+    RequestState,
     RpcErrorReceived,
     RpcResult,
     SaltChanged,
@@ -249,6 +250,11 @@ class MtprotoConnection:
         if call in self.backlog:
             self.backlog.remove(call)
         if call.pending is not None and self.session is not None:
+            if call.wrapped and call.pending.state is RequestState.QUEUED:
+                # It carried initConnection but never went out: the next call must carry it
+                # (the server answers an unwrapped first call CONNECTION_NOT_INITED, §10).
+                self._needs_init = True
+                call.wrapped = False
             self.session.cancel(call.pending)
         call.conn = None
         self.last_activity = trio.current_time()
