@@ -55,7 +55,7 @@ def _camel(name: str) -> str:
 _CLASS_158: dict[type, type] = {}
 
 
-def class_for_layer158(cls: type) -> type:
+def class_for_layer158(cls: Any) -> Any:
     """The class a layer-158 client expects for objects of ``cls`` (``cls`` itself if the layout
     is the same, or if 158 has no such constructor)."""
     try:
@@ -86,7 +86,7 @@ def to_layer158(obj: Any) -> Any:
         return obj if all(a is b for a, b in zip(out, obj)) else out
     if not isinstance(obj, tl.TLObject):
         return obj
-    cls = type(obj)
+    cls: Any = type(obj)  # a generated attrs class
     target = class_for_layer158(cls)
     values: dict[str, Any] = {}
     changed = target is not cls
