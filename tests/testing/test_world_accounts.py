@@ -19,7 +19,7 @@ PHONE = "9996621234"  # DC 2
 
 
 def make_world() -> World:
-    return World(rng=random.Random(7).randbytes)
+    return World(rng=random.Random(7).randbytes, require_init_connection=False)
 
 
 def raises(exc_type, fn, *args, **kw) -> RpcError:
