@@ -15,7 +15,7 @@ api = tl.api
 
 @pytest.fixture
 def setup():
-    world = World.test_cluster()
+    world = World.test_cluster(require_init_connection=False)
     world.strict = True
     a = world.user_by_phone(world.test_phone(2, 1))
     b = world.user_by_phone(world.test_phone(2, 2))
