@@ -23,7 +23,7 @@ import trio
 
 from .cluster import Cluster, open_cluster
 
-__all__ = ["ThreadedCluster", "telethon_patched"]
+__all__ = ["ThreadedCluster", "telethon_patched", "pyrogram_patched"]
 
 
 class ThreadedCluster:
@@ -114,5 +114,31 @@ def telethon_patched(cluster: Cluster) -> Iterator[Callable[..., Any]]:
         TelegramClient._config = config_before
 
 
-def _signed64(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
+@contextlib.contextmanager
+def pyrogram_patched(cluster: Cluster) -> Iterator[None]:
+    """Pyrogram's patch points for ``cluster`` (Pyrogram 2.0, kurigram, pyrofork), undone on exit:
+
+    * the emulator's key in ``pyrogram.crypto.rsa.server_public_keys`` ({signed fingerprint:
+      PublicKey(m=n, e=e)}), the table its handshake looks fingerprints up in;
+    * ``pyrogram.session.internals.DataCenter``, which maps ``(dc_id, test_mode, ipv6, media)``
+      to ``(host, port)``: while patched it answers with the cluster's endpoints.
+    """
+    from pyrogram.crypto import rsa as pyrogram_rsa
+    from pyrogram.session.internals import DataCenter
+
+    key = cluster.rsa_public_key()
+    keys = pyrogram_rsa.server_public_keys
+    keys_before = dict(keys)
+    original_new = DataCenter.__dict__["__new__"]
+    keys[key.fingerprint] = pyrogram_rsa.PublicKey(key.n, key.e)
+
+    def new(cls: type, dc_id: int, test_mode: bool, ipv6: bool, media: bool) -> tuple[str, int]:
+        return cluster.endpoint(dc_id)
+
+    DataCenter.__new__ = new  # type: ignore[method-assign,assignment]
+    try:
+        yield None
+    finally:
+        DataCenter.__new__ = original_new  # type: ignore[method-assign]
+        keys.clear()
+        keys.update(keys_before)
