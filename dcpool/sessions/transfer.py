@@ -93,7 +93,7 @@ async def identify_user(storage: Storage, *, api_id: int, api_hash: str, **pool_
     if record is None:
         raise SessionNotSignedIn("the dcpool session holds no home key to identify")
     async with open_pool(api_id=api_id, api_hash=api_hash, storage=storage,
-                         test_mode=storage.mode == "test", fetch_config=False, **pool_options) as pool:
+                         test_mode=storage.mode == "test", **pool_options) as pool:
         try:
             users = await pool.invoke(tl.api.users.GetUsers(id=[tl.api.InputUserSelf()]), dc_id=home)
         except AuthKeyUnregistered:

@@ -40,12 +40,12 @@ def test_patch_points_are_undone_after_the_telethon_test():
     from telethon.crypto import rsa
     from dcpool.testing import fixed_test_key
 
-    assert TelegramClient._config is None or TelegramClient._config is not False
+    assert TelegramClient._config is None  # restored (it is None until a client connects)
     assert all(k.n != fixed_test_key().n for k, _ in rsa._server_keys.values())
 
 
 def test_pyrogram_is_pointed_at_the_cluster(dcpool_pyrogram, dcpool_cluster_thread):
-    from pyrogram.session.internals import DataCenter
+    from pyrogram.session.internals import DataCenter  # dcpool_pyrogram skips without Pyrogram
     from pyrogram.crypto import rsa
 
     assert DataCenter(4, False, False, False) == dcpool_cluster_thread.cluster.endpoint(4)
@@ -69,6 +69,7 @@ def test_pyrogram_signs_in_on_the_cluster(dcpool_pyrogram, dcpool_cluster_thread
 
 
 def test_pyrogram_patch_points_are_undone():
+    pytest.importorskip("pyrogram.session.internals")
     from pyrogram.session.internals import DataCenter
 
     assert DataCenter(4, False, False, False) == ("149.154.167.91", 443)
@@ -111,4 +112,6 @@ def test_plugin_in_a_fresh_directory(tmp_path):
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     passed = int(re.search(r"(\d+) passed", out.stdout).group(1))
-    assert passed == 8, out.stdout[-2000:]
+    skipped = re.search(r"(\d+) skipped", out.stdout)
+    assert passed + int(skipped.group(1) if skipped else 0) == 8, out.stdout[-2000:]
+    assert passed >= 5, out.stdout[-2000:]  # the example and the trio fixtures always run
