@@ -193,6 +193,8 @@ async def _wait_uncancellable(fut: asyncio.Future) -> None:
             continue
         except BaseException:
             return
+    if not fut.cancelled():
+        fut.exception()  # looked at: the caller reports it, or it was reported elsewhere
 
 
 _END = object()
@@ -206,8 +208,10 @@ class AioIterator:
     subscribed for the whole block).
     """
 
-    def __init__(self, runner: _Runner, open_source: Callable[[], Any], *, enter: bool) -> None:
+    def __init__(self, runner: _Runner, open_source: Callable[[], Any], *, enter: bool,
+                 on_close: Callable[[AioIterator], None] = lambda it: None) -> None:
         self._runner = runner
+        self._on_close = on_close
         self._open_source = open_source
         self._enter = enter  # the source is an async context manager (events())
         self._requests: trio.MemorySendChannel | None = None
@@ -296,6 +300,7 @@ class AioIterator:
     async def aclose(self) -> None:
         """Stop the iteration and wait for the trio side to close its iterator."""
         self._done = True
+        self._on_close(self)
         task = self._task
         if task is None or task.done():
             return
@@ -353,7 +358,7 @@ class AioPool:
     def _iterator(self, open_source: Callable[[], Any], *, enter: bool = False) -> AioIterator:
         if self._runner.closed:
             raise PoolClosed("the pool is closed")
-        it = AioIterator(self._runner, open_source, enter=enter)
+        it = AioIterator(self._runner, open_source, enter=enter, on_close=self._iterators.discard)
         self._iterators.add(it)
         return it
 

@@ -90,7 +90,7 @@ def test_cancellation_both_ways_and_clean_shutdown():
         async def program():
             results = {}
             async with dcpool.aio.open_pool(**options) as pool:
-                await pool.invoke(tl.api.help.GetConfig())
+                await pool.call(lambda p: p.sign_in(PHONE, CODE))
                 # asyncio -> trio: a call that cannot finish (latency) cancelled from asyncio
                 served.call(lambda: setattr(cluster.faults(5), "latency", 30.0))
                 call = asyncio.ensure_future(pool.invoke(tl.api.help.GetConfig(), dc_id=5))
@@ -100,6 +100,16 @@ def test_cancellation_both_ways_and_clean_shutdown():
                     await call
                 results["in_flight_after_cancel"] = pool.statistics().in_flight
                 results["still_works"] = type(await pool.invoke(tl.api.help.GetNearestDc())).__name__
+
+                # a download left early: the trio side stops its part requests
+                stored = served.call(lambda: cluster.add_file(3, size=2_000_000))
+                location = _location(stored)
+                async with pool.download(location, dc_id=3, size=stored.size, part_size=64 * 1024,
+                                         parallel=4) as chunks:
+                    async for _ in chunks:
+                        break
+                results["in_flight_after_break"] = pool.statistics().in_flight
+                results["open_iterators"] = len(pool._iterators)
 
                 # an updates iterator cancelled from asyncio
                 consumer = asyncio.ensure_future(pool.updates().__anext__())
@@ -126,6 +136,7 @@ def test_cancellation_both_ways_and_clean_shutdown():
         live = served.call(lambda: sum(cluster.live_connections(dc) for dc in (1, 2, 3, 4)))
 
     assert results["in_flight_after_cancel"] == 0
+    assert results["in_flight_after_break"] == 0 and results["open_iterators"] == 0
     assert results["still_works"] == "NearestDc"
     assert isinstance(results["pending"][0], asyncio.CancelledError)
     assert isinstance(results["waiting"][0], StopAsyncIteration)
