@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -125,10 +126,15 @@ class _Runner:
             self._nursery = None
 
     def _start_call(self, fn: Callable[[], Awaitable[Any]], fut: asyncio.Future, handle: _Handle) -> None:
+        # A callback of run_sync_soon must never raise (it would crash trio.run): every
+        # failure goes to the asyncio future instead.
         if self._nursery is None or self.closed:
             self._post(fut, False, PoolClosed("the pool is closed"))
             return
-        self._nursery.start_soon(self._run_call, fn, fut, handle)
+        try:
+            self._nursery.start_soon(self._run_call, fn, fut, handle)
+        except RuntimeError:  # the nursery is closing
+            self._post(fut, False, PoolClosed("the pool is closed"))
 
     async def _run_call(self, fn: Callable[[], Awaitable[Any]], fut: asyncio.Future, handle: _Handle) -> None:
         with trio.CancelScope() as scope:
@@ -221,7 +227,8 @@ class AioIterator:
     async def _ensure_started(self) -> None:
         if self._task is not None or self._done:
             return
-        send, receive = trio.open_memory_channel[Any](1)
+        # unbounded: requests come one per __anext__, and run_sync_soon must not block or fail
+        send, receive = trio.open_memory_channel[Any](math.inf)
         self._requests = send
         ready = self._runner.loop.create_future()
         self._task = asyncio.ensure_future(self._runner.call(lambda: self._serve(receive, ready)))
@@ -258,6 +265,12 @@ class AioIterator:
                     return
                 runner._post(fut, True, item)
 
+    def _submit(self, fut: asyncio.Future) -> None:  # runs in the trio thread; never raises
+        try:
+            self._requests.send_nowait(fut)  # type: ignore[union-attr]
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._runner._post(fut, True, _END)
+
     def __aiter__(self) -> AioIterator:
         return self
 
@@ -268,7 +281,7 @@ class AioIterator:
         fut = self._runner.loop.create_future()
         runner = self._runner
         try:
-            runner.token.run_sync_soon(self._requests.send_nowait, fut)  # type: ignore[union-attr]
+            runner.token.run_sync_soon(self._submit, fut)  # type: ignore[union-attr]
         except trio.RunFinishedError:
             self._done = True
             raise PoolClosed("the pool is closed") from None
