@@ -72,7 +72,7 @@ def media_location(media: Any) -> tuple[Any, int, int | None]:
     fid = FileId.decode(file_id_text)
     if fid.file_type == FileType.PHOTO:
         # inputPhotoFileLocation#40181ffe id:long access_hash:long file_reference:bytes thumb_size:string
-        loc = tl.api.InputPhotoFileLocation(id=fid.media_id, access_hash=fid.access_hash,
+        loc: Any = tl.api.InputPhotoFileLocation(id=fid.media_id, access_hash=fid.access_hash,
                                             file_reference=fid.file_reference,
                                             thumb_size=fid.thumbnail_size or "")
     elif fid.file_type in (FileType.THUMBNAIL, FileType.CHAT_PHOTO):

@@ -74,7 +74,7 @@ def media_location(media: Any) -> tuple[Any, int, int | None]:
             photo = media
     if document is not None:
         # inputDocumentFileLocation#bad07584 id:long access_hash:long file_reference:bytes thumb_size:string
-        loc = tl.api.InputDocumentFileLocation(id=document.id, access_hash=document.access_hash,
+        loc: Any = tl.api.InputDocumentFileLocation(id=document.id, access_hash=document.access_hash,
                                                file_reference=document.file_reference, thumb_size="")
         return loc, document.dc_id, document.size
     if photo is not None:

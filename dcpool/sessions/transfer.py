@@ -90,7 +90,7 @@ async def identify_user(storage: Storage, *, api_id: int, api_hash: str, **pool_
 
     home = storage.get_home_dc()
     record = storage.get_dc(home) if home is not None else None
-    if record is None:
+    if home is None or record is None:
         raise SessionNotSignedIn("the dcpool session holds no home key to identify")
     async with open_pool(api_id=api_id, api_hash=api_hash, storage=storage,
                          test_mode=storage.mode == "test", **pool_options) as pool:

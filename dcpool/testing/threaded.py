@@ -90,8 +90,8 @@ def telethon_patched(cluster: Cluster) -> Iterator[Callable[..., Any]]:
     class-level config cache (``TelegramClient._config``).  Undone on exit: the key is removed
     (or the one it replaced put back) and the cache restored.
     """
-    from telethon import TelegramClient
-    from telethon.crypto import rsa as telethon_rsa
+    from telethon import TelegramClient  # type: ignore[import-untyped, unused-ignore]
+    from telethon.crypto import rsa as telethon_rsa  # type: ignore[import-untyped, unused-ignore]
 
     keys = telethon_rsa._server_keys  # the one registry add_key writes to
     before = dict(keys)
