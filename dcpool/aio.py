@@ -364,6 +364,15 @@ class AioPool:
             raise LocalProtocolError("this dcpool version has no upload")
         return await self._runner.call(lambda: upload(*args, **kwargs))
 
+    async def send_code(self, phone: str) -> Any:
+        return await self._runner.call(lambda: self._runner.pool.send_code(phone))
+
+    async def sign_in(self, phone: str, code: str, phone_code_hash: str | None = None, **kwargs: Any) -> Any:
+        return await self._runner.call(lambda: self._runner.pool.sign_in(phone, code, phone_code_hash, **kwargs))
+
+    async def log_out(self) -> None:
+        await self._runner.call(lambda: self._runner.pool.log_out())
+
     async def call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """``await fn(pool, *args)`` in the trio thread (for what this facade does not wrap)."""
         return await self._runner.call(lambda: fn(self._runner.pool, *args))

@@ -24,7 +24,7 @@ from typing import Any
 
 from .. import aio, tl
 from ..errors import LocalProtocolError
-from ..sessions.formats import ForeignSession
+from ..sessions.formats import ForeignSession, Source
 from ..sessions.transfer import import_session
 from ..storage import MemoryStorage
 
@@ -39,7 +39,7 @@ async def _login_of(client: Any) -> ForeignSession:
     user_id = await storage.user_id()
     if not key or not user_id:
         raise LocalProtocolError("the Pyrogram client is not signed in (no auth key or user id)")
-    return ForeignSession(source="pyrogram-client", dc_id=await storage.dc_id(), auth_key=key,
+    return ForeignSession(source=Source.PYROGRAM_CLIENT, dc_id=await storage.dc_id(), auth_key=key,
                           user_id=user_id, test_mode=bool(await storage.test_mode()))
 
 

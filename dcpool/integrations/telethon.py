@@ -25,7 +25,7 @@ from typing import Any
 
 from .. import aio, tl
 from ..errors import LocalProtocolError
-from ..sessions.formats import ForeignSession
+from ..sessions.formats import ForeignSession, Source
 from ..sessions.transfer import import_session
 from ..storage import MemoryStorage
 
@@ -40,7 +40,7 @@ async def _login_of(client: Any) -> ForeignSession:
     me = await client.get_me(input_peer=True)
     if me is None:
         raise LocalProtocolError("the Telethon client is not signed in")
-    return ForeignSession(source="telethon-client", dc_id=session.dc_id, auth_key=key,
+    return ForeignSession(source=Source.TELETHON_CLIENT, dc_id=session.dc_id, auth_key=key,
                           user_id=me.user_id, server_address=session.server_address,
                           port=session.port)
 

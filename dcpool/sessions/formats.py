@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import ipaddress
 import os
 import sqlite3
 import struct
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -48,6 +50,7 @@ from ..storage.base import AUTH_KEY_SIZE
 
 __all__ = [
     "ForeignSession",
+    "Source",
     "SessionFormatError",
     "SessionNotSignedIn",
     "SessionExists",
@@ -70,11 +73,15 @@ class SessionExists(StorageError):
     """The target dcpool session already holds a login: importing would overwrite it."""
 
 
-class Source:
+class Source(enum.StrEnum):
+    """Where a :class:`ForeignSession` was read from."""
+
     TELETHON_STRING = "telethon-string"
     TELETHON_FILE = "telethon-sqlite"
+    TELETHON_CLIENT = "telethon-client"
     PYROGRAM_STRING = "pyrogram-string"
     PYROGRAM_FILE = "pyrogram-sqlite"
+    PYROGRAM_CLIENT = "pyrogram-client"
 
 
 @attrs.frozen
@@ -232,6 +239,14 @@ def read_session_file(path: str | os.PathLike[str]) -> ForeignSession:
         conn.close()
 
 
+def _single_row(rows: list[Any], cols: list[str], what: str) -> dict[str, Any]:
+    if not rows:
+        raise SessionNotSignedIn(f"{what}: the sessions table is empty")
+    if len(rows) > 1:
+        raise SessionFormatError(f"{what}: {len(rows)} rows in sessions, expected one")
+    return dict(zip(cols, rows[0]))
+
+
 def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
     return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
 
@@ -244,18 +259,17 @@ def _read_session_db(conn: sqlite3.Connection, what: str) -> ForeignSession:
         raise SessionFormatError(f"{what}: no 'sessions' and 'version' tables: not a Telethon or Pyrogram session")
     version_cols = _columns(conn, "version")
     cols = _columns(conn, "sessions")
-    rows = conn.execute("SELECT * FROM sessions").fetchall()
-    if not rows:
-        raise SessionNotSignedIn(f"{what}: the sessions table is empty")
-    if len(rows) > 1:
-        raise SessionFormatError(f"{what}: {len(rows)} rows in sessions, expected one")
-    row = dict(zip(cols, rows[0]))
-    version_row = conn.execute(f"SELECT {version_cols[0]} FROM version").fetchone() if version_cols else None
+    version_row = conn.execute("SELECT * FROM version").fetchone()
     version = version_row[0] if version_row else None
-    if version_cols == ["version"] and "takeout_id" in cols:
-        # Telethon: sessions(dc_id, server_address, port, auth_key, takeout_id[, tmp_auth_key])
+    rows = conn.execute("SELECT * FROM sessions").fetchall()
+    if version_cols == ["version"]:
+        # Telethon: version(version); sessions(dc_id, server_address, port, auth_key,
+        # takeout_id[, tmp_auth_key]) -- v7 has no tmp_auth_key, v8 (Telethon 1.4x) adds it
         if version not in (7, 8):
             raise SessionFormatError(f"{what}: Telethon session version {version}, expected 7 or 8")
+        if not {"dc_id", "server_address", "port", "auth_key"} <= set(cols):
+            raise SessionFormatError(f"{what}: Telethon session without the expected columns ({cols})")
+        row = _single_row(rows, cols, what)
         return ForeignSession(
             source=Source.TELETHON_FILE,
             dc_id=_check_dc(int(row["dc_id"]), what),
@@ -268,6 +282,7 @@ def _read_session_db(conn: sqlite3.Connection, what: str) -> ForeignSession:
         # Pyrogram 2.0 (3), pyrofork (4..), kurigram (up to 7): the same row, read by name
         if not isinstance(version, int) or not 2 <= version <= 7:
             raise SessionFormatError(f"{what}: Pyrogram session version {version}, expected 2 to 7")
+        row = _single_row(rows, cols, what)
         return ForeignSession(
             source=Source.PYROGRAM_FILE,
             dc_id=_check_dc(int(row["dc_id"]), what),

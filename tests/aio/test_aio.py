@@ -90,7 +90,7 @@ def test_cancellation_both_ways_and_clean_shutdown():
         async def program():
             results = {}
             async with dcpool.aio.open_pool(**options) as pool:
-                await pool.call(lambda p: p.sign_in(PHONE, CODE))
+                await pool.sign_in(PHONE, CODE)
                 # asyncio -> trio: a call that cannot finish (latency) cancelled from asyncio
                 served.call(lambda: setattr(cluster.faults(5), "latency", 30.0))
                 call = asyncio.ensure_future(pool.invoke(tl.api.help.GetConfig(), dc_id=5))
