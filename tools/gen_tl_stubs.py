@@ -98,19 +98,23 @@ class _Stub:
             if p.name in flag_fields:
                 continue
             ann = self.annotation(p.type, comb.generics)
+            # arguments take any sequence where the object stores a list (the writer only
+            # iterates), so a caller's list of a narrower type checks (list is invariant)
+            arg = "_Sequence[" + ann[len("_b.list["):] if ann.startswith("_b.list[") else ann
             name = _py_name(p.name)
             if p.flag is not None and p.type.name == "true":
+                # an absent ``true`` flag reads back as False; None is accepted as "absent"
                 attrs_lines.append(f"{indent}{name}: {ann}")
-                params.append(f"{name}: {ann} = False")
+                params.append(f"{name}: {arg} | None = False")
             elif p.flag is not None:
                 attrs_lines.append(f"{indent}{name}: {ann} | None")
-                params.append(f"{name}: {ann} | None = None")
+                params.append(f"{name}: {arg} | None = None")
             elif p.name in defaults:
                 attrs_lines.append(f"{indent}{name}: {ann}")
-                params.append(f"{name}: {ann} = {defaults[p.name]!r}")
+                params.append(f"{name}: {arg} = {defaults[p.name]!r}")
             else:
                 attrs_lines.append(f"{indent}{name}: {ann}")
-                params.append(f"{name}: {ann}")
+                params.append(f"{name}: {arg}")
         return attrs_lines, params
 
     def class_lines(self, cname: str, comb: Combinator, indent: str) -> list[str]:
@@ -156,7 +160,7 @@ class _Stub:
             "# (tests/tl/test_tl_stubs.py fails while they are out of date).",
             "",
             "import builtins as _b",
-            "from typing import Any as _Any, TypeAlias as _TypeAlias, Union as _Union",
+            "from typing import Any as _Any, Sequence as _Sequence, TypeAlias as _TypeAlias, Union as _Union",
             "",
             "from ._base import TLFunction as _TLFunction, TLObject as _TLObject",
             "",

@@ -3,7 +3,7 @@
 # (tests/tl/test_tl_stubs.py fails while they are out of date).
 
 import builtins as _b
-from typing import Any as _Any, TypeAlias as _TypeAlias, Union as _Union
+from typing import Any as _Any, Sequence as _Sequence, TypeAlias as _TypeAlias, Union as _Union
 
 from ._base import TLFunction as _TLFunction, TLObject as _TLObject
 
@@ -623,7 +623,7 @@ class AccessPointRule(_TLObject):
     phone_prefix_rules: _b.str
     dc_id: _b.int
     ips: _b.list[_IpPort]
-    def __init__(self, *, phone_prefix_rules: _b.str, dc_id: _b.int, ips: _b.list[_IpPort]) -> None: ...
+    def __init__(self, *, phone_prefix_rules: _b.str, dc_id: _b.int, ips: _Sequence[_IpPort]) -> None: ...
 class AccountDaysTTL(_TLObject):
     """accountDaysTTL#b8d0afdf days:int = AccountDaysTTL;"""
     days: _b.int
@@ -640,7 +640,7 @@ class AiComposeTone(_TLObject):
     installs_count: _b.int | None
     author_id: _b.int | None
     example_english: _AiComposeToneExample | None
-    def __init__(self, *, creator: _b.bool = False, id: _b.int, access_hash: _b.int, slug: _b.str, title: _b.str, emoji_id: _b.int | None = None, prompt: _b.str | None = None, installs_count: _b.int | None = None, author_id: _b.int | None = None, example_english: _AiComposeToneExample | None = None) -> None: ...
+    def __init__(self, *, creator: _b.bool | None = False, id: _b.int, access_hash: _b.int, slug: _b.str, title: _b.str, emoji_id: _b.int | None = None, prompt: _b.str | None = None, installs_count: _b.int | None = None, author_id: _b.int | None = None, example_english: _AiComposeToneExample | None = None) -> None: ...
 class AiComposeToneDefault(_TLObject):
     """aiComposeToneDefault#9bad6414 tone:string emoji_id:long title:string = AiComposeTone;"""
     tone: _b.str
@@ -664,13 +664,13 @@ class AttachMenuBot(_TLObject):
     short_name: _b.str
     peer_types: _b.list[_AttachMenuPeerType] | None
     icons: _b.list[_AttachMenuBotIcon]
-    def __init__(self, *, inactive: _b.bool = False, has_settings: _b.bool = False, request_write_access: _b.bool = False, show_in_attach_menu: _b.bool = False, show_in_side_menu: _b.bool = False, side_menu_disclaimer_needed: _b.bool = False, bot_id: _b.int, short_name: _b.str, peer_types: _b.list[_AttachMenuPeerType] | None = None, icons: _b.list[_AttachMenuBotIcon]) -> None: ...
+    def __init__(self, *, inactive: _b.bool | None = False, has_settings: _b.bool | None = False, request_write_access: _b.bool | None = False, show_in_attach_menu: _b.bool | None = False, show_in_side_menu: _b.bool | None = False, side_menu_disclaimer_needed: _b.bool | None = False, bot_id: _b.int, short_name: _b.str, peer_types: _Sequence[_AttachMenuPeerType] | None = None, icons: _Sequence[_AttachMenuBotIcon]) -> None: ...
 class AttachMenuBotIcon(_TLObject):
     """attachMenuBotIcon#b2a7386b flags:# name:string icon:Document colors:flags.0?Vector<AttachMenuBotIconColor> = AttachMenuBotIcon;"""
     name: _b.str
     icon: _Document
     colors: _b.list[_AttachMenuBotIconColor] | None
-    def __init__(self, *, name: _b.str, icon: _Document, colors: _b.list[_AttachMenuBotIconColor] | None = None) -> None: ...
+    def __init__(self, *, name: _b.str, icon: _Document, colors: _Sequence[_AttachMenuBotIconColor] | None = None) -> None: ...
 class AttachMenuBotIconColor(_TLObject):
     """attachMenuBotIconColor#4576f3f0 name:string color:int = AttachMenuBotIconColor;"""
     name: _b.str
@@ -681,12 +681,12 @@ class AttachMenuBots(_TLObject):
     hash: _b.int
     bots: _b.list[_AttachMenuBot]
     users: _b.list[_User]
-    def __init__(self, *, hash: _b.int, bots: _b.list[_AttachMenuBot], users: _b.list[_User]) -> None: ...
+    def __init__(self, *, hash: _b.int, bots: _Sequence[_AttachMenuBot], users: _Sequence[_User]) -> None: ...
 class AttachMenuBotsBot(_TLObject):
     """attachMenuBotsBot#93bf667f bot:AttachMenuBot users:Vector<User> = AttachMenuBotsBot;"""
     bot: _AttachMenuBot
     users: _b.list[_User]
-    def __init__(self, *, bot: _AttachMenuBot, users: _b.list[_User]) -> None: ...
+    def __init__(self, *, bot: _AttachMenuBot, users: _Sequence[_User]) -> None: ...
 class AttachMenuBotsNotModified(_TLObject):
     """attachMenuBotsNotModified#f1d88a5c = AttachMenuBots;"""
     def __init__(self) -> None: ...
@@ -731,7 +731,7 @@ class Authorization(_TLObject):
     ip: _b.str
     country: _b.str
     region: _b.str
-    def __init__(self, *, current: _b.bool = False, official_app: _b.bool = False, password_pending: _b.bool = False, encrypted_requests_disabled: _b.bool = False, call_requests_disabled: _b.bool = False, unconfirmed: _b.bool = False, hash: _b.int, device_model: _b.str, platform: _b.str, system_version: _b.str, api_id: _b.int, app_name: _b.str, app_version: _b.str, date_created: _b.int, date_active: _b.int, ip: _b.str, country: _b.str, region: _b.str) -> None: ...
+    def __init__(self, *, current: _b.bool | None = False, official_app: _b.bool | None = False, password_pending: _b.bool | None = False, encrypted_requests_disabled: _b.bool | None = False, call_requests_disabled: _b.bool | None = False, unconfirmed: _b.bool | None = False, hash: _b.int, device_model: _b.str, platform: _b.str, system_version: _b.str, api_id: _b.int, app_name: _b.str, app_version: _b.str, date_created: _b.int, date_active: _b.int, ip: _b.str, country: _b.str, region: _b.str) -> None: ...
 class AutoDownloadSettings(_TLObject):
     """autoDownloadSettings#baa57628 flags:# disabled:flags.0?true video_preload_large:flags.1?true audio_preload_next:flags.2?true phonecalls_less_data:flags.3?true stories_preload:flags.4?true photo_size_max:int video_size_max:long file_size_max:long video_upload_maxbitrate:int small_queue_active_operations_max:int large_queue_active_operations_max:int = AutoDownloadSettings;"""
     disabled: _b.bool
@@ -745,7 +745,7 @@ class AutoDownloadSettings(_TLObject):
     video_upload_maxbitrate: _b.int
     small_queue_active_operations_max: _b.int
     large_queue_active_operations_max: _b.int
-    def __init__(self, *, disabled: _b.bool = False, video_preload_large: _b.bool = False, audio_preload_next: _b.bool = False, phonecalls_less_data: _b.bool = False, stories_preload: _b.bool = False, photo_size_max: _b.int, video_size_max: _b.int, file_size_max: _b.int, video_upload_maxbitrate: _b.int, small_queue_active_operations_max: _b.int, large_queue_active_operations_max: _b.int) -> None: ...
+    def __init__(self, *, disabled: _b.bool | None = False, video_preload_large: _b.bool | None = False, audio_preload_next: _b.bool | None = False, phonecalls_less_data: _b.bool | None = False, stories_preload: _b.bool | None = False, photo_size_max: _b.int, video_size_max: _b.int, file_size_max: _b.int, video_upload_maxbitrate: _b.int, small_queue_active_operations_max: _b.int, large_queue_active_operations_max: _b.int) -> None: ...
 class AutoSaveException(_TLObject):
     """autoSaveException#81602d47 peer:Peer settings:AutoSaveSettings = AutoSaveException;"""
     peer: _Peer
@@ -756,7 +756,7 @@ class AutoSaveSettings(_TLObject):
     photos: _b.bool
     videos: _b.bool
     video_max_size: _b.int | None
-    def __init__(self, *, photos: _b.bool = False, videos: _b.bool = False, video_max_size: _b.int | None = None) -> None: ...
+    def __init__(self, *, photos: _b.bool | None = False, videos: _b.bool | None = False, video_max_size: _b.int | None = None) -> None: ...
 class AvailableEffect(_TLObject):
     """availableEffect#93c3e27e flags:# premium_required:flags.2?true id:long emoticon:string static_icon_id:flags.0?long effect_sticker_id:long effect_animation_id:flags.1?long = AvailableEffect;"""
     premium_required: _b.bool
@@ -765,7 +765,7 @@ class AvailableEffect(_TLObject):
     static_icon_id: _b.int | None
     effect_sticker_id: _b.int
     effect_animation_id: _b.int | None
-    def __init__(self, *, premium_required: _b.bool = False, id: _b.int, emoticon: _b.str, static_icon_id: _b.int | None = None, effect_sticker_id: _b.int, effect_animation_id: _b.int | None = None) -> None: ...
+    def __init__(self, *, premium_required: _b.bool | None = False, id: _b.int, emoticon: _b.str, static_icon_id: _b.int | None = None, effect_sticker_id: _b.int, effect_animation_id: _b.int | None = None) -> None: ...
 class AvailableReaction(_TLObject):
     """availableReaction#c077ec01 flags:# inactive:flags.0?true premium:flags.2?true reaction:string title:string static_icon:Document appear_animation:Document select_animation:Document activate_animation:Document effect_animation:Document around_animation:flags.1?Document center_icon:flags.1?Document = AvailableReaction;"""
     inactive: _b.bool
@@ -779,7 +779,7 @@ class AvailableReaction(_TLObject):
     effect_animation: _Document
     around_animation: _Document | None
     center_icon: _Document | None
-    def __init__(self, *, inactive: _b.bool = False, premium: _b.bool = False, reaction: _b.str, title: _b.str, static_icon: _Document, appear_animation: _Document, select_animation: _Document, activate_animation: _Document, effect_animation: _Document, around_animation: _Document | None = None, center_icon: _Document | None = None) -> None: ...
+    def __init__(self, *, inactive: _b.bool | None = False, premium: _b.bool | None = False, reaction: _b.str, title: _b.str, static_icon: _Document, appear_animation: _Document, select_animation: _Document, activate_animation: _Document, effect_animation: _Document, around_animation: _Document | None = None, center_icon: _Document | None = None) -> None: ...
 class BankCardOpenUrl(_TLObject):
     """bankCardOpenUrl#f568028a url:string name:string = BankCardOpenUrl;"""
     url: _b.str
@@ -825,7 +825,7 @@ class Boost(_TLObject):
     used_gift_slug: _b.str | None
     multiplier: _b.int | None
     stars: _b.int | None
-    def __init__(self, *, gift: _b.bool = False, giveaway: _b.bool = False, unclaimed: _b.bool = False, id: _b.str, user_id: _b.int | None = None, giveaway_msg_id: _b.int | None = None, date: _b.int, expires: _b.int, used_gift_slug: _b.str | None = None, multiplier: _b.int | None = None, stars: _b.int | None = None) -> None: ...
+    def __init__(self, *, gift: _b.bool | None = False, giveaway: _b.bool | None = False, unclaimed: _b.bool | None = False, id: _b.str, user_id: _b.int | None = None, giveaway_msg_id: _b.int | None = None, date: _b.int, expires: _b.int, used_gift_slug: _b.str | None = None, multiplier: _b.int | None = None, stars: _b.int | None = None) -> None: ...
 class BotApp(_TLObject):
     """botApp#95fcd1d6 flags:# id:long access_hash:long short_name:string title:string description:string photo:Photo document:flags.0?Document hash:long = BotApp;"""
     id: _b.int
@@ -856,13 +856,13 @@ class BotBusinessConnection(_TLObject):
     dc_id: _b.int
     date: _b.int
     rights: _BusinessBotRights | None
-    def __init__(self, *, disabled: _b.bool = False, connection_id: _b.str, user_id: _b.int, dc_id: _b.int, date: _b.int, rights: _BusinessBotRights | None = None) -> None: ...
+    def __init__(self, *, disabled: _b.bool | None = False, connection_id: _b.str, user_id: _b.int, dc_id: _b.int, date: _b.int, rights: _BusinessBotRights | None = None) -> None: ...
 class BotCommand(_TLObject):
     """botCommand#9852d6d2 flags:# ephemeral:flags.0?true command:string description:string = BotCommand;"""
     ephemeral: _b.bool
     command: _b.str
     description: _b.str
-    def __init__(self, *, ephemeral: _b.bool = False, command: _b.str, description: _b.str) -> None: ...
+    def __init__(self, *, ephemeral: _b.bool | None = False, command: _b.str, description: _b.str) -> None: ...
 class BotCommandScopeChatAdmins(_TLObject):
     """botCommandScopeChatAdmins#b9aa606a = BotCommandScope;"""
     def __init__(self) -> None: ...
@@ -900,7 +900,7 @@ class BotInfo(_TLObject):
     privacy_policy_url: _b.str | None
     app_settings: _BotAppSettings | None
     verifier_settings: _BotVerifierSettings | None
-    def __init__(self, *, has_preview_medias: _b.bool = False, user_id: _b.int | None = None, description: _b.str | None = None, description_photo: _Photo | None = None, description_document: _Document | None = None, commands: _b.list[_BotCommand] | None = None, menu_button: _BotMenuButton | None = None, privacy_policy_url: _b.str | None = None, app_settings: _BotAppSettings | None = None, verifier_settings: _BotVerifierSettings | None = None) -> None: ...
+    def __init__(self, *, has_preview_medias: _b.bool | None = False, user_id: _b.int | None = None, description: _b.str | None = None, description_photo: _Photo | None = None, description_document: _Document | None = None, commands: _Sequence[_BotCommand] | None = None, menu_button: _BotMenuButton | None = None, privacy_policy_url: _b.str | None = None, app_settings: _BotAppSettings | None = None, verifier_settings: _BotVerifierSettings | None = None) -> None: ...
 class BotInlineMediaResult(_TLObject):
     """botInlineMediaResult#17db940b flags:# id:string type:string photo:flags.0?Photo document:flags.1?Document title:flags.2?string description:flags.3?string send_message:BotInlineMessage = BotInlineResult;"""
     id: _b.str
@@ -917,7 +917,7 @@ class BotInlineMessageMediaAuto(_TLObject):
     message: _b.str
     entities: _b.list[_MessageEntity] | None
     reply_markup: _ReplyMarkup | None
-    def __init__(self, *, invert_media: _b.bool = False, message: _b.str, entities: _b.list[_MessageEntity] | None = None, reply_markup: _ReplyMarkup | None = None) -> None: ...
+    def __init__(self, *, invert_media: _b.bool | None = False, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, reply_markup: _ReplyMarkup | None = None) -> None: ...
 class BotInlineMessageMediaContact(_TLObject):
     """botInlineMessageMediaContact#18d1cdc2 flags:# phone_number:string first_name:string last_name:string vcard:string reply_markup:flags.2?ReplyMarkup = BotInlineMessage;"""
     phone_number: _b.str
@@ -944,7 +944,7 @@ class BotInlineMessageMediaInvoice(_TLObject):
     currency: _b.str
     total_amount: _b.int
     reply_markup: _ReplyMarkup | None
-    def __init__(self, *, shipping_address_requested: _b.bool = False, test: _b.bool = False, title: _b.str, description: _b.str, photo: _WebDocument | None = None, currency: _b.str, total_amount: _b.int, reply_markup: _ReplyMarkup | None = None) -> None: ...
+    def __init__(self, *, shipping_address_requested: _b.bool | None = False, test: _b.bool | None = False, title: _b.str, description: _b.str, photo: _WebDocument | None = None, currency: _b.str, total_amount: _b.int, reply_markup: _ReplyMarkup | None = None) -> None: ...
 class BotInlineMessageMediaVenue(_TLObject):
     """botInlineMessageMediaVenue#8a86659c flags:# geo:GeoPoint title:string address:string provider:string venue_id:string venue_type:string reply_markup:flags.2?ReplyMarkup = BotInlineMessage;"""
     geo: _GeoPoint
@@ -966,7 +966,7 @@ class BotInlineMessageMediaWebPage(_TLObject):
     entities: _b.list[_MessageEntity] | None
     url: _b.str
     reply_markup: _ReplyMarkup | None
-    def __init__(self, *, invert_media: _b.bool = False, force_large_media: _b.bool = False, force_small_media: _b.bool = False, manual: _b.bool = False, safe: _b.bool = False, message: _b.str, entities: _b.list[_MessageEntity] | None = None, url: _b.str, reply_markup: _ReplyMarkup | None = None) -> None: ...
+    def __init__(self, *, invert_media: _b.bool | None = False, force_large_media: _b.bool | None = False, force_small_media: _b.bool | None = False, manual: _b.bool | None = False, safe: _b.bool | None = False, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, url: _b.str, reply_markup: _ReplyMarkup | None = None) -> None: ...
 class BotInlineMessageRichMessage(_TLObject):
     """botInlineMessageRichMessage#a617e7b flags:# reply_markup:flags.2?ReplyMarkup rich_message:RichMessage = BotInlineMessage;"""
     reply_markup: _ReplyMarkup | None
@@ -979,7 +979,7 @@ class BotInlineMessageText(_TLObject):
     message: _b.str
     entities: _b.list[_MessageEntity] | None
     reply_markup: _ReplyMarkup | None
-    def __init__(self, *, no_webpage: _b.bool = False, invert_media: _b.bool = False, message: _b.str, entities: _b.list[_MessageEntity] | None = None, reply_markup: _ReplyMarkup | None = None) -> None: ...
+    def __init__(self, *, no_webpage: _b.bool | None = False, invert_media: _b.bool | None = False, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, reply_markup: _ReplyMarkup | None = None) -> None: ...
 class BotInlineResult(_TLObject):
     """botInlineResult#11965f3a flags:# id:string type:string title:flags.1?string description:flags.2?string url:flags.3?string thumb:flags.4?WebDocument content:flags.5?WebDocument send_message:BotInlineMessage = BotInlineResult;"""
     id: _b.str
@@ -1019,14 +1019,14 @@ class BotVerifierSettings(_TLObject):
     icon: _b.int
     company: _b.str
     custom_description: _b.str | None
-    def __init__(self, *, can_modify_custom_description: _b.bool = False, icon: _b.int, company: _b.str, custom_description: _b.str | None = None) -> None: ...
+    def __init__(self, *, can_modify_custom_description: _b.bool | None = False, icon: _b.int, company: _b.str, custom_description: _b.str | None = None) -> None: ...
 class BusinessAwayMessage(_TLObject):
     """businessAwayMessage#ef156a5c flags:# offline_only:flags.0?true shortcut_id:int schedule:BusinessAwayMessageSchedule recipients:BusinessRecipients = BusinessAwayMessage;"""
     offline_only: _b.bool
     shortcut_id: _b.int
     schedule: _BusinessAwayMessageSchedule
     recipients: _BusinessRecipients
-    def __init__(self, *, offline_only: _b.bool = False, shortcut_id: _b.int, schedule: _BusinessAwayMessageSchedule, recipients: _BusinessRecipients) -> None: ...
+    def __init__(self, *, offline_only: _b.bool | None = False, shortcut_id: _b.int, schedule: _BusinessAwayMessageSchedule, recipients: _BusinessRecipients) -> None: ...
 class BusinessAwayMessageScheduleAlways(_TLObject):
     """businessAwayMessageScheduleAlways#c9b9e2b9 = BusinessAwayMessageSchedule;"""
     def __init__(self) -> None: ...
@@ -1047,7 +1047,7 @@ class BusinessBotRecipients(_TLObject):
     exclude_selected: _b.bool
     users: _b.list[_b.int] | None
     exclude_users: _b.list[_b.int] | None
-    def __init__(self, *, existing_chats: _b.bool = False, new_chats: _b.bool = False, contacts: _b.bool = False, non_contacts: _b.bool = False, exclude_selected: _b.bool = False, users: _b.list[_b.int] | None = None, exclude_users: _b.list[_b.int] | None = None) -> None: ...
+    def __init__(self, *, existing_chats: _b.bool | None = False, new_chats: _b.bool | None = False, contacts: _b.bool | None = False, non_contacts: _b.bool | None = False, exclude_selected: _b.bool | None = False, users: _Sequence[_b.int] | None = None, exclude_users: _Sequence[_b.int] | None = None) -> None: ...
 class BusinessBotRights(_TLObject):
     """businessBotRights#a0624cf7 flags:# reply:flags.0?true read_messages:flags.1?true delete_sent_messages:flags.2?true delete_received_messages:flags.3?true edit_name:flags.4?true edit_bio:flags.5?true edit_profile_photo:flags.6?true edit_username:flags.7?true view_gifts:flags.8?true sell_gifts:flags.9?true change_gift_settings:flags.10?true transfer_and_upgrade_gifts:flags.11?true transfer_stars:flags.12?true manage_stories:flags.13?true = BusinessBotRights;"""
     reply: _b.bool
@@ -1064,7 +1064,7 @@ class BusinessBotRights(_TLObject):
     transfer_and_upgrade_gifts: _b.bool
     transfer_stars: _b.bool
     manage_stories: _b.bool
-    def __init__(self, *, reply: _b.bool = False, read_messages: _b.bool = False, delete_sent_messages: _b.bool = False, delete_received_messages: _b.bool = False, edit_name: _b.bool = False, edit_bio: _b.bool = False, edit_profile_photo: _b.bool = False, edit_username: _b.bool = False, view_gifts: _b.bool = False, sell_gifts: _b.bool = False, change_gift_settings: _b.bool = False, transfer_and_upgrade_gifts: _b.bool = False, transfer_stars: _b.bool = False, manage_stories: _b.bool = False) -> None: ...
+    def __init__(self, *, reply: _b.bool | None = False, read_messages: _b.bool | None = False, delete_sent_messages: _b.bool | None = False, delete_received_messages: _b.bool | None = False, edit_name: _b.bool | None = False, edit_bio: _b.bool | None = False, edit_profile_photo: _b.bool | None = False, edit_username: _b.bool | None = False, view_gifts: _b.bool | None = False, sell_gifts: _b.bool | None = False, change_gift_settings: _b.bool | None = False, transfer_and_upgrade_gifts: _b.bool | None = False, transfer_stars: _b.bool | None = False, manage_stories: _b.bool | None = False) -> None: ...
 class BusinessChatLink(_TLObject):
     """businessChatLink#b4ae666f flags:# link:string message:string entities:flags.0?Vector<MessageEntity> title:flags.1?string views:int = BusinessChatLink;"""
     link: _b.str
@@ -1072,7 +1072,7 @@ class BusinessChatLink(_TLObject):
     entities: _b.list[_MessageEntity] | None
     title: _b.str | None
     views: _b.int
-    def __init__(self, *, link: _b.str, message: _b.str, entities: _b.list[_MessageEntity] | None = None, title: _b.str | None = None, views: _b.int) -> None: ...
+    def __init__(self, *, link: _b.str, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, title: _b.str | None = None, views: _b.int) -> None: ...
 class BusinessGreetingMessage(_TLObject):
     """businessGreetingMessage#e519abab shortcut_id:int recipients:BusinessRecipients no_activity_days:int = BusinessGreetingMessage;"""
     shortcut_id: _b.int
@@ -1098,7 +1098,7 @@ class BusinessRecipients(_TLObject):
     non_contacts: _b.bool
     exclude_selected: _b.bool
     users: _b.list[_b.int] | None
-    def __init__(self, *, existing_chats: _b.bool = False, new_chats: _b.bool = False, contacts: _b.bool = False, non_contacts: _b.bool = False, exclude_selected: _b.bool = False, users: _b.list[_b.int] | None = None) -> None: ...
+    def __init__(self, *, existing_chats: _b.bool | None = False, new_chats: _b.bool | None = False, contacts: _b.bool | None = False, non_contacts: _b.bool | None = False, exclude_selected: _b.bool | None = False, users: _Sequence[_b.int] | None = None) -> None: ...
 class BusinessWeeklyOpen(_TLObject):
     """businessWeeklyOpen#120b1ab9 start_minute:int end_minute:int = BusinessWeeklyOpen;"""
     start_minute: _b.int
@@ -1109,11 +1109,11 @@ class BusinessWorkHours(_TLObject):
     open_now: _b.bool
     timezone_id: _b.str
     weekly_open: _b.list[_BusinessWeeklyOpen]
-    def __init__(self, *, open_now: _b.bool = False, timezone_id: _b.str, weekly_open: _b.list[_BusinessWeeklyOpen]) -> None: ...
+    def __init__(self, *, open_now: _b.bool | None = False, timezone_id: _b.str, weekly_open: _Sequence[_BusinessWeeklyOpen]) -> None: ...
 class CdnConfig(_TLObject):
     """cdnConfig#5725e40a public_keys:Vector<CdnPublicKey> = CdnConfig;"""
     public_keys: _b.list[_CdnPublicKey]
-    def __init__(self, *, public_keys: _b.list[_CdnPublicKey]) -> None: ...
+    def __init__(self, *, public_keys: _Sequence[_CdnPublicKey]) -> None: ...
 class CdnPublicKey(_TLObject):
     """cdnPublicKey#c982eaba dc_id:int public_key:string = CdnPublicKey;"""
     dc_id: _b.int
@@ -1171,7 +1171,7 @@ class Channel(_TLObject):
     send_paid_messages_stars: _b.int | None
     linked_monoforum_id: _b.int | None
     linked_community_id: _b.int | None
-    def __init__(self, *, creator: _b.bool = False, left: _b.bool = False, broadcast: _b.bool = False, verified: _b.bool = False, megagroup: _b.bool = False, restricted: _b.bool = False, signatures: _b.bool = False, min: _b.bool = False, scam: _b.bool = False, has_link: _b.bool = False, has_geo: _b.bool = False, slowmode_enabled: _b.bool = False, call_active: _b.bool = False, call_not_empty: _b.bool = False, fake: _b.bool = False, gigagroup: _b.bool = False, noforwards: _b.bool = False, join_to_send: _b.bool = False, join_request: _b.bool = False, forum: _b.bool = False, stories_hidden: _b.bool = False, stories_hidden_min: _b.bool = False, stories_unavailable: _b.bool = False, signature_profiles: _b.bool = False, autotranslation: _b.bool = False, broadcast_messages_allowed: _b.bool = False, monoforum: _b.bool = False, forum_tabs: _b.bool = False, id: _b.int, access_hash: _b.int | None = None, title: _b.str, username: _b.str | None = None, photo: _ChatPhoto, date: _b.int, restriction_reason: _b.list[_RestrictionReason] | None = None, admin_rights: _ChatAdminRights | None = None, banned_rights: _ChatBannedRights | None = None, default_banned_rights: _ChatBannedRights | None = None, participants_count: _b.int | None = None, usernames: _b.list[_Username] | None = None, stories_max_id: _RecentStory | None = None, color: _PeerColor | None = None, profile_color: _PeerColor | None = None, emoji_status: _EmojiStatus | None = None, level: _b.int | None = None, subscription_until_date: _b.int | None = None, bot_verification_icon: _b.int | None = None, send_paid_messages_stars: _b.int | None = None, linked_monoforum_id: _b.int | None = None, linked_community_id: _b.int | None = None) -> None: ...
+    def __init__(self, *, creator: _b.bool | None = False, left: _b.bool | None = False, broadcast: _b.bool | None = False, verified: _b.bool | None = False, megagroup: _b.bool | None = False, restricted: _b.bool | None = False, signatures: _b.bool | None = False, min: _b.bool | None = False, scam: _b.bool | None = False, has_link: _b.bool | None = False, has_geo: _b.bool | None = False, slowmode_enabled: _b.bool | None = False, call_active: _b.bool | None = False, call_not_empty: _b.bool | None = False, fake: _b.bool | None = False, gigagroup: _b.bool | None = False, noforwards: _b.bool | None = False, join_to_send: _b.bool | None = False, join_request: _b.bool | None = False, forum: _b.bool | None = False, stories_hidden: _b.bool | None = False, stories_hidden_min: _b.bool | None = False, stories_unavailable: _b.bool | None = False, signature_profiles: _b.bool | None = False, autotranslation: _b.bool | None = False, broadcast_messages_allowed: _b.bool | None = False, monoforum: _b.bool | None = False, forum_tabs: _b.bool | None = False, id: _b.int, access_hash: _b.int | None = None, title: _b.str, username: _b.str | None = None, photo: _ChatPhoto, date: _b.int, restriction_reason: _Sequence[_RestrictionReason] | None = None, admin_rights: _ChatAdminRights | None = None, banned_rights: _ChatBannedRights | None = None, default_banned_rights: _ChatBannedRights | None = None, participants_count: _b.int | None = None, usernames: _Sequence[_Username] | None = None, stories_max_id: _RecentStory | None = None, color: _PeerColor | None = None, profile_color: _PeerColor | None = None, emoji_status: _EmojiStatus | None = None, level: _b.int | None = None, subscription_until_date: _b.int | None = None, bot_verification_icon: _b.int | None = None, send_paid_messages_stars: _b.int | None = None, linked_monoforum_id: _b.int | None = None, linked_community_id: _b.int | None = None) -> None: ...
 class ChannelAdminLogEvent(_TLObject):
     """channelAdminLogEvent#1fad68cd id:long date:int user_id:long action:ChannelAdminLogEventAction = ChannelAdminLogEvent;"""
     id: _b.int
@@ -1248,7 +1248,7 @@ class ChannelAdminLogEventActionChangeUsernames(_TLObject):
     """channelAdminLogEventActionChangeUsernames#f04fb3a9 prev_value:Vector<string> new_value:Vector<string> = ChannelAdminLogEventAction;"""
     prev_value: _b.list[_b.str]
     new_value: _b.list[_b.str]
-    def __init__(self, *, prev_value: _b.list[_b.str], new_value: _b.list[_b.str]) -> None: ...
+    def __init__(self, *, prev_value: _Sequence[_b.str], new_value: _Sequence[_b.str]) -> None: ...
 class ChannelAdminLogEventActionChangeWallpaper(_TLObject):
     """channelAdminLogEventActionChangeWallpaper#31bb5d52 prev_value:WallPaper new_value:WallPaper = ChannelAdminLogEventAction;"""
     prev_value: _WallPaper
@@ -1315,7 +1315,7 @@ class ChannelAdminLogEventActionParticipantJoinByInvite(_TLObject):
     """channelAdminLogEventActionParticipantJoinByInvite#fe9fc158 flags:# via_chatlist:flags.0?true invite:ExportedChatInvite = ChannelAdminLogEventAction;"""
     via_chatlist: _b.bool
     invite: _ExportedChatInvite
-    def __init__(self, *, via_chatlist: _b.bool = False, invite: _ExportedChatInvite) -> None: ...
+    def __init__(self, *, via_chatlist: _b.bool | None = False, invite: _ExportedChatInvite) -> None: ...
 class ChannelAdminLogEventActionParticipantJoinByRequest(_TLObject):
     """channelAdminLogEventActionParticipantJoinByRequest#afb6144a invite:ExportedChatInvite approved_by:long = ChannelAdminLogEventAction;"""
     invite: _ExportedChatInvite
@@ -1435,7 +1435,7 @@ class ChannelAdminLogEventsFilter(_TLObject):
     forums: _b.bool
     sub_extend: _b.bool
     edit_rank: _b.bool
-    def __init__(self, *, join: _b.bool = False, leave: _b.bool = False, invite: _b.bool = False, ban: _b.bool = False, unban: _b.bool = False, kick: _b.bool = False, unkick: _b.bool = False, promote: _b.bool = False, demote: _b.bool = False, info: _b.bool = False, settings: _b.bool = False, pinned: _b.bool = False, edit: _b.bool = False, delete: _b.bool = False, group_call: _b.bool = False, invites: _b.bool = False, send: _b.bool = False, forums: _b.bool = False, sub_extend: _b.bool = False, edit_rank: _b.bool = False) -> None: ...
+    def __init__(self, *, join: _b.bool | None = False, leave: _b.bool | None = False, invite: _b.bool | None = False, ban: _b.bool | None = False, unban: _b.bool | None = False, kick: _b.bool | None = False, unkick: _b.bool | None = False, promote: _b.bool | None = False, demote: _b.bool | None = False, info: _b.bool | None = False, settings: _b.bool | None = False, pinned: _b.bool | None = False, edit: _b.bool | None = False, delete: _b.bool | None = False, group_call: _b.bool | None = False, invites: _b.bool | None = False, send: _b.bool | None = False, forums: _b.bool | None = False, sub_extend: _b.bool | None = False, edit_rank: _b.bool | None = False) -> None: ...
 class ChannelForbidden(_TLObject):
     """channelForbidden#17d493d5 flags:# broadcast:flags.5?true megagroup:flags.8?true monoforum:flags.10?true id:long access_hash:long title:string until_date:flags.16?int = Chat;"""
     broadcast: _b.bool
@@ -1445,7 +1445,7 @@ class ChannelForbidden(_TLObject):
     access_hash: _b.int
     title: _b.str
     until_date: _b.int | None
-    def __init__(self, *, broadcast: _b.bool = False, megagroup: _b.bool = False, monoforum: _b.bool = False, id: _b.int, access_hash: _b.int, title: _b.str, until_date: _b.int | None = None) -> None: ...
+    def __init__(self, *, broadcast: _b.bool | None = False, megagroup: _b.bool | None = False, monoforum: _b.bool | None = False, id: _b.int, access_hash: _b.int, title: _b.str, until_date: _b.int | None = None) -> None: ...
 class ChannelFull(_TLObject):
     """channelFull#a04e8d3a flags:# can_view_participants:flags.3?true can_set_username:flags.6?true can_set_stickers:flags.7?true hidden_prehistory:flags.10?true can_set_location:flags.16?true has_scheduled:flags.19?true can_view_stats:flags.20?true blocked:flags.22?true flags2:# can_delete_channel:flags2.0?true antispam:flags2.1?true participants_hidden:flags2.2?true translations_disabled:flags2.3?true stories_pinned_available:flags2.5?true view_forum_as_messages:flags2.6?true restricted_sponsored:flags2.11?true can_view_revenue:flags2.12?true paid_media_allowed:flags2.14?true can_view_stars_revenue:flags2.15?true paid_reactions_available:flags2.16?true stargifts_available:flags2.19?true paid_messages_available:flags2.20?true id:long about:string participants_count:flags.0?int admins_count:flags.1?int kicked_count:flags.2?int banned_count:flags.2?int online_count:flags.13?int read_inbox_max_id:int read_outbox_max_id:int unread_count:int chat_photo:Photo notify_settings:PeerNotifySettings exported_invite:flags.23?ExportedChatInvite bot_info:Vector<BotInfo> migrated_from_chat_id:flags.4?long migrated_from_max_id:flags.4?int pinned_msg_id:flags.5?int stickerset:flags.8?StickerSet available_min_id:flags.9?int folder_id:flags.11?int linked_chat_id:flags.14?long location:flags.15?ChannelLocation slowmode_seconds:flags.17?int slowmode_next_send_date:flags.18?int stats_dc:flags.12?int pts:int call:flags.21?InputGroupCall ttl_period:flags.24?int pending_suggestions:flags.25?Vector<string> groupcall_default_join_as:flags.26?Peer theme_emoticon:flags.27?string requests_pending:flags.28?int recent_requesters:flags.28?Vector<long> default_send_as:flags.29?Peer available_reactions:flags.30?ChatReactions reactions_limit:flags2.13?int stories:flags2.4?PeerStories wallpaper:flags2.7?WallPaper boosts_applied:flags2.8?int boosts_unrestrict:flags2.9?int emojiset:flags2.10?StickerSet bot_verification:flags2.17?BotVerification stargifts_count:flags2.18?int send_paid_messages_stars:flags2.21?long main_tab:flags2.22?ProfileTab guard_bot_id:flags2.23?long = ChatFull;"""
     can_view_participants: _b.bool
@@ -1515,7 +1515,7 @@ class ChannelFull(_TLObject):
     send_paid_messages_stars: _b.int | None
     main_tab: _ProfileTab | None
     guard_bot_id: _b.int | None
-    def __init__(self, *, can_view_participants: _b.bool = False, can_set_username: _b.bool = False, can_set_stickers: _b.bool = False, hidden_prehistory: _b.bool = False, can_set_location: _b.bool = False, has_scheduled: _b.bool = False, can_view_stats: _b.bool = False, blocked: _b.bool = False, can_delete_channel: _b.bool = False, antispam: _b.bool = False, participants_hidden: _b.bool = False, translations_disabled: _b.bool = False, stories_pinned_available: _b.bool = False, view_forum_as_messages: _b.bool = False, restricted_sponsored: _b.bool = False, can_view_revenue: _b.bool = False, paid_media_allowed: _b.bool = False, can_view_stars_revenue: _b.bool = False, paid_reactions_available: _b.bool = False, stargifts_available: _b.bool = False, paid_messages_available: _b.bool = False, id: _b.int, about: _b.str, participants_count: _b.int | None = None, admins_count: _b.int | None = None, kicked_count: _b.int | None = None, banned_count: _b.int | None = None, online_count: _b.int | None = None, read_inbox_max_id: _b.int, read_outbox_max_id: _b.int, unread_count: _b.int, chat_photo: _Photo, notify_settings: _PeerNotifySettings, exported_invite: _ExportedChatInvite | None = None, bot_info: _b.list[_BotInfo], migrated_from_chat_id: _b.int | None = None, migrated_from_max_id: _b.int | None = None, pinned_msg_id: _b.int | None = None, stickerset: _StickerSet | None = None, available_min_id: _b.int | None = None, folder_id: _b.int | None = None, linked_chat_id: _b.int | None = None, location: _ChannelLocation | None = None, slowmode_seconds: _b.int | None = None, slowmode_next_send_date: _b.int | None = None, stats_dc: _b.int | None = None, pts: _b.int, call: _InputGroupCall | None = None, ttl_period: _b.int | None = None, pending_suggestions: _b.list[_b.str] | None = None, groupcall_default_join_as: _Peer | None = None, theme_emoticon: _b.str | None = None, requests_pending: _b.int | None = None, recent_requesters: _b.list[_b.int] | None = None, default_send_as: _Peer | None = None, available_reactions: _ChatReactions | None = None, reactions_limit: _b.int | None = None, stories: _PeerStories | None = None, wallpaper: _WallPaper | None = None, boosts_applied: _b.int | None = None, boosts_unrestrict: _b.int | None = None, emojiset: _StickerSet | None = None, bot_verification: _BotVerification | None = None, stargifts_count: _b.int | None = None, send_paid_messages_stars: _b.int | None = None, main_tab: _ProfileTab | None = None, guard_bot_id: _b.int | None = None) -> None: ...
+    def __init__(self, *, can_view_participants: _b.bool | None = False, can_set_username: _b.bool | None = False, can_set_stickers: _b.bool | None = False, hidden_prehistory: _b.bool | None = False, can_set_location: _b.bool | None = False, has_scheduled: _b.bool | None = False, can_view_stats: _b.bool | None = False, blocked: _b.bool | None = False, can_delete_channel: _b.bool | None = False, antispam: _b.bool | None = False, participants_hidden: _b.bool | None = False, translations_disabled: _b.bool | None = False, stories_pinned_available: _b.bool | None = False, view_forum_as_messages: _b.bool | None = False, restricted_sponsored: _b.bool | None = False, can_view_revenue: _b.bool | None = False, paid_media_allowed: _b.bool | None = False, can_view_stars_revenue: _b.bool | None = False, paid_reactions_available: _b.bool | None = False, stargifts_available: _b.bool | None = False, paid_messages_available: _b.bool | None = False, id: _b.int, about: _b.str, participants_count: _b.int | None = None, admins_count: _b.int | None = None, kicked_count: _b.int | None = None, banned_count: _b.int | None = None, online_count: _b.int | None = None, read_inbox_max_id: _b.int, read_outbox_max_id: _b.int, unread_count: _b.int, chat_photo: _Photo, notify_settings: _PeerNotifySettings, exported_invite: _ExportedChatInvite | None = None, bot_info: _Sequence[_BotInfo], migrated_from_chat_id: _b.int | None = None, migrated_from_max_id: _b.int | None = None, pinned_msg_id: _b.int | None = None, stickerset: _StickerSet | None = None, available_min_id: _b.int | None = None, folder_id: _b.int | None = None, linked_chat_id: _b.int | None = None, location: _ChannelLocation | None = None, slowmode_seconds: _b.int | None = None, slowmode_next_send_date: _b.int | None = None, stats_dc: _b.int | None = None, pts: _b.int, call: _InputGroupCall | None = None, ttl_period: _b.int | None = None, pending_suggestions: _Sequence[_b.str] | None = None, groupcall_default_join_as: _Peer | None = None, theme_emoticon: _b.str | None = None, requests_pending: _b.int | None = None, recent_requesters: _Sequence[_b.int] | None = None, default_send_as: _Peer | None = None, available_reactions: _ChatReactions | None = None, reactions_limit: _b.int | None = None, stories: _PeerStories | None = None, wallpaper: _WallPaper | None = None, boosts_applied: _b.int | None = None, boosts_unrestrict: _b.int | None = None, emojiset: _StickerSet | None = None, bot_verification: _BotVerification | None = None, stargifts_count: _b.int | None = None, send_paid_messages_stars: _b.int | None = None, main_tab: _ProfileTab | None = None, guard_bot_id: _b.int | None = None) -> None: ...
 class ChannelLocation(_TLObject):
     """channelLocation#209b82db geo_point:GeoPoint address:string = ChannelLocation;"""
     geo_point: _GeoPoint
@@ -1528,7 +1528,7 @@ class ChannelMessagesFilter(_TLObject):
     """channelMessagesFilter#cd77d957 flags:# exclude_new_messages:flags.1?true ranges:Vector<MessageRange> = ChannelMessagesFilter;"""
     exclude_new_messages: _b.bool
     ranges: _b.list[_MessageRange]
-    def __init__(self, *, exclude_new_messages: _b.bool = False, ranges: _b.list[_MessageRange]) -> None: ...
+    def __init__(self, *, exclude_new_messages: _b.bool | None = False, ranges: _Sequence[_MessageRange]) -> None: ...
 class ChannelMessagesFilterEmpty(_TLObject):
     """channelMessagesFilterEmpty#94d42ee7 = ChannelMessagesFilter;"""
     def __init__(self) -> None: ...
@@ -1549,7 +1549,7 @@ class ChannelParticipantAdmin(_TLObject):
     date: _b.int
     admin_rights: _ChatAdminRights
     rank: _b.str | None
-    def __init__(self, *, can_edit: _b.bool = False, self_: _b.bool = False, user_id: _b.int, inviter_id: _b.int | None = None, promoted_by: _b.int, date: _b.int, admin_rights: _ChatAdminRights, rank: _b.str | None = None) -> None: ...
+    def __init__(self, *, can_edit: _b.bool | None = False, self_: _b.bool | None = False, user_id: _b.int, inviter_id: _b.int | None = None, promoted_by: _b.int, date: _b.int, admin_rights: _ChatAdminRights, rank: _b.str | None = None) -> None: ...
 class ChannelParticipantBanned(_TLObject):
     """channelParticipantBanned#d5f0ad91 flags:# left:flags.0?true peer:Peer kicked_by:long date:int banned_rights:ChatBannedRights rank:flags.2?string = ChannelParticipant;"""
     left: _b.bool
@@ -1558,7 +1558,7 @@ class ChannelParticipantBanned(_TLObject):
     date: _b.int
     banned_rights: _ChatBannedRights
     rank: _b.str | None
-    def __init__(self, *, left: _b.bool = False, peer: _Peer, kicked_by: _b.int, date: _b.int, banned_rights: _ChatBannedRights, rank: _b.str | None = None) -> None: ...
+    def __init__(self, *, left: _b.bool | None = False, peer: _Peer, kicked_by: _b.int, date: _b.int, banned_rights: _ChatBannedRights, rank: _b.str | None = None) -> None: ...
 class ChannelParticipantCreator(_TLObject):
     """channelParticipantCreator#2fe601d3 flags:# user_id:long admin_rights:ChatAdminRights rank:flags.0?string = ChannelParticipant;"""
     user_id: _b.int
@@ -1577,7 +1577,7 @@ class ChannelParticipantSelf(_TLObject):
     date: _b.int
     subscription_until_date: _b.int | None
     rank: _b.str | None
-    def __init__(self, *, via_request: _b.bool = False, user_id: _b.int, inviter_id: _b.int, date: _b.int, subscription_until_date: _b.int | None = None, rank: _b.str | None = None) -> None: ...
+    def __init__(self, *, via_request: _b.bool | None = False, user_id: _b.int, inviter_id: _b.int, date: _b.int, subscription_until_date: _b.int | None = None, rank: _b.str | None = None) -> None: ...
 class ChannelParticipantsAdmins(_TLObject):
     """channelParticipantsAdmins#b4608969 = ChannelParticipantsFilter;"""
     def __init__(self) -> None: ...
@@ -1625,7 +1625,7 @@ class Chat(_TLObject):
     migrated_to: _InputChannel | None
     admin_rights: _ChatAdminRights | None
     default_banned_rights: _ChatBannedRights | None
-    def __init__(self, *, creator: _b.bool = False, left: _b.bool = False, deactivated: _b.bool = False, call_active: _b.bool = False, call_not_empty: _b.bool = False, noforwards: _b.bool = False, id: _b.int, title: _b.str, photo: _ChatPhoto, participants_count: _b.int, date: _b.int, version: _b.int, migrated_to: _InputChannel | None = None, admin_rights: _ChatAdminRights | None = None, default_banned_rights: _ChatBannedRights | None = None) -> None: ...
+    def __init__(self, *, creator: _b.bool | None = False, left: _b.bool | None = False, deactivated: _b.bool | None = False, call_active: _b.bool | None = False, call_not_empty: _b.bool | None = False, noforwards: _b.bool | None = False, id: _b.int, title: _b.str, photo: _ChatPhoto, participants_count: _b.int, date: _b.int, version: _b.int, migrated_to: _InputChannel | None = None, admin_rights: _ChatAdminRights | None = None, default_banned_rights: _ChatBannedRights | None = None) -> None: ...
 class ChatAdminRights(_TLObject):
     """chatAdminRights#5fb224d5 flags:# change_info:flags.0?true post_messages:flags.1?true edit_messages:flags.2?true delete_messages:flags.3?true ban_users:flags.4?true invite_users:flags.5?true pin_messages:flags.7?true add_admins:flags.9?true anonymous:flags.10?true manage_call:flags.11?true other:flags.12?true manage_topics:flags.13?true post_stories:flags.14?true edit_stories:flags.15?true delete_stories:flags.16?true manage_direct_messages:flags.17?true manage_ranks:flags.18?true manage_linked_peers:flags.19?true = ChatAdminRights;"""
     change_info: _b.bool
@@ -1646,7 +1646,7 @@ class ChatAdminRights(_TLObject):
     manage_direct_messages: _b.bool
     manage_ranks: _b.bool
     manage_linked_peers: _b.bool
-    def __init__(self, *, change_info: _b.bool = False, post_messages: _b.bool = False, edit_messages: _b.bool = False, delete_messages: _b.bool = False, ban_users: _b.bool = False, invite_users: _b.bool = False, pin_messages: _b.bool = False, add_admins: _b.bool = False, anonymous: _b.bool = False, manage_call: _b.bool = False, other: _b.bool = False, manage_topics: _b.bool = False, post_stories: _b.bool = False, edit_stories: _b.bool = False, delete_stories: _b.bool = False, manage_direct_messages: _b.bool = False, manage_ranks: _b.bool = False, manage_linked_peers: _b.bool = False) -> None: ...
+    def __init__(self, *, change_info: _b.bool | None = False, post_messages: _b.bool | None = False, edit_messages: _b.bool | None = False, delete_messages: _b.bool | None = False, ban_users: _b.bool | None = False, invite_users: _b.bool | None = False, pin_messages: _b.bool | None = False, add_admins: _b.bool | None = False, anonymous: _b.bool | None = False, manage_call: _b.bool | None = False, other: _b.bool | None = False, manage_topics: _b.bool | None = False, post_stories: _b.bool | None = False, edit_stories: _b.bool | None = False, delete_stories: _b.bool | None = False, manage_direct_messages: _b.bool | None = False, manage_ranks: _b.bool | None = False, manage_linked_peers: _b.bool | None = False) -> None: ...
 class ChatAdminWithInvites(_TLObject):
     """chatAdminWithInvites#f2ecef23 admin_id:long invites_count:int revoked_invites_count:int = ChatAdminWithInvites;"""
     admin_id: _b.int
@@ -1679,7 +1679,7 @@ class ChatBannedRights(_TLObject):
     send_reactions: _b.bool
     manage_linked_peers: _b.bool
     until_date: _b.int
-    def __init__(self, *, view_messages: _b.bool = False, send_messages: _b.bool = False, send_media: _b.bool = False, send_stickers: _b.bool = False, send_gifs: _b.bool = False, send_games: _b.bool = False, send_inline: _b.bool = False, embed_links: _b.bool = False, send_polls: _b.bool = False, change_info: _b.bool = False, invite_users: _b.bool = False, pin_messages: _b.bool = False, manage_topics: _b.bool = False, send_photos: _b.bool = False, send_videos: _b.bool = False, send_roundvideos: _b.bool = False, send_audios: _b.bool = False, send_voices: _b.bool = False, send_docs: _b.bool = False, send_plain: _b.bool = False, edit_rank: _b.bool = False, send_reactions: _b.bool = False, manage_linked_peers: _b.bool = False, until_date: _b.int) -> None: ...
+    def __init__(self, *, view_messages: _b.bool | None = False, send_messages: _b.bool | None = False, send_media: _b.bool | None = False, send_stickers: _b.bool | None = False, send_gifs: _b.bool | None = False, send_games: _b.bool | None = False, send_inline: _b.bool | None = False, embed_links: _b.bool | None = False, send_polls: _b.bool | None = False, change_info: _b.bool | None = False, invite_users: _b.bool | None = False, pin_messages: _b.bool | None = False, manage_topics: _b.bool | None = False, send_photos: _b.bool | None = False, send_videos: _b.bool | None = False, send_roundvideos: _b.bool | None = False, send_audios: _b.bool | None = False, send_voices: _b.bool | None = False, send_docs: _b.bool | None = False, send_plain: _b.bool | None = False, edit_rank: _b.bool | None = False, send_reactions: _b.bool | None = False, manage_linked_peers: _b.bool | None = False, until_date: _b.int) -> None: ...
 class ChatEmpty(_TLObject):
     """chatEmpty#29562865 id:long = Chat;"""
     id: _b.int
@@ -1711,7 +1711,7 @@ class ChatFull(_TLObject):
     recent_requesters: _b.list[_b.int] | None
     available_reactions: _ChatReactions | None
     reactions_limit: _b.int | None
-    def __init__(self, *, can_set_username: _b.bool = False, has_scheduled: _b.bool = False, translations_disabled: _b.bool = False, id: _b.int, about: _b.str, participants: _ChatParticipants, chat_photo: _Photo | None = None, notify_settings: _PeerNotifySettings, exported_invite: _ExportedChatInvite | None = None, bot_info: _b.list[_BotInfo] | None = None, pinned_msg_id: _b.int | None = None, folder_id: _b.int | None = None, call: _InputGroupCall | None = None, ttl_period: _b.int | None = None, groupcall_default_join_as: _Peer | None = None, theme_emoticon: _b.str | None = None, requests_pending: _b.int | None = None, recent_requesters: _b.list[_b.int] | None = None, available_reactions: _ChatReactions | None = None, reactions_limit: _b.int | None = None) -> None: ...
+    def __init__(self, *, can_set_username: _b.bool | None = False, has_scheduled: _b.bool | None = False, translations_disabled: _b.bool | None = False, id: _b.int, about: _b.str, participants: _ChatParticipants, chat_photo: _Photo | None = None, notify_settings: _PeerNotifySettings, exported_invite: _ExportedChatInvite | None = None, bot_info: _Sequence[_BotInfo] | None = None, pinned_msg_id: _b.int | None = None, folder_id: _b.int | None = None, call: _InputGroupCall | None = None, ttl_period: _b.int | None = None, groupcall_default_join_as: _Peer | None = None, theme_emoticon: _b.str | None = None, requests_pending: _b.int | None = None, recent_requesters: _Sequence[_b.int] | None = None, available_reactions: _ChatReactions | None = None, reactions_limit: _b.int | None = None) -> None: ...
 class ChatInvite(_TLObject):
     """chatInvite#5c9d3702 flags:# channel:flags.0?true broadcast:flags.1?true public:flags.2?true megagroup:flags.3?true request_needed:flags.6?true verified:flags.7?true scam:flags.8?true fake:flags.9?true can_refulfill_subscription:flags.11?true title:string about:flags.5?string photo:Photo participants_count:int participants:flags.4?Vector<User> color:int subscription_pricing:flags.10?StarsSubscriptionPricing subscription_form_id:flags.12?long bot_verification:flags.13?BotVerification = ChatInvite;"""
     channel: _b.bool
@@ -1732,7 +1732,7 @@ class ChatInvite(_TLObject):
     subscription_pricing: _StarsSubscriptionPricing | None
     subscription_form_id: _b.int | None
     bot_verification: _BotVerification | None
-    def __init__(self, *, channel: _b.bool = False, broadcast: _b.bool = False, public: _b.bool = False, megagroup: _b.bool = False, request_needed: _b.bool = False, verified: _b.bool = False, scam: _b.bool = False, fake: _b.bool = False, can_refulfill_subscription: _b.bool = False, title: _b.str, about: _b.str | None = None, photo: _Photo, participants_count: _b.int, participants: _b.list[_User] | None = None, color: _b.int, subscription_pricing: _StarsSubscriptionPricing | None = None, subscription_form_id: _b.int | None = None, bot_verification: _BotVerification | None = None) -> None: ...
+    def __init__(self, *, channel: _b.bool | None = False, broadcast: _b.bool | None = False, public: _b.bool | None = False, megagroup: _b.bool | None = False, request_needed: _b.bool | None = False, verified: _b.bool | None = False, scam: _b.bool | None = False, fake: _b.bool | None = False, can_refulfill_subscription: _b.bool | None = False, title: _b.str, about: _b.str | None = None, photo: _Photo, participants_count: _b.int, participants: _Sequence[_User] | None = None, color: _b.int, subscription_pricing: _StarsSubscriptionPricing | None = None, subscription_form_id: _b.int | None = None, bot_verification: _BotVerification | None = None) -> None: ...
 class ChatInviteAlready(_TLObject):
     """chatInviteAlready#5a686d7c chat:Chat = ChatInvite;"""
     chat: _Chat
@@ -1753,7 +1753,7 @@ class ChatInviteExported(_TLObject):
     subscription_expired: _b.int | None
     title: _b.str | None
     subscription_pricing: _StarsSubscriptionPricing | None
-    def __init__(self, *, revoked: _b.bool = False, permanent: _b.bool = False, request_needed: _b.bool = False, link: _b.str, admin_id: _b.int, date: _b.int, start_date: _b.int | None = None, expire_date: _b.int | None = None, usage_limit: _b.int | None = None, usage: _b.int | None = None, requested: _b.int | None = None, subscription_expired: _b.int | None = None, title: _b.str | None = None, subscription_pricing: _StarsSubscriptionPricing | None = None) -> None: ...
+    def __init__(self, *, revoked: _b.bool | None = False, permanent: _b.bool | None = False, request_needed: _b.bool | None = False, link: _b.str, admin_id: _b.int, date: _b.int, start_date: _b.int | None = None, expire_date: _b.int | None = None, usage_limit: _b.int | None = None, usage: _b.int | None = None, requested: _b.int | None = None, subscription_expired: _b.int | None = None, title: _b.str | None = None, subscription_pricing: _StarsSubscriptionPricing | None = None) -> None: ...
 class ChatInviteImporter(_TLObject):
     """chatInviteImporter#8c5adfd9 flags:# requested:flags.0?true via_chatlist:flags.3?true user_id:long date:int about:flags.2?string approved_by:flags.1?long = ChatInviteImporter;"""
     requested: _b.bool
@@ -1762,7 +1762,7 @@ class ChatInviteImporter(_TLObject):
     date: _b.int
     about: _b.str | None
     approved_by: _b.int | None
-    def __init__(self, *, requested: _b.bool = False, via_chatlist: _b.bool = False, user_id: _b.int, date: _b.int, about: _b.str | None = None, approved_by: _b.int | None = None) -> None: ...
+    def __init__(self, *, requested: _b.bool | None = False, via_chatlist: _b.bool | None = False, user_id: _b.int, date: _b.int, about: _b.str | None = None, approved_by: _b.int | None = None) -> None: ...
 class ChatInvitePeek(_TLObject):
     """chatInvitePeek#61695cb0 chat:Chat expires:int = ChatInvite;"""
     chat: _Chat
@@ -1799,7 +1799,7 @@ class ChatParticipants(_TLObject):
     chat_id: _b.int
     participants: _b.list[_ChatParticipant]
     version: _b.int
-    def __init__(self, *, chat_id: _b.int, participants: _b.list[_ChatParticipant], version: _b.int) -> None: ...
+    def __init__(self, *, chat_id: _b.int, participants: _Sequence[_ChatParticipant], version: _b.int) -> None: ...
 class ChatParticipantsForbidden(_TLObject):
     """chatParticipantsForbidden#8763d3e1 flags:# chat_id:long self_participant:flags.0?ChatParticipant = ChatParticipants;"""
     chat_id: _b.int
@@ -1811,21 +1811,21 @@ class ChatPhoto(_TLObject):
     photo_id: _b.int
     stripped_thumb: _b.bytes | None
     dc_id: _b.int
-    def __init__(self, *, has_video: _b.bool = False, photo_id: _b.int, stripped_thumb: _b.bytes | None = None, dc_id: _b.int) -> None: ...
+    def __init__(self, *, has_video: _b.bool | None = False, photo_id: _b.int, stripped_thumb: _b.bytes | None = None, dc_id: _b.int) -> None: ...
 class ChatPhotoEmpty(_TLObject):
     """chatPhotoEmpty#37c1011c = ChatPhoto;"""
     def __init__(self) -> None: ...
 class ChatReactionsAll(_TLObject):
     """chatReactionsAll#52928bca flags:# allow_custom:flags.0?true = ChatReactions;"""
     allow_custom: _b.bool
-    def __init__(self, *, allow_custom: _b.bool = False) -> None: ...
+    def __init__(self, *, allow_custom: _b.bool | None = False) -> None: ...
 class ChatReactionsNone(_TLObject):
     """chatReactionsNone#eafc32bc = ChatReactions;"""
     def __init__(self) -> None: ...
 class ChatReactionsSome(_TLObject):
     """chatReactionsSome#661d4037 reactions:Vector<Reaction> = ChatReactions;"""
     reactions: _b.list[_Reaction]
-    def __init__(self, *, reactions: _b.list[_Reaction]) -> None: ...
+    def __init__(self, *, reactions: _Sequence[_Reaction]) -> None: ...
 class ChatTheme(_TLObject):
     """chatTheme#c3dffc04 emoticon:string = ChatTheme;"""
     emoticon: _b.str
@@ -1834,7 +1834,7 @@ class ChatThemeUniqueGift(_TLObject):
     """chatThemeUniqueGift#3458f9c8 gift:StarGift theme_settings:Vector<ThemeSettings> = ChatTheme;"""
     gift: _StarGift
     theme_settings: _b.list[_ThemeSettings]
-    def __init__(self, *, gift: _StarGift, theme_settings: _b.list[_ThemeSettings]) -> None: ...
+    def __init__(self, *, gift: _StarGift, theme_settings: _Sequence[_ThemeSettings]) -> None: ...
 class CodeSettings(_TLObject):
     """codeSettings#ad253d78 flags:# allow_flashcall:flags.0?true current_number:flags.1?true allow_app_hash:flags.4?true allow_missed_call:flags.5?true allow_firebase:flags.7?true unknown_number:flags.9?true logout_tokens:flags.6?Vector<bytes> token:flags.8?string app_sandbox:flags.8?Bool = CodeSettings;"""
     allow_flashcall: _b.bool
@@ -1846,7 +1846,7 @@ class CodeSettings(_TLObject):
     logout_tokens: _b.list[_b.bytes] | None
     token: _b.str | None
     app_sandbox: _b.bool | None
-    def __init__(self, *, allow_flashcall: _b.bool = False, current_number: _b.bool = False, allow_app_hash: _b.bool = False, allow_missed_call: _b.bool = False, allow_firebase: _b.bool = False, unknown_number: _b.bool = False, logout_tokens: _b.list[_b.bytes] | None = None, token: _b.str | None = None, app_sandbox: _b.bool | None = None) -> None: ...
+    def __init__(self, *, allow_flashcall: _b.bool | None = False, current_number: _b.bool | None = False, allow_app_hash: _b.bool | None = False, allow_missed_call: _b.bool | None = False, allow_firebase: _b.bool | None = False, unknown_number: _b.bool | None = False, logout_tokens: _Sequence[_b.bytes] | None = None, token: _b.str | None = None, app_sandbox: _b.bool | None = None) -> None: ...
 class Community(_TLObject):
     """community#65efe954 flags:# creator:flags.0?true left:flags.2?true min:flags.12?true flags2:# collapsed_in_dialogs:flags2.20?true id:long access_hash:flags.13?long title:string photo:ChatPhoto date:int admin_rights:flags.14?ChatAdminRights default_banned_rights:flags.18?ChatBannedRights = Chat;"""
     creator: _b.bool
@@ -1860,7 +1860,7 @@ class Community(_TLObject):
     date: _b.int
     admin_rights: _ChatAdminRights | None
     default_banned_rights: _ChatBannedRights | None
-    def __init__(self, *, creator: _b.bool = False, left: _b.bool = False, min: _b.bool = False, collapsed_in_dialogs: _b.bool = False, id: _b.int, access_hash: _b.int | None = None, title: _b.str, photo: _ChatPhoto, date: _b.int, admin_rights: _ChatAdminRights | None = None, default_banned_rights: _ChatBannedRights | None = None) -> None: ...
+    def __init__(self, *, creator: _b.bool | None = False, left: _b.bool | None = False, min: _b.bool | None = False, collapsed_in_dialogs: _b.bool | None = False, id: _b.int, access_hash: _b.int | None = None, title: _b.str, photo: _ChatPhoto, date: _b.int, admin_rights: _ChatAdminRights | None = None, default_banned_rights: _ChatBannedRights | None = None) -> None: ...
 class CommunityForbidden(_TLObject):
     """communityForbidden#fd3cdab8 flags:# id:long access_hash:flags.13?long title:string = Chat;"""
     id: _b.int
@@ -1876,20 +1876,20 @@ class CommunityFull(_TLObject):
     admins_count: _b.int | None
     kicked_count: _b.int | None
     peer_link_requests_pending: _b.int | None
-    def __init__(self, *, id: _b.int, about: _b.str, chat_photo: _Photo, linked_peers: _b.list[_CommunityPeer], admins_count: _b.int | None = None, kicked_count: _b.int | None = None, peer_link_requests_pending: _b.int | None = None) -> None: ...
+    def __init__(self, *, id: _b.int, about: _b.str, chat_photo: _Photo, linked_peers: _Sequence[_CommunityPeer], admins_count: _b.int | None = None, kicked_count: _b.int | None = None, peer_link_requests_pending: _b.int | None = None) -> None: ...
 class CommunityPeer(_TLObject):
     """communityPeer#76141ebd flags:# can_view_history:flags.2?true visible:flags.0?Bool peer:Peer = CommunityPeer;"""
     can_view_history: _b.bool
     visible: _b.bool | None
     peer: _Peer
-    def __init__(self, *, can_view_history: _b.bool = False, visible: _b.bool | None = None, peer: _Peer) -> None: ...
+    def __init__(self, *, can_view_history: _b.bool | None = False, visible: _b.bool | None = None, peer: _Peer) -> None: ...
 class CommunityPeerRequest(_TLObject):
     """communityPeerRequest#7beafa85 flags:# visible:flags.0?true peer:Peer requested_by:long date:int = CommunityPeerRequest;"""
     visible: _b.bool
     peer: _Peer
     requested_by: _b.int
     date: _b.int
-    def __init__(self, *, visible: _b.bool = False, peer: _Peer, requested_by: _b.int, date: _b.int) -> None: ...
+    def __init__(self, *, visible: _b.bool | None = False, peer: _Peer, requested_by: _b.int, date: _b.int) -> None: ...
 class Config(_TLObject):
     """config#cc1a241e flags:# default_p2p_contacts:flags.3?true preload_featured_stickers:flags.4?true revoke_pm_inbox:flags.6?true blocked_mode:flags.8?true force_try_ipv6:flags.14?true date:int expires:int test_mode:Bool this_dc:int dc_options:Vector<DcOption> dc_txt_domain_name:string chat_size_max:int megagroup_size_max:int forwarded_count_max:int online_update_period_ms:int offline_blur_timeout_ms:int offline_idle_timeout_ms:int online_cloud_timeout_ms:int notify_cloud_delay_ms:int notify_default_delay_ms:int push_chat_period_ms:int push_chat_limit:int edit_time_limit:int revoke_time_limit:int revoke_pm_time_limit:int rating_e_decay:int stickers_recent_limit:int channels_read_media_period:int tmp_sessions:flags.0?int call_receive_timeout_ms:int call_ring_timeout_ms:int call_connect_timeout_ms:int call_packet_timeout_ms:int me_url_prefix:string autoupdate_url_prefix:flags.7?string gif_search_username:flags.9?string venue_search_username:flags.10?string img_search_username:flags.11?string static_maps_provider:flags.12?string caption_length_max:int message_length_max:int webfile_dc_id:int suggested_lang_code:flags.2?string lang_pack_version:flags.2?int base_lang_pack_version:flags.2?int reactions_default:flags.15?Reaction autologin_token:flags.16?string = Config;"""
     default_p2p_contacts: _b.bool
@@ -1939,7 +1939,7 @@ class Config(_TLObject):
     base_lang_pack_version: _b.int | None
     reactions_default: _Reaction | None
     autologin_token: _b.str | None
-    def __init__(self, *, default_p2p_contacts: _b.bool = False, preload_featured_stickers: _b.bool = False, revoke_pm_inbox: _b.bool = False, blocked_mode: _b.bool = False, force_try_ipv6: _b.bool = False, date: _b.int, expires: _b.int, test_mode: _b.bool, this_dc: _b.int, dc_options: _b.list[_DcOption], dc_txt_domain_name: _b.str, chat_size_max: _b.int, megagroup_size_max: _b.int, forwarded_count_max: _b.int, online_update_period_ms: _b.int, offline_blur_timeout_ms: _b.int, offline_idle_timeout_ms: _b.int, online_cloud_timeout_ms: _b.int, notify_cloud_delay_ms: _b.int, notify_default_delay_ms: _b.int, push_chat_period_ms: _b.int, push_chat_limit: _b.int, edit_time_limit: _b.int, revoke_time_limit: _b.int, revoke_pm_time_limit: _b.int, rating_e_decay: _b.int, stickers_recent_limit: _b.int, channels_read_media_period: _b.int, tmp_sessions: _b.int | None = None, call_receive_timeout_ms: _b.int, call_ring_timeout_ms: _b.int, call_connect_timeout_ms: _b.int, call_packet_timeout_ms: _b.int, me_url_prefix: _b.str, autoupdate_url_prefix: _b.str | None = None, gif_search_username: _b.str | None = None, venue_search_username: _b.str | None = None, img_search_username: _b.str | None = None, static_maps_provider: _b.str | None = None, caption_length_max: _b.int, message_length_max: _b.int, webfile_dc_id: _b.int, suggested_lang_code: _b.str | None = None, lang_pack_version: _b.int | None = None, base_lang_pack_version: _b.int | None = None, reactions_default: _Reaction | None = None, autologin_token: _b.str | None = None) -> None: ...
+    def __init__(self, *, default_p2p_contacts: _b.bool | None = False, preload_featured_stickers: _b.bool | None = False, revoke_pm_inbox: _b.bool | None = False, blocked_mode: _b.bool | None = False, force_try_ipv6: _b.bool | None = False, date: _b.int, expires: _b.int, test_mode: _b.bool, this_dc: _b.int, dc_options: _Sequence[_DcOption], dc_txt_domain_name: _b.str, chat_size_max: _b.int, megagroup_size_max: _b.int, forwarded_count_max: _b.int, online_update_period_ms: _b.int, offline_blur_timeout_ms: _b.int, offline_idle_timeout_ms: _b.int, online_cloud_timeout_ms: _b.int, notify_cloud_delay_ms: _b.int, notify_default_delay_ms: _b.int, push_chat_period_ms: _b.int, push_chat_limit: _b.int, edit_time_limit: _b.int, revoke_time_limit: _b.int, revoke_pm_time_limit: _b.int, rating_e_decay: _b.int, stickers_recent_limit: _b.int, channels_read_media_period: _b.int, tmp_sessions: _b.int | None = None, call_receive_timeout_ms: _b.int, call_ring_timeout_ms: _b.int, call_connect_timeout_ms: _b.int, call_packet_timeout_ms: _b.int, me_url_prefix: _b.str, autoupdate_url_prefix: _b.str | None = None, gif_search_username: _b.str | None = None, venue_search_username: _b.str | None = None, img_search_username: _b.str | None = None, static_maps_provider: _b.str | None = None, caption_length_max: _b.int, message_length_max: _b.int, webfile_dc_id: _b.int, suggested_lang_code: _b.str | None = None, lang_pack_version: _b.int | None = None, base_lang_pack_version: _b.int | None = None, reactions_default: _Reaction | None = None, autologin_token: _b.str | None = None) -> None: ...
 class ConnectedBot(_TLObject):
     """connectedBot#33ed001 flags:# bot_id:long recipients:BusinessBotRecipients rights:BusinessBotRights device:flags.0?string date:flags.1?int location:flags.2?string = ConnectedBot;"""
     bot_id: _b.int
@@ -1959,7 +1959,7 @@ class ConnectedBotStarRef(_TLObject):
     duration_months: _b.int | None
     participants: _b.int
     revenue: _b.int
-    def __init__(self, *, revoked: _b.bool = False, url: _b.str, date: _b.int, bot_id: _b.int, commission_permille: _b.int, duration_months: _b.int | None = None, participants: _b.int, revenue: _b.int) -> None: ...
+    def __init__(self, *, revoked: _b.bool | None = False, url: _b.str, date: _b.int, bot_id: _b.int, commission_permille: _b.int, duration_months: _b.int | None = None, participants: _b.int, revenue: _b.int) -> None: ...
 class Contact(_TLObject):
     """contact#145ade0b user_id:long mutual:Bool = Contact;"""
     user_id: _b.int
@@ -1991,7 +1991,7 @@ class DcOption(_TLObject):
     ip_address: _b.str
     port: _b.int
     secret: _b.bytes | None
-    def __init__(self, *, ipv6: _b.bool = False, media_only: _b.bool = False, tcpo_only: _b.bool = False, cdn: _b.bool = False, static: _b.bool = False, this_port_only: _b.bool = False, id: _b.int, ip_address: _b.str, port: _b.int, secret: _b.bytes | None = None) -> None: ...
+    def __init__(self, *, ipv6: _b.bool | None = False, media_only: _b.bool | None = False, tcpo_only: _b.bool | None = False, cdn: _b.bool | None = False, static: _b.bool | None = False, this_port_only: _b.bool | None = False, id: _b.int, ip_address: _b.str, port: _b.int, secret: _b.bytes | None = None) -> None: ...
 class DefaultHistoryTTL(_TLObject):
     """defaultHistoryTTL#43b46b20 period:int = DefaultHistoryTTL;"""
     period: _b.int
@@ -2014,13 +2014,13 @@ class Dialog(_TLObject):
     draft: _DraftMessage | None
     folder_id: _b.int | None
     ttl_period: _b.int | None
-    def __init__(self, *, pinned: _b.bool = False, unread_mark: _b.bool = False, view_forum_as_messages: _b.bool = False, peer: _Peer, top_message: _b.int, read_inbox_max_id: _b.int, read_outbox_max_id: _b.int, unread_count: _b.int, unread_mentions_count: _b.int, unread_reactions_count: _b.int, unread_poll_votes_count: _b.int, notify_settings: _PeerNotifySettings, pts: _b.int | None = None, draft: _DraftMessage | None = None, folder_id: _b.int | None = None, ttl_period: _b.int | None = None) -> None: ...
+    def __init__(self, *, pinned: _b.bool | None = False, unread_mark: _b.bool | None = False, view_forum_as_messages: _b.bool | None = False, peer: _Peer, top_message: _b.int, read_inbox_max_id: _b.int, read_outbox_max_id: _b.int, unread_count: _b.int, unread_mentions_count: _b.int, unread_reactions_count: _b.int, unread_poll_votes_count: _b.int, notify_settings: _PeerNotifySettings, pts: _b.int | None = None, draft: _DraftMessage | None = None, folder_id: _b.int | None = None, ttl_period: _b.int | None = None) -> None: ...
 class DialogCommunity(_TLObject):
     """dialogCommunity#f78a0973 flags:# pinned:flags.2?true community_id:long notify_settings:PeerNotifySettings = Dialog;"""
     pinned: _b.bool
     community_id: _b.int
     notify_settings: _PeerNotifySettings
-    def __init__(self, *, pinned: _b.bool = False, community_id: _b.int, notify_settings: _PeerNotifySettings) -> None: ...
+    def __init__(self, *, pinned: _b.bool | None = False, community_id: _b.int, notify_settings: _PeerNotifySettings) -> None: ...
 class DialogFilter(_TLObject):
     """dialogFilter#aa472651 flags:# contacts:flags.0?true non_contacts:flags.1?true groups:flags.2?true broadcasts:flags.3?true bots:flags.4?true exclude_muted:flags.11?true exclude_read:flags.12?true exclude_archived:flags.13?true title_noanimate:flags.28?true id:int title:TextWithEntities emoticon:flags.25?string color:flags.27?int pinned_peers:Vector<InputPeer> include_peers:Vector<InputPeer> exclude_peers:Vector<InputPeer> = DialogFilter;"""
     contacts: _b.bool
@@ -2039,7 +2039,7 @@ class DialogFilter(_TLObject):
     pinned_peers: _b.list[_InputPeer]
     include_peers: _b.list[_InputPeer]
     exclude_peers: _b.list[_InputPeer]
-    def __init__(self, *, contacts: _b.bool = False, non_contacts: _b.bool = False, groups: _b.bool = False, broadcasts: _b.bool = False, bots: _b.bool = False, exclude_muted: _b.bool = False, exclude_read: _b.bool = False, exclude_archived: _b.bool = False, title_noanimate: _b.bool = False, id: _b.int, title: _TextWithEntities, emoticon: _b.str | None = None, color: _b.int | None = None, pinned_peers: _b.list[_InputPeer], include_peers: _b.list[_InputPeer], exclude_peers: _b.list[_InputPeer]) -> None: ...
+    def __init__(self, *, contacts: _b.bool | None = False, non_contacts: _b.bool | None = False, groups: _b.bool | None = False, broadcasts: _b.bool | None = False, bots: _b.bool | None = False, exclude_muted: _b.bool | None = False, exclude_read: _b.bool | None = False, exclude_archived: _b.bool | None = False, title_noanimate: _b.bool | None = False, id: _b.int, title: _TextWithEntities, emoticon: _b.str | None = None, color: _b.int | None = None, pinned_peers: _Sequence[_InputPeer], include_peers: _Sequence[_InputPeer], exclude_peers: _Sequence[_InputPeer]) -> None: ...
 class DialogFilterChatlist(_TLObject):
     """dialogFilterChatlist#96537bd7 flags:# has_my_invites:flags.26?true title_noanimate:flags.28?true id:int title:TextWithEntities emoticon:flags.25?string color:flags.27?int pinned_peers:Vector<InputPeer> include_peers:Vector<InputPeer> = DialogFilter;"""
     has_my_invites: _b.bool
@@ -2050,7 +2050,7 @@ class DialogFilterChatlist(_TLObject):
     color: _b.int | None
     pinned_peers: _b.list[_InputPeer]
     include_peers: _b.list[_InputPeer]
-    def __init__(self, *, has_my_invites: _b.bool = False, title_noanimate: _b.bool = False, id: _b.int, title: _TextWithEntities, emoticon: _b.str | None = None, color: _b.int | None = None, pinned_peers: _b.list[_InputPeer], include_peers: _b.list[_InputPeer]) -> None: ...
+    def __init__(self, *, has_my_invites: _b.bool | None = False, title_noanimate: _b.bool | None = False, id: _b.int, title: _TextWithEntities, emoticon: _b.str | None = None, color: _b.int | None = None, pinned_peers: _Sequence[_InputPeer], include_peers: _Sequence[_InputPeer]) -> None: ...
 class DialogFilterDefault(_TLObject):
     """dialogFilterDefault#363293ae = DialogFilter;"""
     def __init__(self) -> None: ...
@@ -2069,7 +2069,7 @@ class DialogFolder(_TLObject):
     unread_unmuted_peers_count: _b.int
     unread_muted_messages_count: _b.int
     unread_unmuted_messages_count: _b.int
-    def __init__(self, *, pinned: _b.bool = False, folder: _Folder, peer: _Peer, top_message: _b.int, unread_muted_peers_count: _b.int, unread_unmuted_peers_count: _b.int, unread_muted_messages_count: _b.int, unread_unmuted_messages_count: _b.int) -> None: ...
+    def __init__(self, *, pinned: _b.bool | None = False, folder: _Folder, peer: _Peer, top_message: _b.int, unread_muted_peers_count: _b.int, unread_unmuted_peers_count: _b.int, unread_muted_messages_count: _b.int, unread_unmuted_messages_count: _b.int) -> None: ...
 class DialogPeer(_TLObject):
     """dialogPeer#e56dbf05 peer:Peer = DialogPeer;"""
     peer: _Peer
@@ -2089,7 +2089,7 @@ class DisallowedGiftsSettings(_TLObject):
     disallow_unique_stargifts: _b.bool
     disallow_premium_gifts: _b.bool
     disallow_stargifts_from_channels: _b.bool
-    def __init__(self, *, disallow_unlimited_stargifts: _b.bool = False, disallow_limited_stargifts: _b.bool = False, disallow_unique_stargifts: _b.bool = False, disallow_premium_gifts: _b.bool = False, disallow_stargifts_from_channels: _b.bool = False) -> None: ...
+    def __init__(self, *, disallow_unlimited_stargifts: _b.bool | None = False, disallow_limited_stargifts: _b.bool | None = False, disallow_unique_stargifts: _b.bool | None = False, disallow_premium_gifts: _b.bool | None = False, disallow_stargifts_from_channels: _b.bool | None = False) -> None: ...
 class Document(_TLObject):
     """document#8fd4c4d8 flags:# id:long access_hash:long file_reference:bytes date:int mime_type:string size:long thumbs:flags.0?Vector<PhotoSize> video_thumbs:flags.1?Vector<VideoSize> dc_id:int attributes:Vector<DocumentAttribute> = Document;"""
     id: _b.int
@@ -2102,7 +2102,7 @@ class Document(_TLObject):
     video_thumbs: _b.list[_VideoSize] | None
     dc_id: _b.int
     attributes: _b.list[_DocumentAttribute]
-    def __init__(self, *, id: _b.int, access_hash: _b.int, file_reference: _b.bytes, date: _b.int, mime_type: _b.str, size: _b.int, thumbs: _b.list[_PhotoSize] | None = None, video_thumbs: _b.list[_VideoSize] | None = None, dc_id: _b.int, attributes: _b.list[_DocumentAttribute]) -> None: ...
+    def __init__(self, *, id: _b.int, access_hash: _b.int, file_reference: _b.bytes, date: _b.int, mime_type: _b.str, size: _b.int, thumbs: _Sequence[_PhotoSize] | None = None, video_thumbs: _Sequence[_VideoSize] | None = None, dc_id: _b.int, attributes: _Sequence[_DocumentAttribute]) -> None: ...
 class DocumentAttributeAnimated(_TLObject):
     """documentAttributeAnimated#11b58939 = DocumentAttribute;"""
     def __init__(self) -> None: ...
@@ -2113,14 +2113,14 @@ class DocumentAttributeAudio(_TLObject):
     title: _b.str | None
     performer: _b.str | None
     waveform: _b.bytes | None
-    def __init__(self, *, voice: _b.bool = False, duration: _b.int, title: _b.str | None = None, performer: _b.str | None = None, waveform: _b.bytes | None = None) -> None: ...
+    def __init__(self, *, voice: _b.bool | None = False, duration: _b.int, title: _b.str | None = None, performer: _b.str | None = None, waveform: _b.bytes | None = None) -> None: ...
 class DocumentAttributeCustomEmoji(_TLObject):
     """documentAttributeCustomEmoji#fd149899 flags:# free:flags.0?true text_color:flags.1?true alt:string stickerset:InputStickerSet = DocumentAttribute;"""
     free: _b.bool
     text_color: _b.bool
     alt: _b.str
     stickerset: _InputStickerSet
-    def __init__(self, *, free: _b.bool = False, text_color: _b.bool = False, alt: _b.str, stickerset: _InputStickerSet) -> None: ...
+    def __init__(self, *, free: _b.bool | None = False, text_color: _b.bool | None = False, alt: _b.str, stickerset: _InputStickerSet) -> None: ...
 class DocumentAttributeFilename(_TLObject):
     """documentAttributeFilename#15590068 file_name:string = DocumentAttribute;"""
     file_name: _b.str
@@ -2139,7 +2139,7 @@ class DocumentAttributeSticker(_TLObject):
     alt: _b.str
     stickerset: _InputStickerSet
     mask_coords: _MaskCoords | None
-    def __init__(self, *, mask: _b.bool = False, alt: _b.str, stickerset: _InputStickerSet, mask_coords: _MaskCoords | None = None) -> None: ...
+    def __init__(self, *, mask: _b.bool | None = False, alt: _b.str, stickerset: _InputStickerSet, mask_coords: _MaskCoords | None = None) -> None: ...
 class DocumentAttributeVideo(_TLObject):
     """documentAttributeVideo#43c57c48 flags:# round_message:flags.0?true supports_streaming:flags.1?true nosound:flags.3?true duration:double w:int h:int preload_prefix_size:flags.2?int video_start_ts:flags.4?double video_codec:flags.5?string = DocumentAttribute;"""
     round_message: _b.bool
@@ -2151,7 +2151,7 @@ class DocumentAttributeVideo(_TLObject):
     preload_prefix_size: _b.int | None
     video_start_ts: _b.float | None
     video_codec: _b.str | None
-    def __init__(self, *, round_message: _b.bool = False, supports_streaming: _b.bool = False, nosound: _b.bool = False, duration: _b.float, w: _b.int, h: _b.int, preload_prefix_size: _b.int | None = None, video_start_ts: _b.float | None = None, video_codec: _b.str | None = None) -> None: ...
+    def __init__(self, *, round_message: _b.bool | None = False, supports_streaming: _b.bool | None = False, nosound: _b.bool | None = False, duration: _b.float, w: _b.int, h: _b.int, preload_prefix_size: _b.int | None = None, video_start_ts: _b.float | None = None, video_codec: _b.str | None = None) -> None: ...
 class DocumentEmpty(_TLObject):
     """documentEmpty#36f8c871 id:long = Document;"""
     id: _b.int
@@ -2168,7 +2168,7 @@ class DraftMessage(_TLObject):
     effect: _b.int | None
     suggested_post: _SuggestedPost | None
     rich_message: _RichMessage | None
-    def __init__(self, *, no_webpage: _b.bool = False, invert_media: _b.bool = False, reply_to: _InputReplyTo | None = None, message: _b.str, entities: _b.list[_MessageEntity] | None = None, media: _InputMedia | None = None, date: _b.int, effect: _b.int | None = None, suggested_post: _SuggestedPost | None = None, rich_message: _RichMessage | None = None) -> None: ...
+    def __init__(self, *, no_webpage: _b.bool | None = False, invert_media: _b.bool | None = False, reply_to: _InputReplyTo | None = None, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, media: _InputMedia | None = None, date: _b.int, effect: _b.int | None = None, suggested_post: _SuggestedPost | None = None, rich_message: _RichMessage | None = None) -> None: ...
 class DraftMessageEmpty(_TLObject):
     """draftMessageEmpty#1b0c841a flags:# date:flags.0?int = DraftMessage;"""
     date: _b.int | None
@@ -2201,13 +2201,13 @@ class EmojiGroup(_TLObject):
     title: _b.str
     icon_emoji_id: _b.int
     emoticons: _b.list[_b.str]
-    def __init__(self, *, title: _b.str, icon_emoji_id: _b.int, emoticons: _b.list[_b.str]) -> None: ...
+    def __init__(self, *, title: _b.str, icon_emoji_id: _b.int, emoticons: _Sequence[_b.str]) -> None: ...
 class EmojiGroupGreeting(_TLObject):
     """emojiGroupGreeting#80d26cc7 title:string icon_emoji_id:long emoticons:Vector<string> = EmojiGroup;"""
     title: _b.str
     icon_emoji_id: _b.int
     emoticons: _b.list[_b.str]
-    def __init__(self, *, title: _b.str, icon_emoji_id: _b.int, emoticons: _b.list[_b.str]) -> None: ...
+    def __init__(self, *, title: _b.str, icon_emoji_id: _b.int, emoticons: _Sequence[_b.str]) -> None: ...
 class EmojiGroupPremium(_TLObject):
     """emojiGroupPremium#93bcf34 title:string icon_emoji_id:long = EmojiGroup;"""
     title: _b.str
@@ -2217,19 +2217,19 @@ class EmojiKeyword(_TLObject):
     """emojiKeyword#d5b3b9f9 keyword:string emoticons:Vector<string> = EmojiKeyword;"""
     keyword: _b.str
     emoticons: _b.list[_b.str]
-    def __init__(self, *, keyword: _b.str, emoticons: _b.list[_b.str]) -> None: ...
+    def __init__(self, *, keyword: _b.str, emoticons: _Sequence[_b.str]) -> None: ...
 class EmojiKeywordDeleted(_TLObject):
     """emojiKeywordDeleted#236df622 keyword:string emoticons:Vector<string> = EmojiKeyword;"""
     keyword: _b.str
     emoticons: _b.list[_b.str]
-    def __init__(self, *, keyword: _b.str, emoticons: _b.list[_b.str]) -> None: ...
+    def __init__(self, *, keyword: _b.str, emoticons: _Sequence[_b.str]) -> None: ...
 class EmojiKeywordsDifference(_TLObject):
     """emojiKeywordsDifference#5cc761bd lang_code:string from_version:int version:int keywords:Vector<EmojiKeyword> = EmojiKeywordsDifference;"""
     lang_code: _b.str
     from_version: _b.int
     version: _b.int
     keywords: _b.list[_EmojiKeyword]
-    def __init__(self, *, lang_code: _b.str, from_version: _b.int, version: _b.int, keywords: _b.list[_EmojiKeyword]) -> None: ...
+    def __init__(self, *, lang_code: _b.str, from_version: _b.int, version: _b.int, keywords: _Sequence[_EmojiKeyword]) -> None: ...
 class EmojiLanguage(_TLObject):
     """emojiLanguage#b3fb5361 lang_code:string = EmojiLanguage;"""
     lang_code: _b.str
@@ -2238,7 +2238,7 @@ class EmojiList(_TLObject):
     """emojiList#7a1e11d1 hash:long document_id:Vector<long> = EmojiList;"""
     hash: _b.int
     document_id: _b.list[_b.int]
-    def __init__(self, *, hash: _b.int, document_id: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, hash: _b.int, document_id: _Sequence[_b.int]) -> None: ...
 class EmojiListNotModified(_TLObject):
     """emojiListNotModified#481eadfa = EmojiList;"""
     def __init__(self) -> None: ...
@@ -2281,7 +2281,7 @@ class EncryptedChatDiscarded(_TLObject):
     """encryptedChatDiscarded#1e1c7c45 flags:# history_deleted:flags.0?true id:int = EncryptedChat;"""
     history_deleted: _b.bool
     id: _b.int
-    def __init__(self, *, history_deleted: _b.bool = False, id: _b.int) -> None: ...
+    def __init__(self, *, history_deleted: _b.bool | None = False, id: _b.int) -> None: ...
 class EncryptedChatEmpty(_TLObject):
     """encryptedChatEmpty#ab7ec0a0 id:int = EncryptedChat;"""
     id: _b.int
@@ -2344,7 +2344,7 @@ class EphemeralMessage(_TLObject):
     media: _MessageMedia | None
     reply_markup: _ReplyMarkup | None
     reply_to: _MessageReplyHeader | None
-    def __init__(self, *, out: _b.bool = False, id: _b.int, from_id: _Peer, peer_id: _Peer, receiver_id: _b.int, top_msg_id: _b.int | None = None, date: _b.int, message: _b.str, entities: _b.list[_MessageEntity] | None = None, media: _MessageMedia | None = None, reply_markup: _ReplyMarkup | None = None, reply_to: _MessageReplyHeader | None = None) -> None: ...
+    def __init__(self, *, out: _b.bool | None = False, id: _b.int, from_id: _Peer, peer_id: _Peer, receiver_id: _b.int, top_msg_id: _b.int | None = None, date: _b.int, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, media: _MessageMedia | None = None, reply_markup: _ReplyMarkup | None = None, reply_to: _MessageReplyHeader | None = None) -> None: ...
 class Error(_TLObject):
     """error#c4b9f9bb code:int text:string = Error;"""
     code: _b.int
@@ -2356,7 +2356,7 @@ class ExportedChatlistInvite(_TLObject):
     title: _b.str
     url: _b.str
     peers: _b.list[_Peer]
-    def __init__(self, *, flags: _b.int, title: _b.str, url: _b.str, peers: _b.list[_Peer]) -> None: ...
+    def __init__(self, *, flags: _b.int, title: _b.str, url: _b.str, peers: _Sequence[_Peer]) -> None: ...
 class ExportedContactToken(_TLObject):
     """exportedContactToken#41bf109b url:string expires:int = ExportedContactToken;"""
     url: _b.str
@@ -2377,7 +2377,7 @@ class FactCheck(_TLObject):
     country: _b.str | None
     text: _TextWithEntities | None
     hash: _b.int
-    def __init__(self, *, need_check: _b.bool = False, country: _b.str | None = None, text: _TextWithEntities | None = None, hash: _b.int) -> None: ...
+    def __init__(self, *, need_check: _b.bool | None = False, country: _b.str | None = None, text: _TextWithEntities | None = None, hash: _b.int) -> None: ...
 class FileHash(_TLObject):
     """fileHash#f39b035c offset:long limit:int hash:bytes = FileHash;"""
     offset: _b.int
@@ -2392,7 +2392,7 @@ class Folder(_TLObject):
     id: _b.int
     title: _b.str
     photo: _ChatPhoto | None
-    def __init__(self, *, autofill_new_broadcasts: _b.bool = False, autofill_public_groups: _b.bool = False, autofill_new_correspondents: _b.bool = False, id: _b.int, title: _b.str, photo: _ChatPhoto | None = None) -> None: ...
+    def __init__(self, *, autofill_new_broadcasts: _b.bool | None = False, autofill_public_groups: _b.bool | None = False, autofill_new_correspondents: _b.bool | None = False, id: _b.int, title: _b.str, photo: _ChatPhoto | None = None) -> None: ...
 class FolderPeer(_TLObject):
     """folderPeer#e9baa668 peer:Peer folder_id:int = FolderPeer;"""
     peer: _Peer
@@ -2422,7 +2422,7 @@ class ForumTopic(_TLObject):
     from_id: _Peer
     notify_settings: _PeerNotifySettings
     draft: _DraftMessage | None
-    def __init__(self, *, my: _b.bool = False, closed: _b.bool = False, pinned: _b.bool = False, short: _b.bool = False, hidden: _b.bool = False, title_missing: _b.bool = False, id: _b.int, date: _b.int, peer: _Peer, title: _b.str, icon_color: _b.int, icon_emoji_id: _b.int | None = None, top_message: _b.int, read_inbox_max_id: _b.int, read_outbox_max_id: _b.int, unread_count: _b.int, unread_mentions_count: _b.int, unread_reactions_count: _b.int, unread_poll_votes_count: _b.int, from_id: _Peer, notify_settings: _PeerNotifySettings, draft: _DraftMessage | None = None) -> None: ...
+    def __init__(self, *, my: _b.bool | None = False, closed: _b.bool | None = False, pinned: _b.bool | None = False, short: _b.bool | None = False, hidden: _b.bool | None = False, title_missing: _b.bool | None = False, id: _b.int, date: _b.int, peer: _Peer, title: _b.str, icon_color: _b.int, icon_emoji_id: _b.int | None = None, top_message: _b.int, read_inbox_max_id: _b.int, read_outbox_max_id: _b.int, unread_count: _b.int, unread_mentions_count: _b.int, unread_reactions_count: _b.int, unread_poll_votes_count: _b.int, from_id: _Peer, notify_settings: _PeerNotifySettings, draft: _DraftMessage | None = None) -> None: ...
 class ForumTopicDeleted(_TLObject):
     """forumTopicDeleted#23f109b id:int = ForumTopic;"""
     id: _b.int
@@ -2469,7 +2469,7 @@ class GlobalPrivacySettings(_TLObject):
     display_gifts_button: _b.bool
     noncontact_peers_paid_stars: _b.int | None
     disallowed_gifts: _DisallowedGiftsSettings | None
-    def __init__(self, *, archive_and_mute_new_noncontact_peers: _b.bool = False, keep_archived_unmuted: _b.bool = False, keep_archived_folders: _b.bool = False, hide_read_marks: _b.bool = False, new_noncontact_peers_require_premium: _b.bool = False, display_gifts_button: _b.bool = False, noncontact_peers_paid_stars: _b.int | None = None, disallowed_gifts: _DisallowedGiftsSettings | None = None) -> None: ...
+    def __init__(self, *, archive_and_mute_new_noncontact_peers: _b.bool | None = False, keep_archived_unmuted: _b.bool | None = False, keep_archived_folders: _b.bool | None = False, hide_read_marks: _b.bool | None = False, new_noncontact_peers_require_premium: _b.bool | None = False, display_gifts_button: _b.bool | None = False, noncontact_peers_paid_stars: _b.int | None = None, disallowed_gifts: _DisallowedGiftsSettings | None = None) -> None: ...
 class GroupCall(_TLObject):
     """groupCall#efb2b617 flags:# join_muted:flags.1?true can_change_join_muted:flags.2?true join_date_asc:flags.6?true schedule_start_subscribed:flags.8?true can_start_video:flags.9?true record_video_active:flags.11?true rtmp_stream:flags.12?true listeners_hidden:flags.13?true conference:flags.14?true creator:flags.15?true messages_enabled:flags.17?true can_change_messages_enabled:flags.18?true min:flags.19?true id:long access_hash:long participants_count:int title:flags.3?string stream_dc_id:flags.4?int record_start_date:flags.5?int schedule_date:flags.7?int unmuted_video_count:flags.10?int unmuted_video_limit:int version:int invite_link:flags.16?string send_paid_messages_stars:flags.20?long default_send_as:flags.21?Peer = GroupCall;"""
     join_muted: _b.bool
@@ -2498,7 +2498,7 @@ class GroupCall(_TLObject):
     invite_link: _b.str | None
     send_paid_messages_stars: _b.int | None
     default_send_as: _Peer | None
-    def __init__(self, *, join_muted: _b.bool = False, can_change_join_muted: _b.bool = False, join_date_asc: _b.bool = False, schedule_start_subscribed: _b.bool = False, can_start_video: _b.bool = False, record_video_active: _b.bool = False, rtmp_stream: _b.bool = False, listeners_hidden: _b.bool = False, conference: _b.bool = False, creator: _b.bool = False, messages_enabled: _b.bool = False, can_change_messages_enabled: _b.bool = False, min: _b.bool = False, id: _b.int, access_hash: _b.int, participants_count: _b.int, title: _b.str | None = None, stream_dc_id: _b.int | None = None, record_start_date: _b.int | None = None, schedule_date: _b.int | None = None, unmuted_video_count: _b.int | None = None, unmuted_video_limit: _b.int, version: _b.int, invite_link: _b.str | None = None, send_paid_messages_stars: _b.int | None = None, default_send_as: _Peer | None = None) -> None: ...
+    def __init__(self, *, join_muted: _b.bool | None = False, can_change_join_muted: _b.bool | None = False, join_date_asc: _b.bool | None = False, schedule_start_subscribed: _b.bool | None = False, can_start_video: _b.bool | None = False, record_video_active: _b.bool | None = False, rtmp_stream: _b.bool | None = False, listeners_hidden: _b.bool | None = False, conference: _b.bool | None = False, creator: _b.bool | None = False, messages_enabled: _b.bool | None = False, can_change_messages_enabled: _b.bool | None = False, min: _b.bool | None = False, id: _b.int, access_hash: _b.int, participants_count: _b.int, title: _b.str | None = None, stream_dc_id: _b.int | None = None, record_start_date: _b.int | None = None, schedule_date: _b.int | None = None, unmuted_video_count: _b.int | None = None, unmuted_video_limit: _b.int, version: _b.int, invite_link: _b.str | None = None, send_paid_messages_stars: _b.int | None = None, default_send_as: _Peer | None = None) -> None: ...
 class GroupCallDiscarded(_TLObject):
     """groupCallDiscarded#7780bcb4 id:long access_hash:long duration:int = GroupCall;"""
     id: _b.int
@@ -2511,7 +2511,7 @@ class GroupCallDonor(_TLObject):
     my: _b.bool
     peer_id: _Peer | None
     stars: _b.int
-    def __init__(self, *, top: _b.bool = False, my: _b.bool = False, peer_id: _Peer | None = None, stars: _b.int) -> None: ...
+    def __init__(self, *, top: _b.bool | None = False, my: _b.bool | None = False, peer_id: _Peer | None = None, stars: _b.int) -> None: ...
 class GroupCallMessage(_TLObject):
     """groupCallMessage#1a8afc7e flags:# from_admin:flags.1?true id:int from_id:Peer date:int message:TextWithEntities paid_message_stars:flags.0?long = GroupCallMessage;"""
     from_admin: _b.bool
@@ -2520,7 +2520,7 @@ class GroupCallMessage(_TLObject):
     date: _b.int
     message: _TextWithEntities
     paid_message_stars: _b.int | None
-    def __init__(self, *, from_admin: _b.bool = False, id: _b.int, from_id: _Peer, date: _b.int, message: _TextWithEntities, paid_message_stars: _b.int | None = None) -> None: ...
+    def __init__(self, *, from_admin: _b.bool | None = False, id: _b.int, from_id: _Peer, date: _b.int, message: _TextWithEntities, paid_message_stars: _b.int | None = None) -> None: ...
 class GroupCallParticipant(_TLObject):
     """groupCallParticipant#2a3dc7ac flags:# muted:flags.0?true left:flags.1?true can_self_unmute:flags.2?true just_joined:flags.4?true versioned:flags.5?true min:flags.8?true muted_by_you:flags.9?true volume_by_admin:flags.10?true self:flags.12?true video_joined:flags.15?true peer:Peer date:int active_date:flags.3?int source:int volume:flags.7?int about:flags.11?string raise_hand_rating:flags.13?long video:flags.6?GroupCallParticipantVideo presentation:flags.14?GroupCallParticipantVideo paid_stars_total:flags.16?long = GroupCallParticipant;"""
     muted: _b.bool
@@ -2543,19 +2543,19 @@ class GroupCallParticipant(_TLObject):
     video: _GroupCallParticipantVideo | None
     presentation: _GroupCallParticipantVideo | None
     paid_stars_total: _b.int | None
-    def __init__(self, *, muted: _b.bool = False, left: _b.bool = False, can_self_unmute: _b.bool = False, just_joined: _b.bool = False, versioned: _b.bool = False, min: _b.bool = False, muted_by_you: _b.bool = False, volume_by_admin: _b.bool = False, self_: _b.bool = False, video_joined: _b.bool = False, peer: _Peer, date: _b.int, active_date: _b.int | None = None, source: _b.int, volume: _b.int | None = None, about: _b.str | None = None, raise_hand_rating: _b.int | None = None, video: _GroupCallParticipantVideo | None = None, presentation: _GroupCallParticipantVideo | None = None, paid_stars_total: _b.int | None = None) -> None: ...
+    def __init__(self, *, muted: _b.bool | None = False, left: _b.bool | None = False, can_self_unmute: _b.bool | None = False, just_joined: _b.bool | None = False, versioned: _b.bool | None = False, min: _b.bool | None = False, muted_by_you: _b.bool | None = False, volume_by_admin: _b.bool | None = False, self_: _b.bool | None = False, video_joined: _b.bool | None = False, peer: _Peer, date: _b.int, active_date: _b.int | None = None, source: _b.int, volume: _b.int | None = None, about: _b.str | None = None, raise_hand_rating: _b.int | None = None, video: _GroupCallParticipantVideo | None = None, presentation: _GroupCallParticipantVideo | None = None, paid_stars_total: _b.int | None = None) -> None: ...
 class GroupCallParticipantVideo(_TLObject):
     """groupCallParticipantVideo#67753ac8 flags:# paused:flags.0?true endpoint:string source_groups:Vector<GroupCallParticipantVideoSourceGroup> audio_source:flags.1?int = GroupCallParticipantVideo;"""
     paused: _b.bool
     endpoint: _b.str
     source_groups: _b.list[_GroupCallParticipantVideoSourceGroup]
     audio_source: _b.int | None
-    def __init__(self, *, paused: _b.bool = False, endpoint: _b.str, source_groups: _b.list[_GroupCallParticipantVideoSourceGroup], audio_source: _b.int | None = None) -> None: ...
+    def __init__(self, *, paused: _b.bool | None = False, endpoint: _b.str, source_groups: _Sequence[_GroupCallParticipantVideoSourceGroup], audio_source: _b.int | None = None) -> None: ...
 class GroupCallParticipantVideoSourceGroup(_TLObject):
     """groupCallParticipantVideoSourceGroup#dcb118b7 semantics:string sources:Vector<int> = GroupCallParticipantVideoSourceGroup;"""
     semantics: _b.str
     sources: _b.list[_b.int]
-    def __init__(self, *, semantics: _b.str, sources: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, semantics: _b.str, sources: _Sequence[_b.int]) -> None: ...
 class GroupCallStreamChannel(_TLObject):
     """groupCallStreamChannel#80eb48af channel:int scale:int last_timestamp_ms:long = GroupCallStreamChannel;"""
     channel: _b.int
@@ -2673,7 +2673,7 @@ class InputBotInlineMessageMediaAuto(_TLObject):
     message: _b.str
     entities: _b.list[_MessageEntity] | None
     reply_markup: _ReplyMarkup | None
-    def __init__(self, *, invert_media: _b.bool = False, message: _b.str, entities: _b.list[_MessageEntity] | None = None, reply_markup: _ReplyMarkup | None = None) -> None: ...
+    def __init__(self, *, invert_media: _b.bool | None = False, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, reply_markup: _ReplyMarkup | None = None) -> None: ...
 class InputBotInlineMessageMediaContact(_TLObject):
     """inputBotInlineMessageMediaContact#a6edbffd flags:# phone_number:string first_name:string last_name:string vcard:string reply_markup:flags.2?ReplyMarkup = InputBotInlineMessage;"""
     phone_number: _b.str
@@ -2721,7 +2721,7 @@ class InputBotInlineMessageMediaWebPage(_TLObject):
     entities: _b.list[_MessageEntity] | None
     url: _b.str
     reply_markup: _ReplyMarkup | None
-    def __init__(self, *, invert_media: _b.bool = False, force_large_media: _b.bool = False, force_small_media: _b.bool = False, optional: _b.bool = False, message: _b.str, entities: _b.list[_MessageEntity] | None = None, url: _b.str, reply_markup: _ReplyMarkup | None = None) -> None: ...
+    def __init__(self, *, invert_media: _b.bool | None = False, force_large_media: _b.bool | None = False, force_small_media: _b.bool | None = False, optional: _b.bool | None = False, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, url: _b.str, reply_markup: _ReplyMarkup | None = None) -> None: ...
 class InputBotInlineMessageRichMessage(_TLObject):
     """inputBotInlineMessageRichMessage#b43df56c flags:# reply_markup:flags.2?ReplyMarkup rich_message:InputRichMessage = InputBotInlineMessage;"""
     reply_markup: _ReplyMarkup | None
@@ -2734,7 +2734,7 @@ class InputBotInlineMessageText(_TLObject):
     message: _b.str
     entities: _b.list[_MessageEntity] | None
     reply_markup: _ReplyMarkup | None
-    def __init__(self, *, no_webpage: _b.bool = False, invert_media: _b.bool = False, message: _b.str, entities: _b.list[_MessageEntity] | None = None, reply_markup: _ReplyMarkup | None = None) -> None: ...
+    def __init__(self, *, no_webpage: _b.bool | None = False, invert_media: _b.bool | None = False, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, reply_markup: _ReplyMarkup | None = None) -> None: ...
 class InputBotInlineResult(_TLObject):
     """inputBotInlineResult#88bf9319 flags:# id:string type:string title:flags.1?string description:flags.2?string url:flags.3?string thumb:flags.4?InputWebDocument content:flags.5?InputWebDocument send_message:InputBotInlineMessage = InputBotInlineResult;"""
     id: _b.str
@@ -2774,7 +2774,7 @@ class InputBusinessAwayMessage(_TLObject):
     shortcut_id: _b.int
     schedule: _BusinessAwayMessageSchedule
     recipients: _InputBusinessRecipients
-    def __init__(self, *, offline_only: _b.bool = False, shortcut_id: _b.int, schedule: _BusinessAwayMessageSchedule, recipients: _InputBusinessRecipients) -> None: ...
+    def __init__(self, *, offline_only: _b.bool | None = False, shortcut_id: _b.int, schedule: _BusinessAwayMessageSchedule, recipients: _InputBusinessRecipients) -> None: ...
 class InputBusinessBotRecipients(_TLObject):
     """inputBusinessBotRecipients#c4e5921e flags:# existing_chats:flags.0?true new_chats:flags.1?true contacts:flags.2?true non_contacts:flags.3?true exclude_selected:flags.5?true users:flags.4?Vector<InputUser> exclude_users:flags.6?Vector<InputUser> = InputBusinessBotRecipients;"""
     existing_chats: _b.bool
@@ -2784,13 +2784,13 @@ class InputBusinessBotRecipients(_TLObject):
     exclude_selected: _b.bool
     users: _b.list[_InputUser] | None
     exclude_users: _b.list[_InputUser] | None
-    def __init__(self, *, existing_chats: _b.bool = False, new_chats: _b.bool = False, contacts: _b.bool = False, non_contacts: _b.bool = False, exclude_selected: _b.bool = False, users: _b.list[_InputUser] | None = None, exclude_users: _b.list[_InputUser] | None = None) -> None: ...
+    def __init__(self, *, existing_chats: _b.bool | None = False, new_chats: _b.bool | None = False, contacts: _b.bool | None = False, non_contacts: _b.bool | None = False, exclude_selected: _b.bool | None = False, users: _Sequence[_InputUser] | None = None, exclude_users: _Sequence[_InputUser] | None = None) -> None: ...
 class InputBusinessChatLink(_TLObject):
     """inputBusinessChatLink#11679fa7 flags:# message:string entities:flags.0?Vector<MessageEntity> title:flags.1?string = InputBusinessChatLink;"""
     message: _b.str
     entities: _b.list[_MessageEntity] | None
     title: _b.str | None
-    def __init__(self, *, message: _b.str, entities: _b.list[_MessageEntity] | None = None, title: _b.str | None = None) -> None: ...
+    def __init__(self, *, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, title: _b.str | None = None) -> None: ...
 class InputBusinessGreetingMessage(_TLObject):
     """inputBusinessGreetingMessage#194cb3b shortcut_id:int recipients:InputBusinessRecipients no_activity_days:int = InputBusinessGreetingMessage;"""
     shortcut_id: _b.int
@@ -2811,7 +2811,7 @@ class InputBusinessRecipients(_TLObject):
     non_contacts: _b.bool
     exclude_selected: _b.bool
     users: _b.list[_InputUser] | None
-    def __init__(self, *, existing_chats: _b.bool = False, new_chats: _b.bool = False, contacts: _b.bool = False, non_contacts: _b.bool = False, exclude_selected: _b.bool = False, users: _b.list[_InputUser] | None = None) -> None: ...
+    def __init__(self, *, existing_chats: _b.bool | None = False, new_chats: _b.bool | None = False, contacts: _b.bool | None = False, non_contacts: _b.bool | None = False, exclude_selected: _b.bool | None = False, users: _Sequence[_InputUser] | None = None) -> None: ...
 class InputChannel(_TLObject):
     """inputChannel#f35aec28 channel_id:long access_hash:long = InputChannel;"""
     channel_id: _b.int
@@ -3050,7 +3050,7 @@ class InputInvoiceStarGift(_TLObject):
     peer: _InputPeer
     gift_id: _b.int
     message: _TextWithEntities | None
-    def __init__(self, *, hide_name: _b.bool = False, include_upgrade: _b.bool = False, peer: _InputPeer, gift_id: _b.int, message: _TextWithEntities | None = None) -> None: ...
+    def __init__(self, *, hide_name: _b.bool | None = False, include_upgrade: _b.bool | None = False, peer: _InputPeer, gift_id: _b.int, message: _TextWithEntities | None = None) -> None: ...
 class InputInvoiceStarGiftAuctionBid(_TLObject):
     """inputInvoiceStarGiftAuctionBid#1ecafa10 flags:# hide_name:flags.0?true update_bid:flags.2?true peer:flags.3?InputPeer gift_id:long bid_amount:long message:flags.1?TextWithEntities = InputInvoice;"""
     hide_name: _b.bool
@@ -3059,7 +3059,7 @@ class InputInvoiceStarGiftAuctionBid(_TLObject):
     gift_id: _b.int
     bid_amount: _b.int
     message: _TextWithEntities | None
-    def __init__(self, *, hide_name: _b.bool = False, update_bid: _b.bool = False, peer: _InputPeer | None = None, gift_id: _b.int, bid_amount: _b.int, message: _TextWithEntities | None = None) -> None: ...
+    def __init__(self, *, hide_name: _b.bool | None = False, update_bid: _b.bool | None = False, peer: _InputPeer | None = None, gift_id: _b.int, bid_amount: _b.int, message: _TextWithEntities | None = None) -> None: ...
 class InputInvoiceStarGiftDropOriginalDetails(_TLObject):
     """inputInvoiceStarGiftDropOriginalDetails#923d8d1 stargift:InputSavedStarGift = InputInvoice;"""
     stargift: _InputSavedStarGift
@@ -3074,7 +3074,7 @@ class InputInvoiceStarGiftResale(_TLObject):
     ton: _b.bool
     slug: _b.str
     to_id: _InputPeer
-    def __init__(self, *, ton: _b.bool = False, slug: _b.str, to_id: _InputPeer) -> None: ...
+    def __init__(self, *, ton: _b.bool | None = False, slug: _b.str, to_id: _InputPeer) -> None: ...
 class InputInvoiceStarGiftTransfer(_TLObject):
     """inputInvoiceStarGiftTransfer#4a5f5bd9 stargift:InputSavedStarGift to_id:InputPeer = InputInvoice;"""
     stargift: _InputSavedStarGift
@@ -3084,7 +3084,7 @@ class InputInvoiceStarGiftUpgrade(_TLObject):
     """inputInvoiceStarGiftUpgrade#4d818d5d flags:# keep_original_details:flags.0?true stargift:InputSavedStarGift = InputInvoice;"""
     keep_original_details: _b.bool
     stargift: _InputSavedStarGift
-    def __init__(self, *, keep_original_details: _b.bool = False, stargift: _InputSavedStarGift) -> None: ...
+    def __init__(self, *, keep_original_details: _b.bool | None = False, stargift: _InputSavedStarGift) -> None: ...
 class InputInvoiceStars(_TLObject):
     """inputInvoiceStars#65f00ce3 purpose:InputStorePaymentPurpose = InputInvoice;"""
     purpose: _InputStorePaymentPurpose
@@ -3099,7 +3099,7 @@ class InputKeyboardButtonRequestPeer(_TLObject):
     button_id: _b.int
     peer_type: _RequestPeerType
     max_quantity: _b.int
-    def __init__(self, *, name_requested: _b.bool = False, username_requested: _b.bool = False, photo_requested: _b.bool = False, style: _KeyboardButtonStyle | None = None, text: _b.str, button_id: _b.int, peer_type: _RequestPeerType, max_quantity: _b.int) -> None: ...
+    def __init__(self, *, name_requested: _b.bool | None = False, username_requested: _b.bool | None = False, photo_requested: _b.bool | None = False, style: _KeyboardButtonStyle | None = None, text: _b.str, button_id: _b.int, peer_type: _RequestPeerType, max_quantity: _b.int) -> None: ...
 class InputKeyboardButtonUrlAuth(_TLObject):
     """inputKeyboardButtonUrlAuth#68013e72 flags:# request_write_access:flags.0?true style:flags.10?KeyboardButtonStyle text:string fwd_text:flags.1?string url:string bot:InputUser = KeyboardButton;"""
     request_write_access: _b.bool
@@ -3108,7 +3108,7 @@ class InputKeyboardButtonUrlAuth(_TLObject):
     fwd_text: _b.str | None
     url: _b.str
     bot: _InputUser
-    def __init__(self, *, request_write_access: _b.bool = False, style: _KeyboardButtonStyle | None = None, text: _b.str, fwd_text: _b.str | None = None, url: _b.str, bot: _InputUser) -> None: ...
+    def __init__(self, *, request_write_access: _b.bool | None = False, style: _KeyboardButtonStyle | None = None, text: _b.str, fwd_text: _b.str | None = None, url: _b.str, bot: _InputUser) -> None: ...
 class InputKeyboardButtonUserProfile(_TLObject):
     """inputKeyboardButtonUserProfile#7d5e07c7 flags:# style:flags.10?KeyboardButtonStyle text:string user_id:InputUser = KeyboardButton;"""
     style: _KeyboardButtonStyle | None
@@ -3146,7 +3146,7 @@ class InputMediaDocument(_TLObject):
     video_timestamp: _b.int | None
     ttl_seconds: _b.int | None
     query: _b.str | None
-    def __init__(self, *, spoiler: _b.bool = False, id: _InputDocument, video_cover: _InputPhoto | None = None, video_timestamp: _b.int | None = None, ttl_seconds: _b.int | None = None, query: _b.str | None = None) -> None: ...
+    def __init__(self, *, spoiler: _b.bool | None = False, id: _InputDocument, video_cover: _InputPhoto | None = None, video_timestamp: _b.int | None = None, ttl_seconds: _b.int | None = None, query: _b.str | None = None) -> None: ...
 class InputMediaDocumentExternal(_TLObject):
     """inputMediaDocumentExternal#779600f9 flags:# spoiler:flags.1?true url:string ttl_seconds:flags.0?int video_cover:flags.2?InputPhoto video_timestamp:flags.3?int = InputMedia;"""
     spoiler: _b.bool
@@ -3154,7 +3154,7 @@ class InputMediaDocumentExternal(_TLObject):
     ttl_seconds: _b.int | None
     video_cover: _InputPhoto | None
     video_timestamp: _b.int | None
-    def __init__(self, *, spoiler: _b.bool = False, url: _b.str, ttl_seconds: _b.int | None = None, video_cover: _InputPhoto | None = None, video_timestamp: _b.int | None = None) -> None: ...
+    def __init__(self, *, spoiler: _b.bool | None = False, url: _b.str, ttl_seconds: _b.int | None = None, video_cover: _InputPhoto | None = None, video_timestamp: _b.int | None = None) -> None: ...
 class InputMediaEmpty(_TLObject):
     """inputMediaEmpty#9664f57f = InputMedia;"""
     def __init__(self) -> None: ...
@@ -3169,7 +3169,7 @@ class InputMediaGeoLive(_TLObject):
     heading: _b.int | None
     period: _b.int | None
     proximity_notification_radius: _b.int | None
-    def __init__(self, *, stopped: _b.bool = False, geo_point: _InputGeoPoint, heading: _b.int | None = None, period: _b.int | None = None, proximity_notification_radius: _b.int | None = None) -> None: ...
+    def __init__(self, *, stopped: _b.bool | None = False, geo_point: _InputGeoPoint, heading: _b.int | None = None, period: _b.int | None = None, proximity_notification_radius: _b.int | None = None) -> None: ...
 class InputMediaGeoPoint(_TLObject):
     """inputMediaGeoPoint#f9c44144 geo_point:InputGeoPoint = InputMedia;"""
     geo_point: _InputGeoPoint
@@ -3191,7 +3191,7 @@ class InputMediaPaidMedia(_TLObject):
     stars_amount: _b.int
     extended_media: _b.list[_InputMedia]
     payload: _b.str | None
-    def __init__(self, *, stars_amount: _b.int, extended_media: _b.list[_InputMedia], payload: _b.str | None = None) -> None: ...
+    def __init__(self, *, stars_amount: _b.int, extended_media: _Sequence[_InputMedia], payload: _b.str | None = None) -> None: ...
 class InputMediaPhoto(_TLObject):
     """inputMediaPhoto#e3af4434 flags:# spoiler:flags.1?true live_photo:flags.2?true id:InputPhoto ttl_seconds:flags.0?int video:flags.2?InputDocument = InputMedia;"""
     spoiler: _b.bool
@@ -3199,13 +3199,13 @@ class InputMediaPhoto(_TLObject):
     id: _InputPhoto
     ttl_seconds: _b.int | None
     video: _InputDocument | None
-    def __init__(self, *, spoiler: _b.bool = False, live_photo: _b.bool = False, id: _InputPhoto, ttl_seconds: _b.int | None = None, video: _InputDocument | None = None) -> None: ...
+    def __init__(self, *, spoiler: _b.bool | None = False, live_photo: _b.bool | None = False, id: _InputPhoto, ttl_seconds: _b.int | None = None, video: _InputDocument | None = None) -> None: ...
 class InputMediaPhotoExternal(_TLObject):
     """inputMediaPhotoExternal#e5bbfe1a flags:# spoiler:flags.1?true url:string ttl_seconds:flags.0?int = InputMedia;"""
     spoiler: _b.bool
     url: _b.str
     ttl_seconds: _b.int | None
-    def __init__(self, *, spoiler: _b.bool = False, url: _b.str, ttl_seconds: _b.int | None = None) -> None: ...
+    def __init__(self, *, spoiler: _b.bool | None = False, url: _b.str, ttl_seconds: _b.int | None = None) -> None: ...
 class InputMediaPoll(_TLObject):
     """inputMediaPoll#883a4108 flags:# poll:Poll correct_answers:flags.0?Vector<int> attached_media:flags.3?InputMedia solution:flags.1?string solution_entities:flags.1?Vector<MessageEntity> solution_media:flags.2?InputMedia = InputMedia;"""
     poll: _Poll
@@ -3214,7 +3214,7 @@ class InputMediaPoll(_TLObject):
     solution: _b.str | None
     solution_entities: _b.list[_MessageEntity] | None
     solution_media: _InputMedia | None
-    def __init__(self, *, poll: _Poll, correct_answers: _b.list[_b.int] | None = None, attached_media: _InputMedia | None = None, solution: _b.str | None = None, solution_entities: _b.list[_MessageEntity] | None = None, solution_media: _InputMedia | None = None) -> None: ...
+    def __init__(self, *, poll: _Poll, correct_answers: _Sequence[_b.int] | None = None, attached_media: _InputMedia | None = None, solution: _b.str | None = None, solution_entities: _Sequence[_MessageEntity] | None = None, solution_media: _InputMedia | None = None) -> None: ...
 class InputMediaStakeDice(_TLObject):
     """inputMediaStakeDice#f3a9244a game_hash:string ton_amount:long client_seed:bytes = InputMedia;"""
     game_hash: _b.str
@@ -3243,7 +3243,7 @@ class InputMediaUploadedDocument(_TLObject):
     video_cover: _InputPhoto | None
     video_timestamp: _b.int | None
     ttl_seconds: _b.int | None
-    def __init__(self, *, nosound_video: _b.bool = False, force_file: _b.bool = False, spoiler: _b.bool = False, file: _InputFile, thumb: _InputFile | None = None, mime_type: _b.str, attributes: _b.list[_DocumentAttribute], stickers: _b.list[_InputDocument] | None = None, video_cover: _InputPhoto | None = None, video_timestamp: _b.int | None = None, ttl_seconds: _b.int | None = None) -> None: ...
+    def __init__(self, *, nosound_video: _b.bool | None = False, force_file: _b.bool | None = False, spoiler: _b.bool | None = False, file: _InputFile, thumb: _InputFile | None = None, mime_type: _b.str, attributes: _Sequence[_DocumentAttribute], stickers: _Sequence[_InputDocument] | None = None, video_cover: _InputPhoto | None = None, video_timestamp: _b.int | None = None, ttl_seconds: _b.int | None = None) -> None: ...
 class InputMediaUploadedPhoto(_TLObject):
     """inputMediaUploadedPhoto#7d8375da flags:# spoiler:flags.2?true live_photo:flags.3?true file:InputFile stickers:flags.0?Vector<InputDocument> ttl_seconds:flags.1?int video:flags.3?InputDocument = InputMedia;"""
     spoiler: _b.bool
@@ -3252,7 +3252,7 @@ class InputMediaUploadedPhoto(_TLObject):
     stickers: _b.list[_InputDocument] | None
     ttl_seconds: _b.int | None
     video: _InputDocument | None
-    def __init__(self, *, spoiler: _b.bool = False, live_photo: _b.bool = False, file: _InputFile, stickers: _b.list[_InputDocument] | None = None, ttl_seconds: _b.int | None = None, video: _InputDocument | None = None) -> None: ...
+    def __init__(self, *, spoiler: _b.bool | None = False, live_photo: _b.bool | None = False, file: _InputFile, stickers: _Sequence[_InputDocument] | None = None, ttl_seconds: _b.int | None = None, video: _InputDocument | None = None) -> None: ...
 class InputMediaVenue(_TLObject):
     """inputMediaVenue#c13d1c11 geo_point:InputGeoPoint title:string address:string provider:string venue_id:string venue_type:string = InputMedia;"""
     geo_point: _InputGeoPoint
@@ -3268,7 +3268,7 @@ class InputMediaWebPage(_TLObject):
     force_small_media: _b.bool
     optional: _b.bool
     url: _b.str
-    def __init__(self, *, force_large_media: _b.bool = False, force_small_media: _b.bool = False, optional: _b.bool = False, url: _b.str) -> None: ...
+    def __init__(self, *, force_large_media: _b.bool | None = False, force_small_media: _b.bool | None = False, optional: _b.bool | None = False, url: _b.str) -> None: ...
 class InputMessageCallbackQuery(_TLObject):
     """inputMessageCallbackQuery#acfa1a7e id:int query_id:long = InputMessage;"""
     id: _b.int
@@ -3327,7 +3327,7 @@ class InputMessagesFilterMyMentions(_TLObject):
 class InputMessagesFilterPhoneCalls(_TLObject):
     """inputMessagesFilterPhoneCalls#80c99768 flags:# missed:flags.0?true = MessagesFilter;"""
     missed: _b.bool
-    def __init__(self, *, missed: _b.bool = False) -> None: ...
+    def __init__(self, *, missed: _b.bool | None = False) -> None: ...
 class InputMessagesFilterPhotoVideo(_TLObject):
     """inputMessagesFilterPhotoVideo#56e9f0e4 = MessagesFilter;"""
     def __init__(self) -> None: ...
@@ -3411,7 +3411,7 @@ class InputPaymentCredentials(_TLObject):
     """inputPaymentCredentials#3417d728 flags:# save:flags.0?true data:DataJSON = InputPaymentCredentials;"""
     save: _b.bool
     data: _DataJSON
-    def __init__(self, *, save: _b.bool = False, data: _DataJSON) -> None: ...
+    def __init__(self, *, save: _b.bool | None = False, data: _DataJSON) -> None: ...
 class InputPaymentCredentialsApplePay(_TLObject):
     """inputPaymentCredentialsApplePay#aa1c39f payment_data:DataJSON = InputPaymentCredentials;"""
     payment_data: _DataJSON
@@ -3462,14 +3462,14 @@ class InputPeerPhotoFileLocation(_TLObject):
     big: _b.bool
     peer: _InputPeer
     photo_id: _b.int
-    def __init__(self, *, big: _b.bool = False, peer: _InputPeer, photo_id: _b.int) -> None: ...
+    def __init__(self, *, big: _b.bool | None = False, peer: _InputPeer, photo_id: _b.int) -> None: ...
 class InputPeerPhotoFileLocationLegacy(_TLObject):
     """inputPeerPhotoFileLocationLegacy#27d69997 flags:# big:flags.0?true peer:InputPeer volume_id:long local_id:int = InputFileLocation;"""
     big: _b.bool
     peer: _InputPeer
     volume_id: _b.int
     local_id: _b.int
-    def __init__(self, *, big: _b.bool = False, peer: _InputPeer, volume_id: _b.int, local_id: _b.int) -> None: ...
+    def __init__(self, *, big: _b.bool | None = False, peer: _InputPeer, volume_id: _b.int, local_id: _b.int) -> None: ...
 class InputPeerSelf(_TLObject):
     """inputPeerSelf#7da07ec9 = InputPeer;"""
     def __init__(self) -> None: ...
@@ -3578,7 +3578,7 @@ class InputPrivacyValueAllowBots(_TLObject):
 class InputPrivacyValueAllowChatParticipants(_TLObject):
     """inputPrivacyValueAllowChatParticipants#840649cf chats:Vector<long> = InputPrivacyRule;"""
     chats: _b.list[_b.int]
-    def __init__(self, *, chats: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, chats: _Sequence[_b.int]) -> None: ...
 class InputPrivacyValueAllowCloseFriends(_TLObject):
     """inputPrivacyValueAllowCloseFriends#2f453e49 = InputPrivacyRule;"""
     def __init__(self) -> None: ...
@@ -3591,7 +3591,7 @@ class InputPrivacyValueAllowPremium(_TLObject):
 class InputPrivacyValueAllowUsers(_TLObject):
     """inputPrivacyValueAllowUsers#131cc67f users:Vector<InputUser> = InputPrivacyRule;"""
     users: _b.list[_InputUser]
-    def __init__(self, *, users: _b.list[_InputUser]) -> None: ...
+    def __init__(self, *, users: _Sequence[_InputUser]) -> None: ...
 class InputPrivacyValueDisallowAll(_TLObject):
     """inputPrivacyValueDisallowAll#d66b66c9 = InputPrivacyRule;"""
     def __init__(self) -> None: ...
@@ -3601,14 +3601,14 @@ class InputPrivacyValueDisallowBots(_TLObject):
 class InputPrivacyValueDisallowChatParticipants(_TLObject):
     """inputPrivacyValueDisallowChatParticipants#e94f0f86 chats:Vector<long> = InputPrivacyRule;"""
     chats: _b.list[_b.int]
-    def __init__(self, *, chats: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, chats: _Sequence[_b.int]) -> None: ...
 class InputPrivacyValueDisallowContacts(_TLObject):
     """inputPrivacyValueDisallowContacts#ba52007 = InputPrivacyRule;"""
     def __init__(self) -> None: ...
 class InputPrivacyValueDisallowUsers(_TLObject):
     """inputPrivacyValueDisallowUsers#90110467 users:Vector<InputUser> = InputPrivacyRule;"""
     users: _b.list[_InputUser]
-    def __init__(self, *, users: _b.list[_InputUser]) -> None: ...
+    def __init__(self, *, users: _Sequence[_InputUser]) -> None: ...
 class InputQuickReplyShortcut(_TLObject):
     """inputQuickReplyShortcut#24596d41 shortcut:string = InputQuickReplyShortcut;"""
     shortcut: _b.str
@@ -3632,7 +3632,7 @@ class InputReplyToMessage(_TLObject):
     monoforum_peer_id: _InputPeer | None
     todo_item_id: _b.int | None
     poll_option: _b.bytes | None
-    def __init__(self, *, reply_to_msg_id: _b.int, top_msg_id: _b.int | None = None, reply_to_peer_id: _InputPeer | None = None, quote_text: _b.str | None = None, quote_entities: _b.list[_MessageEntity] | None = None, quote_offset: _b.int | None = None, monoforum_peer_id: _InputPeer | None = None, todo_item_id: _b.int | None = None, poll_option: _b.bytes | None = None) -> None: ...
+    def __init__(self, *, reply_to_msg_id: _b.int, top_msg_id: _b.int | None = None, reply_to_peer_id: _InputPeer | None = None, quote_text: _b.str | None = None, quote_entities: _Sequence[_MessageEntity] | None = None, quote_offset: _b.int | None = None, monoforum_peer_id: _InputPeer | None = None, todo_item_id: _b.int | None = None, poll_option: _b.bytes | None = None) -> None: ...
 class InputReplyToMonoForum(_TLObject):
     """inputReplyToMonoForum#69d66c45 monoforum_peer_id:InputPeer = InputReplyTo;"""
     monoforum_peer_id: _InputPeer
@@ -3690,21 +3690,21 @@ class InputRichMessage(_TLObject):
     photos: _b.list[_InputPhoto] | None
     documents: _b.list[_InputDocument] | None
     users: _b.list[_InputUser] | None
-    def __init__(self, *, rtl: _b.bool = False, noautolink: _b.bool = False, blocks: _b.list[_PageBlock], photos: _b.list[_InputPhoto] | None = None, documents: _b.list[_InputDocument] | None = None, users: _b.list[_InputUser] | None = None) -> None: ...
+    def __init__(self, *, rtl: _b.bool | None = False, noautolink: _b.bool | None = False, blocks: _Sequence[_PageBlock], photos: _Sequence[_InputPhoto] | None = None, documents: _Sequence[_InputDocument] | None = None, users: _Sequence[_InputUser] | None = None) -> None: ...
 class InputRichMessageHTML(_TLObject):
     """inputRichMessageHTML#dacb836a flags:# rtl:flags.0?true noautolink:flags.1?true html:string files:flags.2?Vector<InputRichFile> = InputRichMessage;"""
     rtl: _b.bool
     noautolink: _b.bool
     html: _b.str
     files: _b.list[_InputRichFile] | None
-    def __init__(self, *, rtl: _b.bool = False, noautolink: _b.bool = False, html: _b.str, files: _b.list[_InputRichFile] | None = None) -> None: ...
+    def __init__(self, *, rtl: _b.bool | None = False, noautolink: _b.bool | None = False, html: _b.str, files: _Sequence[_InputRichFile] | None = None) -> None: ...
 class InputRichMessageMarkdown(_TLObject):
     """inputRichMessageMarkdown#4b572c flags:# rtl:flags.0?true noautolink:flags.1?true markdown:string files:flags.2?Vector<InputRichFile> = InputRichMessage;"""
     rtl: _b.bool
     noautolink: _b.bool
     markdown: _b.str
     files: _b.list[_InputRichFile] | None
-    def __init__(self, *, rtl: _b.bool = False, noautolink: _b.bool = False, markdown: _b.str, files: _b.list[_InputRichFile] | None = None) -> None: ...
+    def __init__(self, *, rtl: _b.bool | None = False, noautolink: _b.bool | None = False, markdown: _b.str, files: _Sequence[_InputRichFile] | None = None) -> None: ...
 class InputSavedStarGiftChat(_TLObject):
     """inputSavedStarGiftChat#f101aa7f peer:InputPeer saved_id:long = InputSavedStarGift;"""
     peer: _InputPeer
@@ -3746,7 +3746,7 @@ class InputSecureValue(_TLObject):
     translation: _b.list[_InputSecureFile] | None
     files: _b.list[_InputSecureFile] | None
     plain_data: _SecurePlainData | None
-    def __init__(self, *, type: _SecureValueType, data: _SecureData | None = None, front_side: _InputSecureFile | None = None, reverse_side: _InputSecureFile | None = None, selfie: _InputSecureFile | None = None, translation: _b.list[_InputSecureFile] | None = None, files: _b.list[_InputSecureFile] | None = None, plain_data: _SecurePlainData | None = None) -> None: ...
+    def __init__(self, *, type: _SecureValueType, data: _SecureData | None = None, front_side: _InputSecureFile | None = None, reverse_side: _InputSecureFile | None = None, selfie: _InputSecureFile | None = None, translation: _Sequence[_InputSecureFile] | None = None, files: _Sequence[_InputSecureFile] | None = None, plain_data: _SecurePlainData | None = None) -> None: ...
 class InputSendMessageRichMessageDraftAction(_TLObject):
     """inputSendMessageRichMessageDraftAction#e2b23b51 random_id:long rich_message:InputRichMessage = SendMessageAction;"""
     random_id: _b.int
@@ -3758,7 +3758,7 @@ class InputSingleMedia(_TLObject):
     random_id: _b.int
     message: _b.str
     entities: _b.list[_MessageEntity] | None
-    def __init__(self, *, media: _InputMedia, random_id: _b.int, message: _b.str, entities: _b.list[_MessageEntity] | None = None) -> None: ...
+    def __init__(self, *, media: _InputMedia, random_id: _b.int, message: _b.str, entities: _Sequence[_MessageEntity] | None = None) -> None: ...
 class InputStarGiftAuction(_TLObject):
     """inputStarGiftAuction#2e16c98 gift_id:long = InputStarGiftAuction;"""
     gift_id: _b.int
@@ -3771,7 +3771,7 @@ class InputStarsTransaction(_TLObject):
     """inputStarsTransaction#206ae6d1 flags:# refund:flags.0?true id:string = InputStarsTransaction;"""
     refund: _b.bool
     id: _b.str
-    def __init__(self, *, refund: _b.bool = False, id: _b.str) -> None: ...
+    def __init__(self, *, refund: _b.bool | None = False, id: _b.str) -> None: ...
 class InputStickerSetAnimatedEmoji(_TLObject):
     """inputStickerSetAnimatedEmoji#28703c8 = InputStickerSet;"""
     def __init__(self) -> None: ...
@@ -3846,7 +3846,7 @@ class InputStorePaymentAuthCode(_TLObject):
     premium_days: _b.int
     currency: _b.str
     amount: _b.int
-    def __init__(self, *, restore: _b.bool = False, phone_number: _b.str, phone_code_hash: _b.str, premium_days: _b.int, currency: _b.str, amount: _b.int) -> None: ...
+    def __init__(self, *, restore: _b.bool | None = False, phone_number: _b.str, phone_code_hash: _b.str, premium_days: _b.int, currency: _b.str, amount: _b.int) -> None: ...
 class InputStorePaymentGiftPremium(_TLObject):
     """inputStorePaymentGiftPremium#616f7fe8 user_id:InputUser currency:string amount:long = InputStorePaymentPurpose;"""
     user_id: _InputUser
@@ -3860,7 +3860,7 @@ class InputStorePaymentPremiumGiftCode(_TLObject):
     currency: _b.str
     amount: _b.int
     message: _TextWithEntities | None
-    def __init__(self, *, users: _b.list[_InputUser], boost_peer: _InputPeer | None = None, currency: _b.str, amount: _b.int, message: _TextWithEntities | None = None) -> None: ...
+    def __init__(self, *, users: _Sequence[_InputUser], boost_peer: _InputPeer | None = None, currency: _b.str, amount: _b.int, message: _TextWithEntities | None = None) -> None: ...
 class InputStorePaymentPremiumGiveaway(_TLObject):
     """inputStorePaymentPremiumGiveaway#160544ca flags:# only_new_subscribers:flags.0?true winners_are_visible:flags.3?true boost_peer:InputPeer additional_peers:flags.1?Vector<InputPeer> countries_iso2:flags.2?Vector<string> prize_description:flags.4?string random_id:long until_date:int currency:string amount:long = InputStorePaymentPurpose;"""
     only_new_subscribers: _b.bool
@@ -3873,12 +3873,12 @@ class InputStorePaymentPremiumGiveaway(_TLObject):
     until_date: _b.int
     currency: _b.str
     amount: _b.int
-    def __init__(self, *, only_new_subscribers: _b.bool = False, winners_are_visible: _b.bool = False, boost_peer: _InputPeer, additional_peers: _b.list[_InputPeer] | None = None, countries_iso2: _b.list[_b.str] | None = None, prize_description: _b.str | None = None, random_id: _b.int, until_date: _b.int, currency: _b.str, amount: _b.int) -> None: ...
+    def __init__(self, *, only_new_subscribers: _b.bool | None = False, winners_are_visible: _b.bool | None = False, boost_peer: _InputPeer, additional_peers: _Sequence[_InputPeer] | None = None, countries_iso2: _Sequence[_b.str] | None = None, prize_description: _b.str | None = None, random_id: _b.int, until_date: _b.int, currency: _b.str, amount: _b.int) -> None: ...
 class InputStorePaymentPremiumSubscription(_TLObject):
     """inputStorePaymentPremiumSubscription#a6751e66 flags:# restore:flags.0?true upgrade:flags.1?true = InputStorePaymentPurpose;"""
     restore: _b.bool
     upgrade: _b.bool
-    def __init__(self, *, restore: _b.bool = False, upgrade: _b.bool = False) -> None: ...
+    def __init__(self, *, restore: _b.bool | None = False, upgrade: _b.bool | None = False) -> None: ...
 class InputStorePaymentStarsGift(_TLObject):
     """inputStorePaymentStarsGift#1d741ef7 user_id:InputUser stars:long currency:string amount:long = InputStorePaymentPurpose;"""
     user_id: _InputUser
@@ -3900,7 +3900,7 @@ class InputStorePaymentStarsGiveaway(_TLObject):
     currency: _b.str
     amount: _b.int
     users: _b.int
-    def __init__(self, *, only_new_subscribers: _b.bool = False, winners_are_visible: _b.bool = False, stars: _b.int, boost_peer: _InputPeer, additional_peers: _b.list[_InputPeer] | None = None, countries_iso2: _b.list[_b.str] | None = None, prize_description: _b.str | None = None, random_id: _b.int, until_date: _b.int, currency: _b.str, amount: _b.int, users: _b.int) -> None: ...
+    def __init__(self, *, only_new_subscribers: _b.bool | None = False, winners_are_visible: _b.bool | None = False, stars: _b.int, boost_peer: _InputPeer, additional_peers: _Sequence[_InputPeer] | None = None, countries_iso2: _Sequence[_b.str] | None = None, prize_description: _b.str | None = None, random_id: _b.int, until_date: _b.int, currency: _b.str, amount: _b.int, users: _b.int) -> None: ...
 class InputStorePaymentStarsTopup(_TLObject):
     """inputStorePaymentStarsTopup#f9a2a6cb flags:# stars:long currency:string amount:long spend_purpose_peer:flags.0?InputPeer = InputStorePaymentPurpose;"""
     stars: _b.int
@@ -3925,7 +3925,7 @@ class InputThemeSettings(_TLObject):
     message_colors: _b.list[_b.int] | None
     wallpaper: _InputWallPaper | None
     wallpaper_settings: _WallPaperSettings | None
-    def __init__(self, *, message_colors_animated: _b.bool = False, base_theme: _BaseTheme, accent_color: _b.int, outbox_accent_color: _b.int | None = None, message_colors: _b.list[_b.int] | None = None, wallpaper: _InputWallPaper | None = None, wallpaper_settings: _WallPaperSettings | None = None) -> None: ...
+    def __init__(self, *, message_colors_animated: _b.bool | None = False, base_theme: _BaseTheme, accent_color: _b.int, outbox_accent_color: _b.int | None = None, message_colors: _Sequence[_b.int] | None = None, wallpaper: _InputWallPaper | None = None, wallpaper_settings: _WallPaperSettings | None = None) -> None: ...
 class InputThemeSlug(_TLObject):
     """inputThemeSlug#f5890df1 slug:string = InputTheme;"""
     slug: _b.str
@@ -3966,14 +3966,14 @@ class InputWebDocument(_TLObject):
     size: _b.int
     mime_type: _b.str
     attributes: _b.list[_DocumentAttribute]
-    def __init__(self, *, url: _b.str, size: _b.int, mime_type: _b.str, attributes: _b.list[_DocumentAttribute]) -> None: ...
+    def __init__(self, *, url: _b.str, size: _b.int, mime_type: _b.str, attributes: _Sequence[_DocumentAttribute]) -> None: ...
 class InputWebFileAudioAlbumThumbLocation(_TLObject):
     """inputWebFileAudioAlbumThumbLocation#f46fe924 flags:# small:flags.2?true document:flags.0?InputDocument title:flags.1?string performer:flags.1?string = InputWebFileLocation;"""
     small: _b.bool
     document: _InputDocument | None
     title: _b.str | None
     performer: _b.str | None
-    def __init__(self, *, small: _b.bool = False, document: _InputDocument | None = None, title: _b.str | None = None, performer: _b.str | None = None) -> None: ...
+    def __init__(self, *, small: _b.bool | None = False, document: _InputDocument | None = None, title: _b.str | None = None, performer: _b.str | None = None) -> None: ...
 class InputWebFileGeoPointLocation(_TLObject):
     """inputWebFileGeoPointLocation#9f2221c9 geo_point:InputGeoPoint access_hash:long w:int h:int zoom:int scale:int = InputWebFileLocation;"""
     geo_point: _InputGeoPoint
@@ -4005,7 +4005,7 @@ class Invoice(_TLObject):
     suggested_tip_amounts: _b.list[_b.int] | None
     terms_url: _b.str | None
     subscription_period: _b.int | None
-    def __init__(self, *, test: _b.bool = False, name_requested: _b.bool = False, phone_requested: _b.bool = False, email_requested: _b.bool = False, shipping_address_requested: _b.bool = False, flexible: _b.bool = False, phone_to_provider: _b.bool = False, email_to_provider: _b.bool = False, recurring: _b.bool = False, currency: _b.str, prices: _b.list[_LabeledPrice], max_tip_amount: _b.int | None = None, suggested_tip_amounts: _b.list[_b.int] | None = None, terms_url: _b.str | None = None, subscription_period: _b.int | None = None) -> None: ...
+    def __init__(self, *, test: _b.bool | None = False, name_requested: _b.bool | None = False, phone_requested: _b.bool | None = False, email_requested: _b.bool | None = False, shipping_address_requested: _b.bool | None = False, flexible: _b.bool | None = False, phone_to_provider: _b.bool | None = False, email_to_provider: _b.bool | None = False, recurring: _b.bool | None = False, currency: _b.str, prices: _Sequence[_LabeledPrice], max_tip_amount: _b.int | None = None, suggested_tip_amounts: _Sequence[_b.int] | None = None, terms_url: _b.str | None = None, subscription_period: _b.int | None = None) -> None: ...
 class InvokeAfterMsg(_TLFunction):
     """invokeAfterMsg#cb9f372d {X:Type} msg_id:long query:!X = X;"""
     msg_id: _b.int
@@ -4017,7 +4017,7 @@ class InvokeAfterMsgs(_TLFunction):
     """invokeAfterMsgs#3dc4b4f0 {X:Type} msg_ids:Vector<long> query:!X = X;"""
     msg_ids: _b.list[_b.int]
     query: _Any
-    def __init__(self, *, msg_ids: _b.list[_b.int], query: _Any) -> None: ...
+    def __init__(self, *, msg_ids: _Sequence[_b.int], query: _Any) -> None: ...
     @staticmethod
     def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Any: ...
 class InvokeWithApnsSecret(_TLFunction):
@@ -4130,7 +4130,7 @@ class JoinChatBotResultWebView(_TLObject):
 class JsonArray(_TLObject):
     """jsonArray#f7444763 value:Vector<JSONValue> = JSONValue;"""
     value: _b.list[_JSONValue]
-    def __init__(self, *, value: _b.list[_JSONValue]) -> None: ...
+    def __init__(self, *, value: _Sequence[_JSONValue]) -> None: ...
 class JsonBool(_TLObject):
     """jsonBool#c7345e6a value:Bool = JSONValue;"""
     value: _b.bool
@@ -4145,7 +4145,7 @@ class JsonNumber(_TLObject):
 class JsonObject(_TLObject):
     """jsonObject#99c1d49d value:Vector<JSONObjectValue> = JSONValue;"""
     value: _b.list[_JSONObjectValue]
-    def __init__(self, *, value: _b.list[_JSONObjectValue]) -> None: ...
+    def __init__(self, *, value: _Sequence[_JSONObjectValue]) -> None: ...
 class JsonObjectValue(_TLObject):
     """jsonObjectValue#c0de1bd9 key:string value:JSONValue = JSONObjectValue;"""
     key: _b.str
@@ -4171,7 +4171,7 @@ class KeyboardButtonCallback(_TLObject):
     style: _KeyboardButtonStyle | None
     text: _b.str
     data: _b.bytes
-    def __init__(self, *, requires_password: _b.bool = False, style: _KeyboardButtonStyle | None = None, text: _b.str, data: _b.bytes) -> None: ...
+    def __init__(self, *, requires_password: _b.bool | None = False, style: _KeyboardButtonStyle | None = None, text: _b.str, data: _b.bytes) -> None: ...
 class KeyboardButtonCopy(_TLObject):
     """keyboardButtonCopy#bcc4af10 flags:# style:flags.10?KeyboardButtonStyle text:string copy_text:string = KeyboardButton;"""
     style: _KeyboardButtonStyle | None
@@ -4210,7 +4210,7 @@ class KeyboardButtonRequestPoll(_TLObject):
 class KeyboardButtonRow(_TLObject):
     """keyboardButtonRow#77608b83 buttons:Vector<KeyboardButton> = KeyboardButtonRow;"""
     buttons: _b.list[_KeyboardButton]
-    def __init__(self, *, buttons: _b.list[_KeyboardButton]) -> None: ...
+    def __init__(self, *, buttons: _Sequence[_KeyboardButton]) -> None: ...
 class KeyboardButtonSimpleWebView(_TLObject):
     """keyboardButtonSimpleWebView#e15c4370 flags:# style:flags.10?KeyboardButtonStyle text:string url:string = KeyboardButton;"""
     style: _KeyboardButtonStyle | None
@@ -4223,7 +4223,7 @@ class KeyboardButtonStyle(_TLObject):
     bg_danger: _b.bool
     bg_success: _b.bool
     icon: _b.int | None
-    def __init__(self, *, bg_primary: _b.bool = False, bg_danger: _b.bool = False, bg_success: _b.bool = False, icon: _b.int | None = None) -> None: ...
+    def __init__(self, *, bg_primary: _b.bool | None = False, bg_danger: _b.bool | None = False, bg_success: _b.bool | None = False, icon: _b.int | None = None) -> None: ...
 class KeyboardButtonSwitchInline(_TLObject):
     """keyboardButtonSwitchInline#991399fc flags:# same_peer:flags.0?true style:flags.10?KeyboardButtonStyle text:string query:string peer_types:flags.1?Vector<InlineQueryPeerType> = KeyboardButton;"""
     same_peer: _b.bool
@@ -4231,7 +4231,7 @@ class KeyboardButtonSwitchInline(_TLObject):
     text: _b.str
     query: _b.str
     peer_types: _b.list[_InlineQueryPeerType] | None
-    def __init__(self, *, same_peer: _b.bool = False, style: _KeyboardButtonStyle | None = None, text: _b.str, query: _b.str, peer_types: _b.list[_InlineQueryPeerType] | None = None) -> None: ...
+    def __init__(self, *, same_peer: _b.bool | None = False, style: _KeyboardButtonStyle | None = None, text: _b.str, query: _b.str, peer_types: _Sequence[_InlineQueryPeerType] | None = None) -> None: ...
 class KeyboardButtonUrl(_TLObject):
     """keyboardButtonUrl#d80c25ec flags:# style:flags.10?KeyboardButtonStyle text:string url:string = KeyboardButton;"""
     style: _KeyboardButtonStyle | None
@@ -4269,7 +4269,7 @@ class LangPackDifference(_TLObject):
     from_version: _b.int
     version: _b.int
     strings: _b.list[_LangPackString]
-    def __init__(self, *, lang_code: _b.str, from_version: _b.int, version: _b.int, strings: _b.list[_LangPackString]) -> None: ...
+    def __init__(self, *, lang_code: _b.str, from_version: _b.int, version: _b.int, strings: _Sequence[_LangPackString]) -> None: ...
 class LangPackLanguage(_TLObject):
     """langPackLanguage#eeca5ce3 flags:# official:flags.0?true rtl:flags.2?true beta:flags.3?true name:string native_name:string lang_code:string base_lang_code:flags.1?string plural_code:string strings_count:int translated_count:int translations_url:string = LangPackLanguage;"""
     official: _b.bool
@@ -4283,7 +4283,7 @@ class LangPackLanguage(_TLObject):
     strings_count: _b.int
     translated_count: _b.int
     translations_url: _b.str
-    def __init__(self, *, official: _b.bool = False, rtl: _b.bool = False, beta: _b.bool = False, name: _b.str, native_name: _b.str, lang_code: _b.str, base_lang_code: _b.str | None = None, plural_code: _b.str, strings_count: _b.int, translated_count: _b.int, translations_url: _b.str) -> None: ...
+    def __init__(self, *, official: _b.bool | None = False, rtl: _b.bool | None = False, beta: _b.bool | None = False, name: _b.str, native_name: _b.str, lang_code: _b.str, base_lang_code: _b.str | None = None, plural_code: _b.str, strings_count: _b.int, translated_count: _b.int, translations_url: _b.str) -> None: ...
 class LangPackString(_TLObject):
     """langPackString#cad181f6 key:string value:string = LangPackString;"""
     key: _b.str
@@ -4342,7 +4342,7 @@ class MediaAreaSuggestedReaction(_TLObject):
     flipped: _b.bool
     coordinates: _MediaAreaCoordinates
     reaction: _Reaction
-    def __init__(self, *, dark: _b.bool = False, flipped: _b.bool = False, coordinates: _MediaAreaCoordinates, reaction: _Reaction) -> None: ...
+    def __init__(self, *, dark: _b.bool | None = False, flipped: _b.bool | None = False, coordinates: _MediaAreaCoordinates, reaction: _Reaction) -> None: ...
 class MediaAreaUrl(_TLObject):
     """mediaAreaUrl#37381085 coordinates:MediaAreaCoordinates url:string = MediaArea;"""
     coordinates: _MediaAreaCoordinates
@@ -4416,7 +4416,7 @@ class Message(_TLObject):
     schedule_repeat_period: _b.int | None
     summary_from_language: _b.str | None
     rich_message: _RichMessage | None
-    def __init__(self, *, out: _b.bool = False, mentioned: _b.bool = False, media_unread: _b.bool = False, silent: _b.bool = False, post: _b.bool = False, from_scheduled: _b.bool = False, legacy: _b.bool = False, edit_hide: _b.bool = False, pinned: _b.bool = False, noforwards: _b.bool = False, invert_media: _b.bool = False, offline: _b.bool = False, video_processing_pending: _b.bool = False, paid_suggested_post_stars: _b.bool = False, paid_suggested_post_ton: _b.bool = False, id: _b.int, from_id: _Peer | None = None, from_boosts_applied: _b.int | None = None, from_rank: _b.str | None = None, peer_id: _Peer, saved_peer_id: _Peer | None = None, fwd_from: _MessageFwdHeader | None = None, via_bot_id: _b.int | None = None, via_business_bot_id: _b.int | None = None, guestchat_via_from: _Peer | None = None, reply_to: _MessageReplyHeader | None = None, date: _b.int, message: _b.str, media: _MessageMedia | None = None, reply_markup: _ReplyMarkup | None = None, entities: _b.list[_MessageEntity] | None = None, views: _b.int | None = None, forwards: _b.int | None = None, replies: _MessageReplies | None = None, edit_date: _b.int | None = None, post_author: _b.str | None = None, grouped_id: _b.int | None = None, reactions: _MessageReactions | None = None, restriction_reason: _b.list[_RestrictionReason] | None = None, ttl_period: _b.int | None = None, quick_reply_shortcut_id: _b.int | None = None, effect: _b.int | None = None, factcheck: _FactCheck | None = None, report_delivery_until_date: _b.int | None = None, paid_message_stars: _b.int | None = None, suggested_post: _SuggestedPost | None = None, schedule_repeat_period: _b.int | None = None, summary_from_language: _b.str | None = None, rich_message: _RichMessage | None = None) -> None: ...
+    def __init__(self, *, out: _b.bool | None = False, mentioned: _b.bool | None = False, media_unread: _b.bool | None = False, silent: _b.bool | None = False, post: _b.bool | None = False, from_scheduled: _b.bool | None = False, legacy: _b.bool | None = False, edit_hide: _b.bool | None = False, pinned: _b.bool | None = False, noforwards: _b.bool | None = False, invert_media: _b.bool | None = False, offline: _b.bool | None = False, video_processing_pending: _b.bool | None = False, paid_suggested_post_stars: _b.bool | None = False, paid_suggested_post_ton: _b.bool | None = False, id: _b.int, from_id: _Peer | None = None, from_boosts_applied: _b.int | None = None, from_rank: _b.str | None = None, peer_id: _Peer, saved_peer_id: _Peer | None = None, fwd_from: _MessageFwdHeader | None = None, via_bot_id: _b.int | None = None, via_business_bot_id: _b.int | None = None, guestchat_via_from: _Peer | None = None, reply_to: _MessageReplyHeader | None = None, date: _b.int, message: _b.str, media: _MessageMedia | None = None, reply_markup: _ReplyMarkup | None = None, entities: _Sequence[_MessageEntity] | None = None, views: _b.int | None = None, forwards: _b.int | None = None, replies: _MessageReplies | None = None, edit_date: _b.int | None = None, post_author: _b.str | None = None, grouped_id: _b.int | None = None, reactions: _MessageReactions | None = None, restriction_reason: _Sequence[_RestrictionReason] | None = None, ttl_period: _b.int | None = None, quick_reply_shortcut_id: _b.int | None = None, effect: _b.int | None = None, factcheck: _FactCheck | None = None, report_delivery_until_date: _b.int | None = None, paid_message_stars: _b.int | None = None, suggested_post: _SuggestedPost | None = None, schedule_repeat_period: _b.int | None = None, summary_from_language: _b.str | None = None, rich_message: _RichMessage | None = None) -> None: ...
 class MessageActionBoostApply(_TLObject):
     """messageActionBoostApply#cc02aa6d boosts:int = MessageAction;"""
     boosts: _b.int
@@ -4427,7 +4427,7 @@ class MessageActionBotAllowed(_TLObject):
     from_request: _b.bool
     domain: _b.str | None
     app: _BotApp | None
-    def __init__(self, *, attach_menu: _b.bool = False, from_request: _b.bool = False, domain: _b.str | None = None, app: _BotApp | None = None) -> None: ...
+    def __init__(self, *, attach_menu: _b.bool | None = False, from_request: _b.bool | None = False, domain: _b.str | None = None, app: _BotApp | None = None) -> None: ...
 class MessageActionChangeCommunity(_TLObject):
     """messageActionChangeCommunity#5d20bae8 flags:# community_id:flags.0?long = MessageAction;"""
     community_id: _b.int | None
@@ -4448,12 +4448,12 @@ class MessageActionChannelMigrateFrom(_TLObject):
 class MessageActionChatAddUser(_TLObject):
     """messageActionChatAddUser#15cefd00 users:Vector<long> = MessageAction;"""
     users: _b.list[_b.int]
-    def __init__(self, *, users: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, users: _Sequence[_b.int]) -> None: ...
 class MessageActionChatCreate(_TLObject):
     """messageActionChatCreate#bd47cbad title:string users:Vector<long> = MessageAction;"""
     title: _b.str
     users: _b.list[_b.int]
-    def __init__(self, *, title: _b.str, users: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, title: _b.str, users: _Sequence[_b.int]) -> None: ...
 class MessageActionChatDeletePhoto(_TLObject):
     """messageActionChatDeletePhoto#95e3fbef = MessageAction;"""
     def __init__(self) -> None: ...
@@ -4488,7 +4488,7 @@ class MessageActionConferenceCall(_TLObject):
     call_id: _b.int
     duration: _b.int | None
     other_participants: _b.list[_Peer] | None
-    def __init__(self, *, missed: _b.bool = False, active: _b.bool = False, video: _b.bool = False, call_id: _b.int, duration: _b.int | None = None, other_participants: _b.list[_Peer] | None = None) -> None: ...
+    def __init__(self, *, missed: _b.bool | None = False, active: _b.bool | None = False, video: _b.bool | None = False, call_id: _b.int, duration: _b.int | None = None, other_participants: _Sequence[_Peer] | None = None) -> None: ...
 class MessageActionContactSignUp(_TLObject):
     """messageActionContactSignUp#f3f25f76 = MessageAction;"""
     def __init__(self) -> None: ...
@@ -4522,7 +4522,7 @@ class MessageActionGiftCode(_TLObject):
     crypto_currency: _b.str | None
     crypto_amount: _b.int | None
     message: _TextWithEntities | None
-    def __init__(self, *, via_giveaway: _b.bool = False, unclaimed: _b.bool = False, boost_peer: _Peer | None = None, days: _b.int, slug: _b.str, currency: _b.str | None = None, amount: _b.int | None = None, crypto_currency: _b.str | None = None, crypto_amount: _b.int | None = None, message: _TextWithEntities | None = None) -> None: ...
+    def __init__(self, *, via_giveaway: _b.bool | None = False, unclaimed: _b.bool | None = False, boost_peer: _Peer | None = None, days: _b.int, slug: _b.str, currency: _b.str | None = None, amount: _b.int | None = None, crypto_currency: _b.str | None = None, crypto_amount: _b.int | None = None, message: _TextWithEntities | None = None) -> None: ...
 class MessageActionGiftPremium(_TLObject):
     """messageActionGiftPremium#48e91302 flags:# currency:string amount:long days:int crypto_currency:flags.0?string crypto_amount:flags.0?long message:flags.1?TextWithEntities = MessageAction;"""
     currency: _b.str
@@ -4558,7 +4558,7 @@ class MessageActionGiveawayResults(_TLObject):
     stars: _b.bool
     winners_count: _b.int
     unclaimed_count: _b.int
-    def __init__(self, *, stars: _b.bool = False, winners_count: _b.int, unclaimed_count: _b.int) -> None: ...
+    def __init__(self, *, stars: _b.bool | None = False, winners_count: _b.int, unclaimed_count: _b.int) -> None: ...
 class MessageActionGroupCall(_TLObject):
     """messageActionGroupCall#7a0d7f42 flags:# call:InputGroupCall duration:flags.0?int = MessageAction;"""
     call: _InputGroupCall
@@ -4576,7 +4576,7 @@ class MessageActionInviteToGroupCall(_TLObject):
     """messageActionInviteToGroupCall#502f92f7 call:InputGroupCall users:Vector<long> = MessageAction;"""
     call: _InputGroupCall
     users: _b.list[_b.int]
-    def __init__(self, *, call: _InputGroupCall, users: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, call: _InputGroupCall, users: _Sequence[_b.int]) -> None: ...
 class MessageActionManagedBotCreated(_TLObject):
     """messageActionManagedBotCreated#16605e3e bot_id:long = MessageAction;"""
     bot_id: _b.int
@@ -4590,7 +4590,7 @@ class MessageActionNoForwardsRequest(_TLObject):
     expired: _b.bool
     prev_value: _b.bool
     new_value: _b.bool
-    def __init__(self, *, expired: _b.bool = False, prev_value: _b.bool, new_value: _b.bool) -> None: ...
+    def __init__(self, *, expired: _b.bool | None = False, prev_value: _b.bool, new_value: _b.bool) -> None: ...
 class MessageActionNoForwardsToggle(_TLObject):
     """messageActionNoForwardsToggle#bf7d6572 prev_value:Bool new_value:Bool = MessageAction;"""
     prev_value: _b.bool
@@ -4600,7 +4600,7 @@ class MessageActionPaidMessagesPrice(_TLObject):
     """messageActionPaidMessagesPrice#84b88578 flags:# broadcast_messages_allowed:flags.0?true stars:long = MessageAction;"""
     broadcast_messages_allowed: _b.bool
     stars: _b.int
-    def __init__(self, *, broadcast_messages_allowed: _b.bool = False, stars: _b.int) -> None: ...
+    def __init__(self, *, broadcast_messages_allowed: _b.bool | None = False, stars: _b.int) -> None: ...
 class MessageActionPaidMessagesRefunded(_TLObject):
     """messageActionPaidMessagesRefunded#ac1f1fcd count:int stars:long = MessageAction;"""
     count: _b.int
@@ -4622,7 +4622,7 @@ class MessageActionPaymentSent(_TLObject):
     total_amount: _b.int
     invoice_slug: _b.str | None
     subscription_until_date: _b.int | None
-    def __init__(self, *, recurring_init: _b.bool = False, recurring_used: _b.bool = False, currency: _b.str, total_amount: _b.int, invoice_slug: _b.str | None = None, subscription_until_date: _b.int | None = None) -> None: ...
+    def __init__(self, *, recurring_init: _b.bool | None = False, recurring_used: _b.bool | None = False, currency: _b.str, total_amount: _b.int, invoice_slug: _b.str | None = None, subscription_until_date: _b.int | None = None) -> None: ...
 class MessageActionPaymentSentMe(_TLObject):
     """messageActionPaymentSentMe#ffa00ccc flags:# recurring_init:flags.2?true recurring_used:flags.3?true currency:string total_amount:long payload:bytes info:flags.0?PaymentRequestedInfo shipping_option_id:flags.1?string charge:PaymentCharge subscription_until_date:flags.4?int = MessageAction;"""
     recurring_init: _b.bool
@@ -4634,14 +4634,14 @@ class MessageActionPaymentSentMe(_TLObject):
     shipping_option_id: _b.str | None
     charge: _PaymentCharge
     subscription_until_date: _b.int | None
-    def __init__(self, *, recurring_init: _b.bool = False, recurring_used: _b.bool = False, currency: _b.str, total_amount: _b.int, payload: _b.bytes, info: _PaymentRequestedInfo | None = None, shipping_option_id: _b.str | None = None, charge: _PaymentCharge, subscription_until_date: _b.int | None = None) -> None: ...
+    def __init__(self, *, recurring_init: _b.bool | None = False, recurring_used: _b.bool | None = False, currency: _b.str, total_amount: _b.int, payload: _b.bytes, info: _PaymentRequestedInfo | None = None, shipping_option_id: _b.str | None = None, charge: _PaymentCharge, subscription_until_date: _b.int | None = None) -> None: ...
 class MessageActionPhoneCall(_TLObject):
     """messageActionPhoneCall#80e11a7f flags:# video:flags.2?true call_id:long reason:flags.0?PhoneCallDiscardReason duration:flags.1?int = MessageAction;"""
     video: _b.bool
     call_id: _b.int
     reason: _PhoneCallDiscardReason | None
     duration: _b.int | None
-    def __init__(self, *, video: _b.bool = False, call_id: _b.int, reason: _PhoneCallDiscardReason | None = None, duration: _b.int | None = None) -> None: ...
+    def __init__(self, *, video: _b.bool | None = False, call_id: _b.int, reason: _PhoneCallDiscardReason | None = None, duration: _b.int | None = None) -> None: ...
 class MessageActionPinMessage(_TLObject):
     """messageActionPinMessage#94bd38ed = MessageAction;"""
     def __init__(self) -> None: ...
@@ -4660,29 +4660,29 @@ class MessageActionPrizeStars(_TLObject):
     transaction_id: _b.str
     boost_peer: _Peer
     giveaway_msg_id: _b.int
-    def __init__(self, *, unclaimed: _b.bool = False, stars: _b.int, transaction_id: _b.str, boost_peer: _Peer, giveaway_msg_id: _b.int) -> None: ...
+    def __init__(self, *, unclaimed: _b.bool | None = False, stars: _b.int, transaction_id: _b.str, boost_peer: _Peer, giveaway_msg_id: _b.int) -> None: ...
 class MessageActionRequestedPeer(_TLObject):
     """messageActionRequestedPeer#31518e9b button_id:int peers:Vector<Peer> = MessageAction;"""
     button_id: _b.int
     peers: _b.list[_Peer]
-    def __init__(self, *, button_id: _b.int, peers: _b.list[_Peer]) -> None: ...
+    def __init__(self, *, button_id: _b.int, peers: _Sequence[_Peer]) -> None: ...
 class MessageActionRequestedPeerSentMe(_TLObject):
     """messageActionRequestedPeerSentMe#93b31848 button_id:int peers:Vector<RequestedPeer> = MessageAction;"""
     button_id: _b.int
     peers: _b.list[_RequestedPeer]
-    def __init__(self, *, button_id: _b.int, peers: _b.list[_RequestedPeer]) -> None: ...
+    def __init__(self, *, button_id: _b.int, peers: _Sequence[_RequestedPeer]) -> None: ...
 class MessageActionScreenshotTaken(_TLObject):
     """messageActionScreenshotTaken#4792929b = MessageAction;"""
     def __init__(self) -> None: ...
 class MessageActionSecureValuesSent(_TLObject):
     """messageActionSecureValuesSent#d95c6154 types:Vector<SecureValueType> = MessageAction;"""
     types: _b.list[_SecureValueType]
-    def __init__(self, *, types: _b.list[_SecureValueType]) -> None: ...
+    def __init__(self, *, types: _Sequence[_SecureValueType]) -> None: ...
 class MessageActionSecureValuesSentMe(_TLObject):
     """messageActionSecureValuesSentMe#1b287353 values:Vector<SecureValue> credentials:SecureCredentialsEncrypted = MessageAction;"""
     values: _b.list[_SecureValue]
     credentials: _SecureCredentialsEncrypted
-    def __init__(self, *, values: _b.list[_SecureValue], credentials: _SecureCredentialsEncrypted) -> None: ...
+    def __init__(self, *, values: _Sequence[_SecureValue], credentials: _SecureCredentialsEncrypted) -> None: ...
 class MessageActionSetChatTheme(_TLObject):
     """messageActionSetChatTheme#b91bbd3a theme:ChatTheme = MessageAction;"""
     theme: _ChatTheme
@@ -4692,7 +4692,7 @@ class MessageActionSetChatWallPaper(_TLObject):
     same: _b.bool
     for_both: _b.bool
     wallpaper: _WallPaper
-    def __init__(self, *, same: _b.bool = False, for_both: _b.bool = False, wallpaper: _WallPaper) -> None: ...
+    def __init__(self, *, same: _b.bool | None = False, for_both: _b.bool | None = False, wallpaper: _WallPaper) -> None: ...
 class MessageActionSetMessagesTTL(_TLObject):
     """messageActionSetMessagesTTL#3c134d7b flags:# period:int auto_setting_from:flags.0?long = MessageAction;"""
     period: _b.int
@@ -4721,7 +4721,7 @@ class MessageActionStarGift(_TLObject):
     gift_msg_id: _b.int | None
     to_id: _Peer | None
     gift_num: _b.int | None
-    def __init__(self, *, name_hidden: _b.bool = False, saved: _b.bool = False, converted: _b.bool = False, upgraded: _b.bool = False, refunded: _b.bool = False, can_upgrade: _b.bool = False, prepaid_upgrade: _b.bool = False, upgrade_separate: _b.bool = False, auction_acquired: _b.bool = False, gift: _StarGift, message: _TextWithEntities | None = None, convert_stars: _b.int | None = None, upgrade_msg_id: _b.int | None = None, upgrade_stars: _b.int | None = None, from_id: _Peer | None = None, peer: _Peer | None = None, saved_id: _b.int | None = None, prepaid_upgrade_hash: _b.str | None = None, gift_msg_id: _b.int | None = None, to_id: _Peer | None = None, gift_num: _b.int | None = None) -> None: ...
+    def __init__(self, *, name_hidden: _b.bool | None = False, saved: _b.bool | None = False, converted: _b.bool | None = False, upgraded: _b.bool | None = False, refunded: _b.bool | None = False, can_upgrade: _b.bool | None = False, prepaid_upgrade: _b.bool | None = False, upgrade_separate: _b.bool | None = False, auction_acquired: _b.bool | None = False, gift: _StarGift, message: _TextWithEntities | None = None, convert_stars: _b.int | None = None, upgrade_msg_id: _b.int | None = None, upgrade_stars: _b.int | None = None, from_id: _Peer | None = None, peer: _Peer | None = None, saved_id: _b.int | None = None, prepaid_upgrade_hash: _b.str | None = None, gift_msg_id: _b.int | None = None, to_id: _Peer | None = None, gift_num: _b.int | None = None) -> None: ...
 class MessageActionStarGiftPurchaseOffer(_TLObject):
     """messageActionStarGiftPurchaseOffer#774278d4 flags:# accepted:flags.0?true declined:flags.1?true gift:StarGift price:StarsAmount expires_at:int = MessageAction;"""
     accepted: _b.bool
@@ -4729,13 +4729,13 @@ class MessageActionStarGiftPurchaseOffer(_TLObject):
     gift: _StarGift
     price: _StarsAmount
     expires_at: _b.int
-    def __init__(self, *, accepted: _b.bool = False, declined: _b.bool = False, gift: _StarGift, price: _StarsAmount, expires_at: _b.int) -> None: ...
+    def __init__(self, *, accepted: _b.bool | None = False, declined: _b.bool | None = False, gift: _StarGift, price: _StarsAmount, expires_at: _b.int) -> None: ...
 class MessageActionStarGiftPurchaseOfferDeclined(_TLObject):
     """messageActionStarGiftPurchaseOfferDeclined#73ada76b flags:# expired:flags.0?true gift:StarGift price:StarsAmount = MessageAction;"""
     expired: _b.bool
     gift: _StarGift
     price: _StarsAmount
-    def __init__(self, *, expired: _b.bool = False, gift: _StarGift, price: _StarsAmount) -> None: ...
+    def __init__(self, *, expired: _b.bool | None = False, gift: _StarGift, price: _StarsAmount) -> None: ...
 class MessageActionStarGiftUnique(_TLObject):
     """messageActionStarGiftUnique#e6c31522 flags:# upgrade:flags.0?true transferred:flags.1?true saved:flags.2?true refunded:flags.5?true prepaid_upgrade:flags.11?true assigned:flags.13?true from_offer:flags.14?true craft:flags.16?true gift:StarGift can_export_at:flags.3?int transfer_stars:flags.4?long from_id:flags.6?Peer peer:flags.7?Peer saved_id:flags.7?long resale_amount:flags.8?StarsAmount can_transfer_at:flags.9?int can_resell_at:flags.10?int drop_original_details_stars:flags.12?long can_craft_at:flags.15?int = MessageAction;"""
     upgrade: _b.bool
@@ -4757,7 +4757,7 @@ class MessageActionStarGiftUnique(_TLObject):
     can_resell_at: _b.int | None
     drop_original_details_stars: _b.int | None
     can_craft_at: _b.int | None
-    def __init__(self, *, upgrade: _b.bool = False, transferred: _b.bool = False, saved: _b.bool = False, refunded: _b.bool = False, prepaid_upgrade: _b.bool = False, assigned: _b.bool = False, from_offer: _b.bool = False, craft: _b.bool = False, gift: _StarGift, can_export_at: _b.int | None = None, transfer_stars: _b.int | None = None, from_id: _Peer | None = None, peer: _Peer | None = None, saved_id: _b.int | None = None, resale_amount: _StarsAmount | None = None, can_transfer_at: _b.int | None = None, can_resell_at: _b.int | None = None, drop_original_details_stars: _b.int | None = None, can_craft_at: _b.int | None = None) -> None: ...
+    def __init__(self, *, upgrade: _b.bool | None = False, transferred: _b.bool | None = False, saved: _b.bool | None = False, refunded: _b.bool | None = False, prepaid_upgrade: _b.bool | None = False, assigned: _b.bool | None = False, from_offer: _b.bool | None = False, craft: _b.bool | None = False, gift: _StarGift, can_export_at: _b.int | None = None, transfer_stars: _b.int | None = None, from_id: _Peer | None = None, peer: _Peer | None = None, saved_id: _b.int | None = None, resale_amount: _StarsAmount | None = None, can_transfer_at: _b.int | None = None, can_resell_at: _b.int | None = None, drop_original_details_stars: _b.int | None = None, can_craft_at: _b.int | None = None) -> None: ...
 class MessageActionSuggestBirthday(_TLObject):
     """messageActionSuggestBirthday#2c8f2a25 birthday:Birthday = MessageAction;"""
     birthday: _Birthday
@@ -4773,11 +4773,11 @@ class MessageActionSuggestedPostApproval(_TLObject):
     reject_comment: _b.str | None
     schedule_date: _b.int | None
     price: _StarsAmount | None
-    def __init__(self, *, rejected: _b.bool = False, balance_too_low: _b.bool = False, reject_comment: _b.str | None = None, schedule_date: _b.int | None = None, price: _StarsAmount | None = None) -> None: ...
+    def __init__(self, *, rejected: _b.bool | None = False, balance_too_low: _b.bool | None = False, reject_comment: _b.str | None = None, schedule_date: _b.int | None = None, price: _StarsAmount | None = None) -> None: ...
 class MessageActionSuggestedPostRefund(_TLObject):
     """messageActionSuggestedPostRefund#69f916f8 flags:# payer_initiated:flags.0?true = MessageAction;"""
     payer_initiated: _b.bool
-    def __init__(self, *, payer_initiated: _b.bool = False) -> None: ...
+    def __init__(self, *, payer_initiated: _b.bool | None = False) -> None: ...
 class MessageActionSuggestedPostSuccess(_TLObject):
     """messageActionSuggestedPostSuccess#95ddcf69 price:StarsAmount = MessageAction;"""
     price: _StarsAmount
@@ -4785,19 +4785,19 @@ class MessageActionSuggestedPostSuccess(_TLObject):
 class MessageActionTodoAppendTasks(_TLObject):
     """messageActionTodoAppendTasks#c7edbc83 list:Vector<TodoItem> = MessageAction;"""
     list: _b.list[_TodoItem]
-    def __init__(self, *, list: _b.list[_TodoItem]) -> None: ...
+    def __init__(self, *, list: _Sequence[_TodoItem]) -> None: ...
 class MessageActionTodoCompletions(_TLObject):
     """messageActionTodoCompletions#cc7c5c89 completed:Vector<int> incompleted:Vector<int> = MessageAction;"""
     completed: _b.list[_b.int]
     incompleted: _b.list[_b.int]
-    def __init__(self, *, completed: _b.list[_b.int], incompleted: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, completed: _Sequence[_b.int], incompleted: _Sequence[_b.int]) -> None: ...
 class MessageActionTopicCreate(_TLObject):
     """messageActionTopicCreate#d999256 flags:# title_missing:flags.1?true title:string icon_color:int icon_emoji_id:flags.0?long = MessageAction;"""
     title_missing: _b.bool
     title: _b.str
     icon_color: _b.int
     icon_emoji_id: _b.int | None
-    def __init__(self, *, title_missing: _b.bool = False, title: _b.str, icon_color: _b.int, icon_emoji_id: _b.int | None = None) -> None: ...
+    def __init__(self, *, title_missing: _b.bool | None = False, title: _b.str, icon_color: _b.int, icon_emoji_id: _b.int | None = None) -> None: ...
 class MessageActionTopicEdit(_TLObject):
     """messageActionTopicEdit#c0944820 flags:# title:flags.0?string icon_emoji_id:flags.1?long closed:flags.2?Bool hidden:flags.3?Bool = MessageAction;"""
     title: _b.str | None
@@ -4829,7 +4829,7 @@ class MessageEntityBlockquote(_TLObject):
     collapsed: _b.bool
     offset: _b.int
     length: _b.int
-    def __init__(self, *, collapsed: _b.bool = False, offset: _b.int, length: _b.int) -> None: ...
+    def __init__(self, *, collapsed: _b.bool | None = False, offset: _b.int, length: _b.int) -> None: ...
 class MessageEntityBold(_TLObject):
     """messageEntityBold#bd610bc9 offset:int length:int = MessageEntity;"""
     offset: _b.int
@@ -4888,7 +4888,7 @@ class MessageEntityFormattedDate(_TLObject):
     offset: _b.int
     length: _b.int
     date: _b.int
-    def __init__(self, *, relative: _b.bool = False, short_time: _b.bool = False, long_time: _b.bool = False, short_date: _b.bool = False, long_date: _b.bool = False, day_of_week: _b.bool = False, offset: _b.int, length: _b.int, date: _b.int) -> None: ...
+    def __init__(self, *, relative: _b.bool | None = False, short_time: _b.bool | None = False, long_time: _b.bool | None = False, short_date: _b.bool | None = False, long_date: _b.bool | None = False, day_of_week: _b.bool | None = False, offset: _b.int, length: _b.int, date: _b.int) -> None: ...
 class MessageEntityHashtag(_TLObject):
     """messageEntityHashtag#6f635b0d offset:int length:int = MessageEntity;"""
     offset: _b.int
@@ -4978,7 +4978,7 @@ class MessageFwdHeader(_TLObject):
     saved_from_name: _b.str | None
     saved_date: _b.int | None
     psa_type: _b.str | None
-    def __init__(self, *, imported: _b.bool = False, saved_out: _b.bool = False, from_id: _Peer | None = None, from_name: _b.str | None = None, date: _b.int, channel_post: _b.int | None = None, post_author: _b.str | None = None, saved_from_peer: _Peer | None = None, saved_from_msg_id: _b.int | None = None, saved_from_id: _Peer | None = None, saved_from_name: _b.str | None = None, saved_date: _b.int | None = None, psa_type: _b.str | None = None) -> None: ...
+    def __init__(self, *, imported: _b.bool | None = False, saved_out: _b.bool | None = False, from_id: _Peer | None = None, from_name: _b.str | None = None, date: _b.int, channel_post: _b.int | None = None, post_author: _b.str | None = None, saved_from_peer: _Peer | None = None, saved_from_msg_id: _b.int | None = None, saved_from_id: _Peer | None = None, saved_from_name: _b.str | None = None, saved_date: _b.int | None = None, psa_type: _b.str | None = None) -> None: ...
 class MessageMediaContact(_TLObject):
     """messageMediaContact#70322949 phone_number:string first_name:string last_name:string vcard:string user_id:long = MessageMedia;"""
     phone_number: _b.str
@@ -5005,7 +5005,7 @@ class MessageMediaDocument(_TLObject):
     video_cover: _Photo | None
     video_timestamp: _b.int | None
     ttl_seconds: _b.int | None
-    def __init__(self, *, nopremium: _b.bool = False, spoiler: _b.bool = False, video: _b.bool = False, round: _b.bool = False, voice: _b.bool = False, document: _Document | None = None, alt_documents: _b.list[_Document] | None = None, video_cover: _Photo | None = None, video_timestamp: _b.int | None = None, ttl_seconds: _b.int | None = None) -> None: ...
+    def __init__(self, *, nopremium: _b.bool | None = False, spoiler: _b.bool | None = False, video: _b.bool | None = False, round: _b.bool | None = False, voice: _b.bool | None = False, document: _Document | None = None, alt_documents: _Sequence[_Document] | None = None, video_cover: _Photo | None = None, video_timestamp: _b.int | None = None, ttl_seconds: _b.int | None = None) -> None: ...
 class MessageMediaEmpty(_TLObject):
     """messageMediaEmpty#3ded6320 = MessageMedia;"""
     def __init__(self) -> None: ...
@@ -5035,7 +5035,7 @@ class MessageMediaGiveaway(_TLObject):
     months: _b.int | None
     stars: _b.int | None
     until_date: _b.int
-    def __init__(self, *, only_new_subscribers: _b.bool = False, winners_are_visible: _b.bool = False, channels: _b.list[_b.int], countries_iso2: _b.list[_b.str] | None = None, prize_description: _b.str | None = None, quantity: _b.int, months: _b.int | None = None, stars: _b.int | None = None, until_date: _b.int) -> None: ...
+    def __init__(self, *, only_new_subscribers: _b.bool | None = False, winners_are_visible: _b.bool | None = False, channels: _Sequence[_b.int], countries_iso2: _Sequence[_b.str] | None = None, prize_description: _b.str | None = None, quantity: _b.int, months: _b.int | None = None, stars: _b.int | None = None, until_date: _b.int) -> None: ...
 class MessageMediaGiveawayResults(_TLObject):
     """messageMediaGiveawayResults#ceaa3ea1 flags:# only_new_subscribers:flags.0?true refunded:flags.2?true channel_id:long additional_peers_count:flags.3?int launch_msg_id:int winners_count:int unclaimed_count:int winners:Vector<long> months:flags.4?int stars:flags.5?long prize_description:flags.1?string until_date:int = MessageMedia;"""
     only_new_subscribers: _b.bool
@@ -5050,7 +5050,7 @@ class MessageMediaGiveawayResults(_TLObject):
     stars: _b.int | None
     prize_description: _b.str | None
     until_date: _b.int
-    def __init__(self, *, only_new_subscribers: _b.bool = False, refunded: _b.bool = False, channel_id: _b.int, additional_peers_count: _b.int | None = None, launch_msg_id: _b.int, winners_count: _b.int, unclaimed_count: _b.int, winners: _b.list[_b.int], months: _b.int | None = None, stars: _b.int | None = None, prize_description: _b.str | None = None, until_date: _b.int) -> None: ...
+    def __init__(self, *, only_new_subscribers: _b.bool | None = False, refunded: _b.bool | None = False, channel_id: _b.int, additional_peers_count: _b.int | None = None, launch_msg_id: _b.int, winners_count: _b.int, unclaimed_count: _b.int, winners: _Sequence[_b.int], months: _b.int | None = None, stars: _b.int | None = None, prize_description: _b.str | None = None, until_date: _b.int) -> None: ...
 class MessageMediaInvoice(_TLObject):
     """messageMediaInvoice#f6a548d3 flags:# shipping_address_requested:flags.1?true test:flags.3?true title:string description:string photo:flags.0?WebDocument receipt_msg_id:flags.2?int currency:string total_amount:long start_param:string extended_media:flags.4?MessageExtendedMedia = MessageMedia;"""
     shipping_address_requested: _b.bool
@@ -5063,12 +5063,12 @@ class MessageMediaInvoice(_TLObject):
     total_amount: _b.int
     start_param: _b.str
     extended_media: _MessageExtendedMedia | None
-    def __init__(self, *, shipping_address_requested: _b.bool = False, test: _b.bool = False, title: _b.str, description: _b.str, photo: _WebDocument | None = None, receipt_msg_id: _b.int | None = None, currency: _b.str, total_amount: _b.int, start_param: _b.str, extended_media: _MessageExtendedMedia | None = None) -> None: ...
+    def __init__(self, *, shipping_address_requested: _b.bool | None = False, test: _b.bool | None = False, title: _b.str, description: _b.str, photo: _WebDocument | None = None, receipt_msg_id: _b.int | None = None, currency: _b.str, total_amount: _b.int, start_param: _b.str, extended_media: _MessageExtendedMedia | None = None) -> None: ...
 class MessageMediaPaidMedia(_TLObject):
     """messageMediaPaidMedia#a8852491 stars_amount:long extended_media:Vector<MessageExtendedMedia> = MessageMedia;"""
     stars_amount: _b.int
     extended_media: _b.list[_MessageExtendedMedia]
-    def __init__(self, *, stars_amount: _b.int, extended_media: _b.list[_MessageExtendedMedia]) -> None: ...
+    def __init__(self, *, stars_amount: _b.int, extended_media: _Sequence[_MessageExtendedMedia]) -> None: ...
 class MessageMediaPhoto(_TLObject):
     """messageMediaPhoto#e216eb63 flags:# spoiler:flags.3?true live_photo:flags.4?true photo:flags.0?Photo ttl_seconds:flags.2?int video:flags.4?Document = MessageMedia;"""
     spoiler: _b.bool
@@ -5076,7 +5076,7 @@ class MessageMediaPhoto(_TLObject):
     photo: _Photo | None
     ttl_seconds: _b.int | None
     video: _Document | None
-    def __init__(self, *, spoiler: _b.bool = False, live_photo: _b.bool = False, photo: _Photo | None = None, ttl_seconds: _b.int | None = None, video: _Document | None = None) -> None: ...
+    def __init__(self, *, spoiler: _b.bool | None = False, live_photo: _b.bool | None = False, photo: _Photo | None = None, ttl_seconds: _b.int | None = None, video: _Document | None = None) -> None: ...
 class MessageMediaPoll(_TLObject):
     """messageMediaPoll#773f4e66 flags:# poll:Poll results:PollResults attached_media:flags.0?MessageMedia = MessageMedia;"""
     poll: _Poll
@@ -5089,12 +5089,12 @@ class MessageMediaStory(_TLObject):
     peer: _Peer
     id: _b.int
     story: _StoryItem | None
-    def __init__(self, *, via_mention: _b.bool = False, peer: _Peer, id: _b.int, story: _StoryItem | None = None) -> None: ...
+    def __init__(self, *, via_mention: _b.bool | None = False, peer: _Peer, id: _b.int, story: _StoryItem | None = None) -> None: ...
 class MessageMediaToDo(_TLObject):
     """messageMediaToDo#8a53b014 flags:# todo:TodoList completions:flags.0?Vector<TodoCompletion> = MessageMedia;"""
     todo: _TodoList
     completions: _b.list[_TodoCompletion] | None
-    def __init__(self, *, todo: _TodoList, completions: _b.list[_TodoCompletion] | None = None) -> None: ...
+    def __init__(self, *, todo: _TodoList, completions: _Sequence[_TodoCompletion] | None = None) -> None: ...
 class MessageMediaUnsupported(_TLObject):
     """messageMediaUnsupported#9f84f49e = MessageMedia;"""
     def __init__(self) -> None: ...
@@ -5111,7 +5111,7 @@ class MessageMediaVideoStream(_TLObject):
     """messageMediaVideoStream#ca5cab89 flags:# rtmp_stream:flags.0?true call:InputGroupCall = MessageMedia;"""
     rtmp_stream: _b.bool
     call: _InputGroupCall
-    def __init__(self, *, rtmp_stream: _b.bool = False, call: _InputGroupCall) -> None: ...
+    def __init__(self, *, rtmp_stream: _b.bool | None = False, call: _InputGroupCall) -> None: ...
 class MessageMediaWebPage(_TLObject):
     """messageMediaWebPage#ddf10c3b flags:# force_large_media:flags.0?true force_small_media:flags.1?true manual:flags.3?true safe:flags.4?true webpage:WebPage = MessageMedia;"""
     force_large_media: _b.bool
@@ -5119,7 +5119,7 @@ class MessageMediaWebPage(_TLObject):
     manual: _b.bool
     safe: _b.bool
     webpage: _WebPage
-    def __init__(self, *, force_large_media: _b.bool = False, force_small_media: _b.bool = False, manual: _b.bool = False, safe: _b.bool = False, webpage: _WebPage) -> None: ...
+    def __init__(self, *, force_large_media: _b.bool | None = False, force_small_media: _b.bool | None = False, manual: _b.bool | None = False, safe: _b.bool | None = False, webpage: _WebPage) -> None: ...
 class MessagePeerReaction(_TLObject):
     """messagePeerReaction#8c79b63c flags:# big:flags.0?true unread:flags.1?true my:flags.2?true peer_id:Peer date:int reaction:Reaction = MessagePeerReaction;"""
     big: _b.bool
@@ -5128,7 +5128,7 @@ class MessagePeerReaction(_TLObject):
     peer_id: _Peer
     date: _b.int
     reaction: _Reaction
-    def __init__(self, *, big: _b.bool = False, unread: _b.bool = False, my: _b.bool = False, peer_id: _Peer, date: _b.int, reaction: _Reaction) -> None: ...
+    def __init__(self, *, big: _b.bool | None = False, unread: _b.bool | None = False, my: _b.bool | None = False, peer_id: _Peer, date: _b.int, reaction: _Reaction) -> None: ...
 class MessagePeerVote(_TLObject):
     """messagePeerVote#b6cc2d5c peer:Peer option:bytes date:int = MessagePeerVote;"""
     peer: _Peer
@@ -5145,7 +5145,7 @@ class MessagePeerVoteMultiple(_TLObject):
     peer: _Peer
     options: _b.list[_b.bytes]
     date: _b.int
-    def __init__(self, *, peer: _Peer, options: _b.list[_b.bytes], date: _b.int) -> None: ...
+    def __init__(self, *, peer: _Peer, options: _Sequence[_b.bytes], date: _b.int) -> None: ...
 class MessageRange(_TLObject):
     """messageRange#ae30253 min_id:int max_id:int = MessageRange;"""
     min_id: _b.int
@@ -5159,7 +5159,7 @@ class MessageReactions(_TLObject):
     results: _b.list[_ReactionCount]
     recent_reactions: _b.list[_MessagePeerReaction] | None
     top_reactors: _b.list[_MessageReactor] | None
-    def __init__(self, *, min: _b.bool = False, can_see_list: _b.bool = False, reactions_as_tags: _b.bool = False, results: _b.list[_ReactionCount], recent_reactions: _b.list[_MessagePeerReaction] | None = None, top_reactors: _b.list[_MessageReactor] | None = None) -> None: ...
+    def __init__(self, *, min: _b.bool | None = False, can_see_list: _b.bool | None = False, reactions_as_tags: _b.bool | None = False, results: _Sequence[_ReactionCount], recent_reactions: _Sequence[_MessagePeerReaction] | None = None, top_reactors: _Sequence[_MessageReactor] | None = None) -> None: ...
 class MessageReactor(_TLObject):
     """messageReactor#4ba3a95a flags:# top:flags.0?true my:flags.1?true anonymous:flags.2?true peer_id:flags.3?Peer count:int = MessageReactor;"""
     top: _b.bool
@@ -5167,7 +5167,7 @@ class MessageReactor(_TLObject):
     anonymous: _b.bool
     peer_id: _Peer | None
     count: _b.int
-    def __init__(self, *, top: _b.bool = False, my: _b.bool = False, anonymous: _b.bool = False, peer_id: _Peer | None = None, count: _b.int) -> None: ...
+    def __init__(self, *, top: _b.bool | None = False, my: _b.bool | None = False, anonymous: _b.bool | None = False, peer_id: _Peer | None = None, count: _b.int) -> None: ...
 class MessageReplies(_TLObject):
     """messageReplies#83d60fc2 flags:# comments:flags.0?true replies:int replies_pts:int recent_repliers:flags.1?Vector<Peer> channel_id:flags.0?long max_id:flags.2?int read_max_id:flags.3?int = MessageReplies;"""
     comments: _b.bool
@@ -5177,7 +5177,7 @@ class MessageReplies(_TLObject):
     channel_id: _b.int | None
     max_id: _b.int | None
     read_max_id: _b.int | None
-    def __init__(self, *, comments: _b.bool = False, replies: _b.int, replies_pts: _b.int, recent_repliers: _b.list[_Peer] | None = None, channel_id: _b.int | None = None, max_id: _b.int | None = None, read_max_id: _b.int | None = None) -> None: ...
+    def __init__(self, *, comments: _b.bool | None = False, replies: _b.int, replies_pts: _b.int, recent_repliers: _Sequence[_Peer] | None = None, channel_id: _b.int | None = None, max_id: _b.int | None = None, read_max_id: _b.int | None = None) -> None: ...
 class MessageReplyHeader(_TLObject):
     """messageReplyHeader#1b97dd66 flags:# reply_to_scheduled:flags.2?true forum_topic:flags.3?true quote:flags.9?true reply_to_ephemeral:flags.13?true reply_to_msg_id:flags.4?int reply_to_peer_id:flags.0?Peer reply_from:flags.5?MessageFwdHeader reply_media:flags.8?MessageMedia reply_to_top_id:flags.1?int quote_text:flags.6?string quote_entities:flags.7?Vector<MessageEntity> quote_offset:flags.10?int todo_item_id:flags.11?int poll_option:flags.12?bytes = MessageReplyHeader;"""
     reply_to_scheduled: _b.bool
@@ -5194,7 +5194,7 @@ class MessageReplyHeader(_TLObject):
     quote_offset: _b.int | None
     todo_item_id: _b.int | None
     poll_option: _b.bytes | None
-    def __init__(self, *, reply_to_scheduled: _b.bool = False, forum_topic: _b.bool = False, quote: _b.bool = False, reply_to_ephemeral: _b.bool = False, reply_to_msg_id: _b.int | None = None, reply_to_peer_id: _Peer | None = None, reply_from: _MessageFwdHeader | None = None, reply_media: _MessageMedia | None = None, reply_to_top_id: _b.int | None = None, quote_text: _b.str | None = None, quote_entities: _b.list[_MessageEntity] | None = None, quote_offset: _b.int | None = None, todo_item_id: _b.int | None = None, poll_option: _b.bytes | None = None) -> None: ...
+    def __init__(self, *, reply_to_scheduled: _b.bool | None = False, forum_topic: _b.bool | None = False, quote: _b.bool | None = False, reply_to_ephemeral: _b.bool | None = False, reply_to_msg_id: _b.int | None = None, reply_to_peer_id: _Peer | None = None, reply_from: _MessageFwdHeader | None = None, reply_media: _MessageMedia | None = None, reply_to_top_id: _b.int | None = None, quote_text: _b.str | None = None, quote_entities: _Sequence[_MessageEntity] | None = None, quote_offset: _b.int | None = None, todo_item_id: _b.int | None = None, poll_option: _b.bytes | None = None) -> None: ...
 class MessageReplyStoryHeader(_TLObject):
     """messageReplyStoryHeader#e5af939 peer:Peer story_id:int = MessageReplyHeader;"""
     peer: _Peer
@@ -5223,7 +5223,7 @@ class MessageService(_TLObject):
     action: _MessageAction
     reactions: _MessageReactions | None
     ttl_period: _b.int | None
-    def __init__(self, *, out: _b.bool = False, mentioned: _b.bool = False, media_unread: _b.bool = False, reactions_are_possible: _b.bool = False, silent: _b.bool = False, post: _b.bool = False, legacy: _b.bool = False, id: _b.int, from_id: _Peer | None = None, peer_id: _Peer, saved_peer_id: _Peer | None = None, reply_to: _MessageReplyHeader | None = None, date: _b.int, action: _MessageAction, reactions: _MessageReactions | None = None, ttl_period: _b.int | None = None) -> None: ...
+    def __init__(self, *, out: _b.bool | None = False, mentioned: _b.bool | None = False, media_unread: _b.bool | None = False, reactions_are_possible: _b.bool | None = False, silent: _b.bool | None = False, post: _b.bool | None = False, legacy: _b.bool | None = False, id: _b.int, from_id: _Peer | None = None, peer_id: _Peer, saved_peer_id: _Peer | None = None, reply_to: _MessageReplyHeader | None = None, date: _b.int, action: _MessageAction, reactions: _MessageReactions | None = None, ttl_period: _b.int | None = None) -> None: ...
 class MessageViews(_TLObject):
     """messageViews#455b853d flags:# views:flags.0?int forwards:flags.1?int replies:flags.2?MessageReplies = MessageViews;"""
     views: _b.int | None
@@ -5235,7 +5235,7 @@ class MissingInvitee(_TLObject):
     premium_would_allow_invite: _b.bool
     premium_required_for_pm: _b.bool
     user_id: _b.int
-    def __init__(self, *, premium_would_allow_invite: _b.bool = False, premium_required_for_pm: _b.bool = False, user_id: _b.int) -> None: ...
+    def __init__(self, *, premium_would_allow_invite: _b.bool | None = False, premium_required_for_pm: _b.bool | None = False, user_id: _b.int) -> None: ...
 class MonoForumDialog(_TLObject):
     """monoForumDialog#64407ea7 flags:# unread_mark:flags.3?true nopaid_messages_exception:flags.4?true peer:Peer top_message:int read_inbox_max_id:int read_outbox_max_id:int unread_count:int unread_reactions_count:int draft:flags.1?DraftMessage = SavedDialog;"""
     unread_mark: _b.bool
@@ -5247,7 +5247,7 @@ class MonoForumDialog(_TLObject):
     unread_count: _b.int
     unread_reactions_count: _b.int
     draft: _DraftMessage | None
-    def __init__(self, *, unread_mark: _b.bool = False, nopaid_messages_exception: _b.bool = False, peer: _Peer, top_message: _b.int, read_inbox_max_id: _b.int, read_outbox_max_id: _b.int, unread_count: _b.int, unread_reactions_count: _b.int, draft: _DraftMessage | None = None) -> None: ...
+    def __init__(self, *, unread_mark: _b.bool | None = False, nopaid_messages_exception: _b.bool | None = False, peer: _Peer, top_message: _b.int, read_inbox_max_id: _b.int, read_outbox_max_id: _b.int, unread_count: _b.int, unread_reactions_count: _b.int, draft: _DraftMessage | None = None) -> None: ...
 class MyBoost(_TLObject):
     """myBoost#c448415c flags:# slot:int peer:flags.0?Peer date:int expires:int cooldown_until_date:flags.1?int = MyBoost;"""
     slot: _b.int
@@ -5313,7 +5313,7 @@ class Page(_TLObject):
     photos: _b.list[_Photo]
     documents: _b.list[_Document]
     views: _b.int | None
-    def __init__(self, *, part: _b.bool = False, rtl: _b.bool = False, v2: _b.bool = False, url: _b.str, blocks: _b.list[_PageBlock], photos: _b.list[_Photo], documents: _b.list[_Document], views: _b.int | None = None) -> None: ...
+    def __init__(self, *, part: _b.bool | None = False, rtl: _b.bool | None = False, v2: _b.bool | None = False, url: _b.str, blocks: _Sequence[_PageBlock], photos: _Sequence[_Photo], documents: _Sequence[_Document], views: _b.int | None = None) -> None: ...
 class PageBlockAnchor(_TLObject):
     """pageBlockAnchor#ce0d37b0 name:string = PageBlock;"""
     name: _b.str
@@ -5337,7 +5337,7 @@ class PageBlockBlockquoteBlocks(_TLObject):
     """pageBlockBlockquoteBlocks#e6e47c4 blocks:Vector<PageBlock> caption:RichText = PageBlock;"""
     blocks: _b.list[_PageBlock]
     caption: _RichText
-    def __init__(self, *, blocks: _b.list[_PageBlock], caption: _RichText) -> None: ...
+    def __init__(self, *, blocks: _Sequence[_PageBlock], caption: _RichText) -> None: ...
 class PageBlockChannel(_TLObject):
     """pageBlockChannel#ef1751b5 channel:Chat = PageBlock;"""
     channel: _Chat
@@ -5346,7 +5346,7 @@ class PageBlockCollage(_TLObject):
     """pageBlockCollage#65a0fa4d items:Vector<PageBlock> caption:PageCaption = PageBlock;"""
     items: _b.list[_PageBlock]
     caption: _PageCaption
-    def __init__(self, *, items: _b.list[_PageBlock], caption: _PageCaption) -> None: ...
+    def __init__(self, *, items: _Sequence[_PageBlock], caption: _PageCaption) -> None: ...
 class PageBlockCover(_TLObject):
     """pageBlockCover#39f23300 cover:PageBlock = PageBlock;"""
     cover: _PageBlock
@@ -5356,7 +5356,7 @@ class PageBlockDetails(_TLObject):
     open: _b.bool
     blocks: _b.list[_PageBlock]
     title: _RichText
-    def __init__(self, *, open: _b.bool = False, blocks: _b.list[_PageBlock], title: _RichText) -> None: ...
+    def __init__(self, *, open: _b.bool | None = False, blocks: _Sequence[_PageBlock], title: _RichText) -> None: ...
 class PageBlockDivider(_TLObject):
     """pageBlockDivider#db20b188 = PageBlock;"""
     def __init__(self) -> None: ...
@@ -5370,7 +5370,7 @@ class PageBlockEmbed(_TLObject):
     w: _b.int | None
     h: _b.int | None
     caption: _PageCaption
-    def __init__(self, *, full_width: _b.bool = False, allow_scrolling: _b.bool = False, url: _b.str | None = None, html: _b.str | None = None, poster_photo_id: _b.int | None = None, w: _b.int | None = None, h: _b.int | None = None, caption: _PageCaption) -> None: ...
+    def __init__(self, *, full_width: _b.bool | None = False, allow_scrolling: _b.bool | None = False, url: _b.str | None = None, html: _b.str | None = None, poster_photo_id: _b.int | None = None, w: _b.int | None = None, h: _b.int | None = None, caption: _PageCaption) -> None: ...
 class PageBlockEmbedPost(_TLObject):
     """pageBlockEmbedPost#f259a80b url:string webpage_id:long author_photo_id:long author:string date:int blocks:Vector<PageBlock> caption:PageCaption = PageBlock;"""
     url: _b.str
@@ -5380,7 +5380,7 @@ class PageBlockEmbedPost(_TLObject):
     date: _b.int
     blocks: _b.list[_PageBlock]
     caption: _PageCaption
-    def __init__(self, *, url: _b.str, webpage_id: _b.int, author_photo_id: _b.int, author: _b.str, date: _b.int, blocks: _b.list[_PageBlock], caption: _PageCaption) -> None: ...
+    def __init__(self, *, url: _b.str, webpage_id: _b.int, author_photo_id: _b.int, author: _b.str, date: _b.int, blocks: _Sequence[_PageBlock], caption: _PageCaption) -> None: ...
 class PageBlockFooter(_TLObject):
     """pageBlockFooter#48870999 text:RichText = PageBlock;"""
     text: _RichText
@@ -5420,7 +5420,7 @@ class PageBlockKicker(_TLObject):
 class PageBlockList(_TLObject):
     """pageBlockList#e4e88011 items:Vector<PageListItem> = PageBlock;"""
     items: _b.list[_PageListItem]
-    def __init__(self, *, items: _b.list[_PageListItem]) -> None: ...
+    def __init__(self, *, items: _Sequence[_PageListItem]) -> None: ...
 class PageBlockMap(_TLObject):
     """pageBlockMap#a44f3ef6 geo:GeoPoint zoom:int w:int h:int caption:PageCaption = PageBlock;"""
     geo: _GeoPoint
@@ -5439,7 +5439,7 @@ class PageBlockOrderedList(_TLObject):
     items: _b.list[_PageListOrderedItem]
     start: _b.int | None
     type: _b.str | None
-    def __init__(self, *, reversed: _b.bool = False, items: _b.list[_PageListOrderedItem], start: _b.int | None = None, type: _b.str | None = None) -> None: ...
+    def __init__(self, *, reversed: _b.bool | None = False, items: _Sequence[_PageListOrderedItem], start: _b.int | None = None, type: _b.str | None = None) -> None: ...
 class PageBlockParagraph(_TLObject):
     """pageBlockParagraph#467a0766 text:RichText = PageBlock;"""
     text: _RichText
@@ -5451,7 +5451,7 @@ class PageBlockPhoto(_TLObject):
     caption: _PageCaption
     url: _b.str | None
     webpage_id: _b.int | None
-    def __init__(self, *, spoiler: _b.bool = False, photo_id: _b.int, caption: _PageCaption, url: _b.str | None = None, webpage_id: _b.int | None = None) -> None: ...
+    def __init__(self, *, spoiler: _b.bool | None = False, photo_id: _b.int, caption: _PageCaption, url: _b.str | None = None, webpage_id: _b.int | None = None) -> None: ...
 class PageBlockPreformatted(_TLObject):
     """pageBlockPreformatted#c070d93e text:RichText language:string = PageBlock;"""
     text: _RichText
@@ -5466,12 +5466,12 @@ class PageBlockRelatedArticles(_TLObject):
     """pageBlockRelatedArticles#16115a96 title:RichText articles:Vector<PageRelatedArticle> = PageBlock;"""
     title: _RichText
     articles: _b.list[_PageRelatedArticle]
-    def __init__(self, *, title: _RichText, articles: _b.list[_PageRelatedArticle]) -> None: ...
+    def __init__(self, *, title: _RichText, articles: _Sequence[_PageRelatedArticle]) -> None: ...
 class PageBlockSlideshow(_TLObject):
     """pageBlockSlideshow#31f9590 items:Vector<PageBlock> caption:PageCaption = PageBlock;"""
     items: _b.list[_PageBlock]
     caption: _PageCaption
-    def __init__(self, *, items: _b.list[_PageBlock], caption: _PageCaption) -> None: ...
+    def __init__(self, *, items: _Sequence[_PageBlock], caption: _PageCaption) -> None: ...
 class PageBlockSubheader(_TLObject):
     """pageBlockSubheader#f12bb6e1 text:RichText = PageBlock;"""
     text: _RichText
@@ -5486,7 +5486,7 @@ class PageBlockTable(_TLObject):
     striped: _b.bool
     title: _RichText
     rows: _b.list[_PageTableRow]
-    def __init__(self, *, bordered: _b.bool = False, striped: _b.bool = False, title: _RichText, rows: _b.list[_PageTableRow]) -> None: ...
+    def __init__(self, *, bordered: _b.bool | None = False, striped: _b.bool | None = False, title: _RichText, rows: _Sequence[_PageTableRow]) -> None: ...
 class PageBlockThinking(_TLObject):
     """pageBlockThinking#3c29a3e2 text:RichText = PageBlock;"""
     text: _RichText
@@ -5505,7 +5505,7 @@ class PageBlockVideo(_TLObject):
     spoiler: _b.bool
     video_id: _b.int
     caption: _PageCaption
-    def __init__(self, *, autoplay: _b.bool = False, loop: _b.bool = False, spoiler: _b.bool = False, video_id: _b.int, caption: _PageCaption) -> None: ...
+    def __init__(self, *, autoplay: _b.bool | None = False, loop: _b.bool | None = False, spoiler: _b.bool | None = False, video_id: _b.int, caption: _PageCaption) -> None: ...
 class PageCaption(_TLObject):
     """pageCaption#6f747657 text:RichText credit:RichText = PageCaption;"""
     text: _RichText
@@ -5516,13 +5516,13 @@ class PageListItemBlocks(_TLObject):
     checkbox: _b.bool
     checked: _b.bool
     blocks: _b.list[_PageBlock]
-    def __init__(self, *, checkbox: _b.bool = False, checked: _b.bool = False, blocks: _b.list[_PageBlock]) -> None: ...
+    def __init__(self, *, checkbox: _b.bool | None = False, checked: _b.bool | None = False, blocks: _Sequence[_PageBlock]) -> None: ...
 class PageListItemText(_TLObject):
     """pageListItemText#2f58683c flags:# checkbox:flags.0?true checked:flags.1?true text:RichText = PageListItem;"""
     checkbox: _b.bool
     checked: _b.bool
     text: _RichText
-    def __init__(self, *, checkbox: _b.bool = False, checked: _b.bool = False, text: _RichText) -> None: ...
+    def __init__(self, *, checkbox: _b.bool | None = False, checked: _b.bool | None = False, text: _RichText) -> None: ...
 class PageListOrderedItemBlocks(_TLObject):
     """pageListOrderedItemBlocks#8ff2d5f0 flags:# checkbox:flags.0?true checked:flags.1?true num:flags.2?string blocks:Vector<PageBlock> value:flags.3?int type:flags.4?string = PageListOrderedItem;"""
     checkbox: _b.bool
@@ -5531,7 +5531,7 @@ class PageListOrderedItemBlocks(_TLObject):
     blocks: _b.list[_PageBlock]
     value: _b.int | None
     type: _b.str | None
-    def __init__(self, *, checkbox: _b.bool = False, checked: _b.bool = False, num: _b.str | None = None, blocks: _b.list[_PageBlock], value: _b.int | None = None, type: _b.str | None = None) -> None: ...
+    def __init__(self, *, checkbox: _b.bool | None = False, checked: _b.bool | None = False, num: _b.str | None = None, blocks: _Sequence[_PageBlock], value: _b.int | None = None, type: _b.str | None = None) -> None: ...
 class PageListOrderedItemText(_TLObject):
     """pageListOrderedItemText#15031189 flags:# checkbox:flags.0?true checked:flags.1?true num:flags.2?string text:RichText value:flags.3?int type:flags.4?string = PageListOrderedItem;"""
     checkbox: _b.bool
@@ -5540,7 +5540,7 @@ class PageListOrderedItemText(_TLObject):
     text: _RichText
     value: _b.int | None
     type: _b.str | None
-    def __init__(self, *, checkbox: _b.bool = False, checked: _b.bool = False, num: _b.str | None = None, text: _RichText, value: _b.int | None = None, type: _b.str | None = None) -> None: ...
+    def __init__(self, *, checkbox: _b.bool | None = False, checked: _b.bool | None = False, num: _b.str | None = None, text: _RichText, value: _b.int | None = None, type: _b.str | None = None) -> None: ...
 class PageRelatedArticle(_TLObject):
     """pageRelatedArticle#b390dc08 flags:# url:string webpage_id:long title:flags.0?string description:flags.1?string photo_id:flags.2?long author:flags.3?string published_date:flags.4?int = PageRelatedArticle;"""
     url: _b.str
@@ -5561,11 +5561,11 @@ class PageTableCell(_TLObject):
     text: _RichText | None
     colspan: _b.int | None
     rowspan: _b.int | None
-    def __init__(self, *, header: _b.bool = False, align_center: _b.bool = False, align_right: _b.bool = False, valign_middle: _b.bool = False, valign_bottom: _b.bool = False, text: _RichText | None = None, colspan: _b.int | None = None, rowspan: _b.int | None = None) -> None: ...
+    def __init__(self, *, header: _b.bool | None = False, align_center: _b.bool | None = False, align_right: _b.bool | None = False, valign_middle: _b.bool | None = False, valign_bottom: _b.bool | None = False, text: _RichText | None = None, colspan: _b.int | None = None, rowspan: _b.int | None = None) -> None: ...
 class PageTableRow(_TLObject):
     """pageTableRow#e0c0c5e5 cells:Vector<PageTableCell> = PageTableRow;"""
     cells: _b.list[_PageTableCell]
-    def __init__(self, *, cells: _b.list[_PageTableCell]) -> None: ...
+    def __init__(self, *, cells: _Sequence[_PageTableCell]) -> None: ...
 class PaidReactionPrivacyAnonymous(_TLObject):
     """paidReactionPrivacyAnonymous#1f0c1ad9 = PaidReactionPrivacy;"""
     def __init__(self) -> None: ...
@@ -5643,7 +5643,7 @@ class PeerColorCollectible(_TLObject):
     colors: _b.list[_b.int]
     dark_accent_color: _b.int | None
     dark_colors: _b.list[_b.int] | None
-    def __init__(self, *, collectible_id: _b.int, gift_emoji_id: _b.int, background_emoji_id: _b.int, accent_color: _b.int, colors: _b.list[_b.int], dark_accent_color: _b.int | None = None, dark_colors: _b.list[_b.int] | None = None) -> None: ...
+    def __init__(self, *, collectible_id: _b.int, gift_emoji_id: _b.int, background_emoji_id: _b.int, accent_color: _b.int, colors: _Sequence[_b.int], dark_accent_color: _b.int | None = None, dark_colors: _Sequence[_b.int] | None = None) -> None: ...
 class PeerLocated(_TLObject):
     """peerLocated#ca461b5d peer:Peer expires:int distance:int = PeerLocated;"""
     peer: _Peer
@@ -5691,13 +5691,13 @@ class PeerSettings(_TLObject):
     phone_country: _b.str | None
     name_change_date: _b.int | None
     photo_change_date: _b.int | None
-    def __init__(self, *, report_spam: _b.bool = False, add_contact: _b.bool = False, block_contact: _b.bool = False, share_contact: _b.bool = False, need_contacts_exception: _b.bool = False, report_geo: _b.bool = False, autoarchived: _b.bool = False, invite_members: _b.bool = False, request_chat_broadcast: _b.bool = False, business_bot_paused: _b.bool = False, business_bot_can_reply: _b.bool = False, geo_distance: _b.int | None = None, request_chat_title: _b.str | None = None, request_chat_date: _b.int | None = None, business_bot_id: _b.int | None = None, business_bot_manage_url: _b.str | None = None, charge_paid_message_stars: _b.int | None = None, registration_month: _b.str | None = None, phone_country: _b.str | None = None, name_change_date: _b.int | None = None, photo_change_date: _b.int | None = None) -> None: ...
+    def __init__(self, *, report_spam: _b.bool | None = False, add_contact: _b.bool | None = False, block_contact: _b.bool | None = False, share_contact: _b.bool | None = False, need_contacts_exception: _b.bool | None = False, report_geo: _b.bool | None = False, autoarchived: _b.bool | None = False, invite_members: _b.bool | None = False, request_chat_broadcast: _b.bool | None = False, business_bot_paused: _b.bool | None = False, business_bot_can_reply: _b.bool | None = False, geo_distance: _b.int | None = None, request_chat_title: _b.str | None = None, request_chat_date: _b.int | None = None, business_bot_id: _b.int | None = None, business_bot_manage_url: _b.str | None = None, charge_paid_message_stars: _b.int | None = None, registration_month: _b.str | None = None, phone_country: _b.str | None = None, name_change_date: _b.int | None = None, photo_change_date: _b.int | None = None) -> None: ...
 class PeerStories(_TLObject):
     """peerStories#9a35e999 flags:# peer:Peer max_read_id:flags.0?int stories:Vector<StoryItem> = PeerStories;"""
     peer: _Peer
     max_read_id: _b.int | None
     stories: _b.list[_StoryItem]
-    def __init__(self, *, peer: _Peer, max_read_id: _b.int | None = None, stories: _b.list[_StoryItem]) -> None: ...
+    def __init__(self, *, peer: _Peer, max_read_id: _b.int | None = None, stories: _Sequence[_StoryItem]) -> None: ...
 class PeerUser(_TLObject):
     """peerUser#59511722 user_id:long = Peer;"""
     user_id: _b.int
@@ -5725,7 +5725,7 @@ class PhoneCall(_TLObject):
     connections: _b.list[_PhoneConnection]
     start_date: _b.int
     custom_parameters: _DataJSON | None
-    def __init__(self, *, p2p_allowed: _b.bool = False, video: _b.bool = False, conference_supported: _b.bool = False, id: _b.int, access_hash: _b.int, date: _b.int, admin_id: _b.int, participant_id: _b.int, g_a_or_b: _b.bytes, key_fingerprint: _b.int, protocol: _PhoneCallProtocol, connections: _b.list[_PhoneConnection], start_date: _b.int, custom_parameters: _DataJSON | None = None) -> None: ...
+    def __init__(self, *, p2p_allowed: _b.bool | None = False, video: _b.bool | None = False, conference_supported: _b.bool | None = False, id: _b.int, access_hash: _b.int, date: _b.int, admin_id: _b.int, participant_id: _b.int, g_a_or_b: _b.bytes, key_fingerprint: _b.int, protocol: _PhoneCallProtocol, connections: _Sequence[_PhoneConnection], start_date: _b.int, custom_parameters: _DataJSON | None = None) -> None: ...
 class PhoneCallAccepted(_TLObject):
     """phoneCallAccepted#3660c311 flags:# video:flags.6?true id:long access_hash:long date:int admin_id:long participant_id:long g_b:bytes protocol:PhoneCallProtocol = PhoneCall;"""
     video: _b.bool
@@ -5736,7 +5736,7 @@ class PhoneCallAccepted(_TLObject):
     participant_id: _b.int
     g_b: _b.bytes
     protocol: _PhoneCallProtocol
-    def __init__(self, *, video: _b.bool = False, id: _b.int, access_hash: _b.int, date: _b.int, admin_id: _b.int, participant_id: _b.int, g_b: _b.bytes, protocol: _PhoneCallProtocol) -> None: ...
+    def __init__(self, *, video: _b.bool | None = False, id: _b.int, access_hash: _b.int, date: _b.int, admin_id: _b.int, participant_id: _b.int, g_b: _b.bytes, protocol: _PhoneCallProtocol) -> None: ...
 class PhoneCallDiscardReasonBusy(_TLObject):
     """phoneCallDiscardReasonBusy#faf7e8c9 = PhoneCallDiscardReason;"""
     def __init__(self) -> None: ...
@@ -5761,7 +5761,7 @@ class PhoneCallDiscarded(_TLObject):
     id: _b.int
     reason: _PhoneCallDiscardReason | None
     duration: _b.int | None
-    def __init__(self, *, need_rating: _b.bool = False, need_debug: _b.bool = False, video: _b.bool = False, id: _b.int, reason: _PhoneCallDiscardReason | None = None, duration: _b.int | None = None) -> None: ...
+    def __init__(self, *, need_rating: _b.bool | None = False, need_debug: _b.bool | None = False, video: _b.bool | None = False, id: _b.int, reason: _PhoneCallDiscardReason | None = None, duration: _b.int | None = None) -> None: ...
 class PhoneCallEmpty(_TLObject):
     """phoneCallEmpty#5366c915 id:long = PhoneCall;"""
     id: _b.int
@@ -5773,7 +5773,7 @@ class PhoneCallProtocol(_TLObject):
     min_layer: _b.int
     max_layer: _b.int
     library_versions: _b.list[_b.str]
-    def __init__(self, *, udp_p2p: _b.bool = False, udp_reflector: _b.bool = False, min_layer: _b.int, max_layer: _b.int, library_versions: _b.list[_b.str]) -> None: ...
+    def __init__(self, *, udp_p2p: _b.bool | None = False, udp_reflector: _b.bool | None = False, min_layer: _b.int, max_layer: _b.int, library_versions: _Sequence[_b.str]) -> None: ...
 class PhoneCallRequested(_TLObject):
     """phoneCallRequested#14b0ed0c flags:# video:flags.6?true id:long access_hash:long date:int admin_id:long participant_id:long g_a_hash:bytes protocol:PhoneCallProtocol = PhoneCall;"""
     video: _b.bool
@@ -5784,7 +5784,7 @@ class PhoneCallRequested(_TLObject):
     participant_id: _b.int
     g_a_hash: _b.bytes
     protocol: _PhoneCallProtocol
-    def __init__(self, *, video: _b.bool = False, id: _b.int, access_hash: _b.int, date: _b.int, admin_id: _b.int, participant_id: _b.int, g_a_hash: _b.bytes, protocol: _PhoneCallProtocol) -> None: ...
+    def __init__(self, *, video: _b.bool | None = False, id: _b.int, access_hash: _b.int, date: _b.int, admin_id: _b.int, participant_id: _b.int, g_a_hash: _b.bytes, protocol: _PhoneCallProtocol) -> None: ...
 class PhoneCallWaiting(_TLObject):
     """phoneCallWaiting#c5226f17 flags:# video:flags.6?true id:long access_hash:long date:int admin_id:long participant_id:long protocol:PhoneCallProtocol receive_date:flags.0?int = PhoneCall;"""
     video: _b.bool
@@ -5795,7 +5795,7 @@ class PhoneCallWaiting(_TLObject):
     participant_id: _b.int
     protocol: _PhoneCallProtocol
     receive_date: _b.int | None
-    def __init__(self, *, video: _b.bool = False, id: _b.int, access_hash: _b.int, date: _b.int, admin_id: _b.int, participant_id: _b.int, protocol: _PhoneCallProtocol, receive_date: _b.int | None = None) -> None: ...
+    def __init__(self, *, video: _b.bool | None = False, id: _b.int, access_hash: _b.int, date: _b.int, admin_id: _b.int, participant_id: _b.int, protocol: _PhoneCallProtocol, receive_date: _b.int | None = None) -> None: ...
 class PhoneConnection(_TLObject):
     """phoneConnection#9cc123c7 flags:# tcp:flags.0?true id:long ip:string ipv6:string port:int peer_tag:bytes = PhoneConnection;"""
     tcp: _b.bool
@@ -5804,7 +5804,7 @@ class PhoneConnection(_TLObject):
     ipv6: _b.str
     port: _b.int
     peer_tag: _b.bytes
-    def __init__(self, *, tcp: _b.bool = False, id: _b.int, ip: _b.str, ipv6: _b.str, port: _b.int, peer_tag: _b.bytes) -> None: ...
+    def __init__(self, *, tcp: _b.bool | None = False, id: _b.int, ip: _b.str, ipv6: _b.str, port: _b.int, peer_tag: _b.bytes) -> None: ...
 class PhoneConnectionWebrtc(_TLObject):
     """phoneConnectionWebrtc#635fe375 flags:# turn:flags.0?true stun:flags.1?true id:long ip:string ipv6:string port:int username:string password:string = PhoneConnection;"""
     turn: _b.bool
@@ -5815,7 +5815,7 @@ class PhoneConnectionWebrtc(_TLObject):
     port: _b.int
     username: _b.str
     password: _b.str
-    def __init__(self, *, turn: _b.bool = False, stun: _b.bool = False, id: _b.int, ip: _b.str, ipv6: _b.str, port: _b.int, username: _b.str, password: _b.str) -> None: ...
+    def __init__(self, *, turn: _b.bool | None = False, stun: _b.bool | None = False, id: _b.int, ip: _b.str, ipv6: _b.str, port: _b.int, username: _b.str, password: _b.str) -> None: ...
 class Photo(_TLObject):
     """photo#fb197a65 flags:# has_stickers:flags.0?true id:long access_hash:long file_reference:bytes date:int sizes:Vector<PhotoSize> video_sizes:flags.1?Vector<VideoSize> dc_id:int = Photo;"""
     has_stickers: _b.bool
@@ -5826,7 +5826,7 @@ class Photo(_TLObject):
     sizes: _b.list[_PhotoSize]
     video_sizes: _b.list[_VideoSize] | None
     dc_id: _b.int
-    def __init__(self, *, has_stickers: _b.bool = False, id: _b.int, access_hash: _b.int, file_reference: _b.bytes, date: _b.int, sizes: _b.list[_PhotoSize], video_sizes: _b.list[_VideoSize] | None = None, dc_id: _b.int) -> None: ...
+    def __init__(self, *, has_stickers: _b.bool | None = False, id: _b.int, access_hash: _b.int, file_reference: _b.bytes, date: _b.int, sizes: _Sequence[_PhotoSize], video_sizes: _Sequence[_VideoSize] | None = None, dc_id: _b.int) -> None: ...
 class PhotoCachedSize(_TLObject):
     """photoCachedSize#21e1ad6 type:string w:int h:int bytes:bytes = PhotoSize;"""
     type: _b.str
@@ -5860,7 +5860,7 @@ class PhotoSizeProgressive(_TLObject):
     w: _b.int
     h: _b.int
     sizes: _b.list[_b.int]
-    def __init__(self, *, type: _b.str, w: _b.int, h: _b.int, sizes: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, type: _b.str, w: _b.int, h: _b.int, sizes: _Sequence[_b.int]) -> None: ...
 class PhotoStrippedSize(_TLObject):
     """photoStrippedSize#e0b0bc2e type:string bytes:bytes = PhotoSize;"""
     type: _b.str
@@ -5885,7 +5885,7 @@ class Poll(_TLObject):
     close_date: _b.int | None
     countries_iso2: _b.list[_b.str] | None
     hash: _b.int
-    def __init__(self, *, id: _b.int, closed: _b.bool = False, public_voters: _b.bool = False, multiple_choice: _b.bool = False, quiz: _b.bool = False, open_answers: _b.bool = False, revoting_disabled: _b.bool = False, shuffle_answers: _b.bool = False, hide_results_until_close: _b.bool = False, creator: _b.bool = False, subscribers_only: _b.bool = False, question: _TextWithEntities, answers: _b.list[_PollAnswer], close_period: _b.int | None = None, close_date: _b.int | None = None, countries_iso2: _b.list[_b.str] | None = None, hash: _b.int) -> None: ...
+    def __init__(self, *, id: _b.int, closed: _b.bool | None = False, public_voters: _b.bool | None = False, multiple_choice: _b.bool | None = False, quiz: _b.bool | None = False, open_answers: _b.bool | None = False, revoting_disabled: _b.bool | None = False, shuffle_answers: _b.bool | None = False, hide_results_until_close: _b.bool | None = False, creator: _b.bool | None = False, subscribers_only: _b.bool | None = False, question: _TextWithEntities, answers: _Sequence[_PollAnswer], close_period: _b.int | None = None, close_date: _b.int | None = None, countries_iso2: _Sequence[_b.str] | None = None, hash: _b.int) -> None: ...
 class PollAnswer(_TLObject):
     """pollAnswer#4b7d786a flags:# text:TextWithEntities option:bytes media:flags.0?MessageMedia added_by:flags.1?Peer date:flags.1?int = PollAnswer;"""
     text: _TextWithEntities
@@ -5901,7 +5901,7 @@ class PollAnswerVoters(_TLObject):
     option: _b.bytes
     voters: _b.int | None
     recent_voters: _b.list[_Peer] | None
-    def __init__(self, *, chosen: _b.bool = False, correct: _b.bool = False, option: _b.bytes, voters: _b.int | None = None, recent_voters: _b.list[_Peer] | None = None) -> None: ...
+    def __init__(self, *, chosen: _b.bool | None = False, correct: _b.bool | None = False, option: _b.bytes, voters: _b.int | None = None, recent_voters: _Sequence[_Peer] | None = None) -> None: ...
 class PollResults(_TLObject):
     """pollResults#ba7bb15e flags:# min:flags.0?true has_unread_votes:flags.6?true can_view_stats:flags.7?true results:flags.1?Vector<PollAnswerVoters> total_voters:flags.2?int recent_voters:flags.3?Vector<Peer> solution:flags.4?string solution_entities:flags.4?Vector<MessageEntity> solution_media:flags.5?MessageMedia = PollResults;"""
     min: _b.bool
@@ -5913,7 +5913,7 @@ class PollResults(_TLObject):
     solution: _b.str | None
     solution_entities: _b.list[_MessageEntity] | None
     solution_media: _MessageMedia | None
-    def __init__(self, *, min: _b.bool = False, has_unread_votes: _b.bool = False, can_view_stats: _b.bool = False, results: _b.list[_PollAnswerVoters] | None = None, total_voters: _b.int | None = None, recent_voters: _b.list[_Peer] | None = None, solution: _b.str | None = None, solution_entities: _b.list[_MessageEntity] | None = None, solution_media: _MessageMedia | None = None) -> None: ...
+    def __init__(self, *, min: _b.bool | None = False, has_unread_votes: _b.bool | None = False, can_view_stats: _b.bool | None = False, results: _Sequence[_PollAnswerVoters] | None = None, total_voters: _b.int | None = None, recent_voters: _Sequence[_Peer] | None = None, solution: _b.str | None = None, solution_entities: _Sequence[_MessageEntity] | None = None, solution_media: _MessageMedia | None = None) -> None: ...
 class PopularContact(_TLObject):
     """popularContact#5ce14175 client_id:long importers:int = PopularContact;"""
     client_id: _b.int
@@ -5961,7 +5961,7 @@ class PremiumSubscriptionOption(_TLObject):
     amount: _b.int
     bot_url: _b.str
     store_product: _b.str | None
-    def __init__(self, *, current: _b.bool = False, can_purchase_upgrade: _b.bool = False, transaction: _b.str | None = None, months: _b.int, currency: _b.str, amount: _b.int, bot_url: _b.str, store_product: _b.str | None = None) -> None: ...
+    def __init__(self, *, current: _b.bool | None = False, can_purchase_upgrade: _b.bool | None = False, transaction: _b.str | None = None, months: _b.int, currency: _b.str, amount: _b.int, bot_url: _b.str, store_product: _b.str | None = None) -> None: ...
 class PrepaidGiveaway(_TLObject):
     """prepaidGiveaway#b2539d54 id:long months:int quantity:int date:int = PrepaidGiveaway;"""
     id: _b.int
@@ -6028,7 +6028,7 @@ class PrivacyValueAllowBots(_TLObject):
 class PrivacyValueAllowChatParticipants(_TLObject):
     """privacyValueAllowChatParticipants#6b134e8e chats:Vector<long> = PrivacyRule;"""
     chats: _b.list[_b.int]
-    def __init__(self, *, chats: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, chats: _Sequence[_b.int]) -> None: ...
 class PrivacyValueAllowCloseFriends(_TLObject):
     """privacyValueAllowCloseFriends#f7e8d89b = PrivacyRule;"""
     def __init__(self) -> None: ...
@@ -6041,7 +6041,7 @@ class PrivacyValueAllowPremium(_TLObject):
 class PrivacyValueAllowUsers(_TLObject):
     """privacyValueAllowUsers#b8905fb2 users:Vector<long> = PrivacyRule;"""
     users: _b.list[_b.int]
-    def __init__(self, *, users: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, users: _Sequence[_b.int]) -> None: ...
 class PrivacyValueDisallowAll(_TLObject):
     """privacyValueDisallowAll#8b73e763 = PrivacyRule;"""
     def __init__(self) -> None: ...
@@ -6051,14 +6051,14 @@ class PrivacyValueDisallowBots(_TLObject):
 class PrivacyValueDisallowChatParticipants(_TLObject):
     """privacyValueDisallowChatParticipants#41c87565 chats:Vector<long> = PrivacyRule;"""
     chats: _b.list[_b.int]
-    def __init__(self, *, chats: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, chats: _Sequence[_b.int]) -> None: ...
 class PrivacyValueDisallowContacts(_TLObject):
     """privacyValueDisallowContacts#f888fa1a = PrivacyRule;"""
     def __init__(self) -> None: ...
 class PrivacyValueDisallowUsers(_TLObject):
     """privacyValueDisallowUsers#e4621141 users:Vector<long> = PrivacyRule;"""
     users: _b.list[_b.int]
-    def __init__(self, *, users: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, users: _Sequence[_b.int]) -> None: ...
 class ProfileTabFiles(_TLObject):
     """profileTabFiles#ab339c00 = ProfileTab;"""
     def __init__(self) -> None: ...
@@ -6171,21 +6171,21 @@ class RecentStory(_TLObject):
     """recentStory#711d692d flags:# live:flags.0?true max_id:flags.1?int = RecentStory;"""
     live: _b.bool
     max_id: _b.int | None
-    def __init__(self, *, live: _b.bool = False, max_id: _b.int | None = None) -> None: ...
+    def __init__(self, *, live: _b.bool | None = False, max_id: _b.int | None = None) -> None: ...
 class ReplyInlineMarkup(_TLObject):
     """replyInlineMarkup#48a30254 rows:Vector<KeyboardButtonRow> = ReplyMarkup;"""
     rows: _b.list[_KeyboardButtonRow]
-    def __init__(self, *, rows: _b.list[_KeyboardButtonRow]) -> None: ...
+    def __init__(self, *, rows: _Sequence[_KeyboardButtonRow]) -> None: ...
 class ReplyKeyboardForceReply(_TLObject):
     """replyKeyboardForceReply#86b40b08 flags:# single_use:flags.1?true selective:flags.2?true placeholder:flags.3?string = ReplyMarkup;"""
     single_use: _b.bool
     selective: _b.bool
     placeholder: _b.str | None
-    def __init__(self, *, single_use: _b.bool = False, selective: _b.bool = False, placeholder: _b.str | None = None) -> None: ...
+    def __init__(self, *, single_use: _b.bool | None = False, selective: _b.bool | None = False, placeholder: _b.str | None = None) -> None: ...
 class ReplyKeyboardHide(_TLObject):
     """replyKeyboardHide#a03e5b85 flags:# selective:flags.2?true = ReplyMarkup;"""
     selective: _b.bool
-    def __init__(self, *, selective: _b.bool = False) -> None: ...
+    def __init__(self, *, selective: _b.bool | None = False) -> None: ...
 class ReplyKeyboardMarkup(_TLObject):
     """replyKeyboardMarkup#85dd99d1 flags:# resize:flags.0?true single_use:flags.1?true selective:flags.2?true persistent:flags.4?true rows:Vector<KeyboardButtonRow> placeholder:flags.3?string = ReplyMarkup;"""
     resize: _b.bool
@@ -6194,17 +6194,17 @@ class ReplyKeyboardMarkup(_TLObject):
     persistent: _b.bool
     rows: _b.list[_KeyboardButtonRow]
     placeholder: _b.str | None
-    def __init__(self, *, resize: _b.bool = False, single_use: _b.bool = False, selective: _b.bool = False, persistent: _b.bool = False, rows: _b.list[_KeyboardButtonRow], placeholder: _b.str | None = None) -> None: ...
+    def __init__(self, *, resize: _b.bool | None = False, single_use: _b.bool | None = False, selective: _b.bool | None = False, persistent: _b.bool | None = False, rows: _Sequence[_KeyboardButtonRow], placeholder: _b.str | None = None) -> None: ...
 class ReportResultAddComment(_TLObject):
     """reportResultAddComment#6f09ac31 flags:# optional:flags.0?true option:bytes = ReportResult;"""
     optional: _b.bool
     option: _b.bytes
-    def __init__(self, *, optional: _b.bool = False, option: _b.bytes) -> None: ...
+    def __init__(self, *, optional: _b.bool | None = False, option: _b.bytes) -> None: ...
 class ReportResultChooseOption(_TLObject):
     """reportResultChooseOption#f0e4e0b6 title:string options:Vector<MessageReportOption> = ReportResult;"""
     title: _b.str
     options: _b.list[_MessageReportOption]
-    def __init__(self, *, title: _b.str, options: _b.list[_MessageReportOption]) -> None: ...
+    def __init__(self, *, title: _b.str, options: _Sequence[_MessageReportOption]) -> None: ...
 class ReportResultReported(_TLObject):
     """reportResultReported#8db33c4b = ReportResult;"""
     def __init__(self) -> None: ...
@@ -6214,7 +6214,7 @@ class RequestPeerTypeBroadcast(_TLObject):
     has_username: _b.bool | None
     user_admin_rights: _ChatAdminRights | None
     bot_admin_rights: _ChatAdminRights | None
-    def __init__(self, *, creator: _b.bool = False, has_username: _b.bool | None = None, user_admin_rights: _ChatAdminRights | None = None, bot_admin_rights: _ChatAdminRights | None = None) -> None: ...
+    def __init__(self, *, creator: _b.bool | None = False, has_username: _b.bool | None = None, user_admin_rights: _ChatAdminRights | None = None, bot_admin_rights: _ChatAdminRights | None = None) -> None: ...
 class RequestPeerTypeChat(_TLObject):
     """requestPeerTypeChat#c9f06e1b flags:# creator:flags.0?true bot_participant:flags.5?true has_username:flags.3?Bool forum:flags.4?Bool user_admin_rights:flags.1?ChatAdminRights bot_admin_rights:flags.2?ChatAdminRights = RequestPeerType;"""
     creator: _b.bool
@@ -6223,13 +6223,13 @@ class RequestPeerTypeChat(_TLObject):
     forum: _b.bool | None
     user_admin_rights: _ChatAdminRights | None
     bot_admin_rights: _ChatAdminRights | None
-    def __init__(self, *, creator: _b.bool = False, bot_participant: _b.bool = False, has_username: _b.bool | None = None, forum: _b.bool | None = None, user_admin_rights: _ChatAdminRights | None = None, bot_admin_rights: _ChatAdminRights | None = None) -> None: ...
+    def __init__(self, *, creator: _b.bool | None = False, bot_participant: _b.bool | None = False, has_username: _b.bool | None = None, forum: _b.bool | None = None, user_admin_rights: _ChatAdminRights | None = None, bot_admin_rights: _ChatAdminRights | None = None) -> None: ...
 class RequestPeerTypeCreateBot(_TLObject):
     """requestPeerTypeCreateBot#3e81e078 flags:# bot_managed:flags.0?true suggested_name:flags.1?string suggested_username:flags.2?string = RequestPeerType;"""
     bot_managed: _b.bool
     suggested_name: _b.str | None
     suggested_username: _b.str | None
-    def __init__(self, *, bot_managed: _b.bool = False, suggested_name: _b.str | None = None, suggested_username: _b.str | None = None) -> None: ...
+    def __init__(self, *, bot_managed: _b.bool | None = False, suggested_name: _b.str | None = None, suggested_username: _b.str | None = None) -> None: ...
 class RequestPeerTypeUser(_TLObject):
     """requestPeerTypeUser#5f3b8a00 flags:# bot:flags.0?Bool premium:flags.1?Bool = RequestPeerType;"""
     bot: _b.bool | None
@@ -6279,13 +6279,13 @@ class RichMessage(_TLObject):
     blocks: _b.list[_PageBlock]
     photos: _b.list[_Photo]
     documents: _b.list[_Document]
-    def __init__(self, *, rtl: _b.bool = False, part: _b.bool = False, blocks: _b.list[_PageBlock], photos: _b.list[_Photo], documents: _b.list[_Document]) -> None: ...
+    def __init__(self, *, rtl: _b.bool | None = False, part: _b.bool | None = False, blocks: _Sequence[_PageBlock], photos: _Sequence[_Photo], documents: _Sequence[_Document]) -> None: ...
 class SavedDialog(_TLObject):
     """savedDialog#bd87cb6c flags:# pinned:flags.2?true peer:Peer top_message:int = SavedDialog;"""
     pinned: _b.bool
     peer: _Peer
     top_message: _b.int
-    def __init__(self, *, pinned: _b.bool = False, peer: _Peer, top_message: _b.int) -> None: ...
+    def __init__(self, *, pinned: _b.bool | None = False, peer: _Peer, top_message: _b.int) -> None: ...
 class SavedPhoneContact(_TLObject):
     """savedPhoneContact#1142bd56 phone:string first_name:string last_name:string date:int = SavedContact;"""
     phone: _b.str
@@ -6324,7 +6324,7 @@ class SavedStarGift(_TLObject):
     drop_original_details_stars: _b.int | None
     gift_num: _b.int | None
     can_craft_at: _b.int | None
-    def __init__(self, *, name_hidden: _b.bool = False, unsaved: _b.bool = False, refunded: _b.bool = False, can_upgrade: _b.bool = False, pinned_to_top: _b.bool = False, upgrade_separate: _b.bool = False, from_id: _Peer | None = None, date: _b.int, gift: _StarGift, message: _TextWithEntities | None = None, msg_id: _b.int | None = None, saved_id: _b.int | None = None, convert_stars: _b.int | None = None, upgrade_stars: _b.int | None = None, can_export_at: _b.int | None = None, transfer_stars: _b.int | None = None, can_transfer_at: _b.int | None = None, can_resell_at: _b.int | None = None, collection_id: _b.list[_b.int] | None = None, prepaid_upgrade_hash: _b.str | None = None, drop_original_details_stars: _b.int | None = None, gift_num: _b.int | None = None, can_craft_at: _b.int | None = None) -> None: ...
+    def __init__(self, *, name_hidden: _b.bool | None = False, unsaved: _b.bool | None = False, refunded: _b.bool | None = False, can_upgrade: _b.bool | None = False, pinned_to_top: _b.bool | None = False, upgrade_separate: _b.bool | None = False, from_id: _Peer | None = None, date: _b.int, gift: _StarGift, message: _TextWithEntities | None = None, msg_id: _b.int | None = None, saved_id: _b.int | None = None, convert_stars: _b.int | None = None, upgrade_stars: _b.int | None = None, can_export_at: _b.int | None = None, transfer_stars: _b.int | None = None, can_transfer_at: _b.int | None = None, can_resell_at: _b.int | None = None, collection_id: _Sequence[_b.int] | None = None, prepaid_upgrade_hash: _b.str | None = None, drop_original_details_stars: _b.int | None = None, gift_num: _b.int | None = None, can_craft_at: _b.int | None = None) -> None: ...
 class SearchPostsFlood(_TLObject):
     """searchPostsFlood#3e0b5b6a flags:# query_is_free:flags.0?true total_daily:int remains:int wait_till:flags.1?int stars_amount:long = SearchPostsFlood;"""
     query_is_free: _b.bool
@@ -6332,7 +6332,7 @@ class SearchPostsFlood(_TLObject):
     remains: _b.int
     wait_till: _b.int | None
     stars_amount: _b.int
-    def __init__(self, *, query_is_free: _b.bool = False, total_daily: _b.int, remains: _b.int, wait_till: _b.int | None = None, stars_amount: _b.int) -> None: ...
+    def __init__(self, *, query_is_free: _b.bool | None = False, total_daily: _b.int, remains: _b.int, wait_till: _b.int | None = None, stars_amount: _b.int) -> None: ...
 class SearchResultPosition(_TLObject):
     """searchResultPosition#7f648b67 msg_id:int date:int offset:int = SearchResultsPosition;"""
     msg_id: _b.int
@@ -6396,11 +6396,11 @@ class SecureRequiredType(_TLObject):
     selfie_required: _b.bool
     translation_required: _b.bool
     type: _SecureValueType
-    def __init__(self, *, native_names: _b.bool = False, selfie_required: _b.bool = False, translation_required: _b.bool = False, type: _SecureValueType) -> None: ...
+    def __init__(self, *, native_names: _b.bool | None = False, selfie_required: _b.bool | None = False, translation_required: _b.bool | None = False, type: _SecureValueType) -> None: ...
 class SecureRequiredTypeOneOf(_TLObject):
     """secureRequiredTypeOneOf#27477b4 types:Vector<SecureRequiredType> = SecureRequiredType;"""
     types: _b.list[_SecureRequiredType]
-    def __init__(self, *, types: _b.list[_SecureRequiredType]) -> None: ...
+    def __init__(self, *, types: _Sequence[_SecureRequiredType]) -> None: ...
 class SecureSecretSettings(_TLObject):
     """secureSecretSettings#1527bcac secure_algo:SecurePasswordKdfAlgo secure_secret:bytes secure_secret_id:long = SecureSecretSettings;"""
     secure_algo: _SecurePasswordKdfAlgo
@@ -6418,7 +6418,7 @@ class SecureValue(_TLObject):
     files: _b.list[_SecureFile] | None
     plain_data: _SecurePlainData | None
     hash: _b.bytes
-    def __init__(self, *, type: _SecureValueType, data: _SecureData | None = None, front_side: _SecureFile | None = None, reverse_side: _SecureFile | None = None, selfie: _SecureFile | None = None, translation: _b.list[_SecureFile] | None = None, files: _b.list[_SecureFile] | None = None, plain_data: _SecurePlainData | None = None, hash: _b.bytes) -> None: ...
+    def __init__(self, *, type: _SecureValueType, data: _SecureData | None = None, front_side: _SecureFile | None = None, reverse_side: _SecureFile | None = None, selfie: _SecureFile | None = None, translation: _Sequence[_SecureFile] | None = None, files: _Sequence[_SecureFile] | None = None, plain_data: _SecurePlainData | None = None, hash: _b.bytes) -> None: ...
 class SecureValueError(_TLObject):
     """secureValueError#869d758f type:SecureValueType hash:bytes text:string = SecureValueError;"""
     type: _SecureValueType
@@ -6443,7 +6443,7 @@ class SecureValueErrorFiles(_TLObject):
     type: _SecureValueType
     file_hash: _b.list[_b.bytes]
     text: _b.str
-    def __init__(self, *, type: _SecureValueType, file_hash: _b.list[_b.bytes], text: _b.str) -> None: ...
+    def __init__(self, *, type: _SecureValueType, file_hash: _Sequence[_b.bytes], text: _b.str) -> None: ...
 class SecureValueErrorFrontSide(_TLObject):
     """secureValueErrorFrontSide#be3dfa type:SecureValueType file_hash:bytes text:string = SecureValueError;"""
     type: _SecureValueType
@@ -6473,7 +6473,7 @@ class SecureValueErrorTranslationFiles(_TLObject):
     type: _SecureValueType
     file_hash: _b.list[_b.bytes]
     text: _b.str
-    def __init__(self, *, type: _SecureValueType, file_hash: _b.list[_b.bytes], text: _b.str) -> None: ...
+    def __init__(self, *, type: _SecureValueType, file_hash: _Sequence[_b.bytes], text: _b.str) -> None: ...
 class SecureValueHash(_TLObject):
     """secureValueHash#ed1ecdb0 type:SecureValueType hash:bytes = SecureValueHash;"""
     type: _SecureValueType
@@ -6522,7 +6522,7 @@ class SendAsPeer(_TLObject):
     """sendAsPeer#b81c7034 flags:# premium_required:flags.0?true peer:Peer = SendAsPeer;"""
     premium_required: _b.bool
     peer: _Peer
-    def __init__(self, *, premium_required: _b.bool = False, peer: _Peer) -> None: ...
+    def __init__(self, *, premium_required: _b.bool | None = False, peer: _Peer) -> None: ...
 class SendMessageCancelAction(_TLObject):
     """sendMessageCancelAction#fd5ec8f5 = SendMessageAction;"""
     def __init__(self) -> None: ...
@@ -6599,7 +6599,7 @@ class ShippingOption(_TLObject):
     id: _b.str
     title: _b.str
     prices: _b.list[_LabeledPrice]
-    def __init__(self, *, id: _b.str, title: _b.str, prices: _b.list[_LabeledPrice]) -> None: ...
+    def __init__(self, *, id: _b.str, title: _b.str, prices: _Sequence[_LabeledPrice]) -> None: ...
 class SmsJob(_TLObject):
     """smsJob#e6a1eeb8 job_id:string phone_number:string text:string = SmsJob;"""
     job_id: _b.str
@@ -6626,7 +6626,7 @@ class SponsoredMessage(_TLObject):
     additional_info: _b.str | None
     min_display_duration: _b.int | None
     max_display_duration: _b.int | None
-    def __init__(self, *, recommended: _b.bool = False, can_report: _b.bool = False, random_id: _b.bytes, url: _b.str, title: _b.str, message: _b.str, entities: _b.list[_MessageEntity] | None = None, photo: _Photo | None = None, media: _MessageMedia | None = None, color: _PeerColor | None = None, button_text: _b.str, sponsor_info: _b.str | None = None, additional_info: _b.str | None = None, min_display_duration: _b.int | None = None, max_display_duration: _b.int | None = None) -> None: ...
+    def __init__(self, *, recommended: _b.bool | None = False, can_report: _b.bool | None = False, random_id: _b.bytes, url: _b.str, title: _b.str, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, photo: _Photo | None = None, media: _MessageMedia | None = None, color: _PeerColor | None = None, button_text: _b.str, sponsor_info: _b.str | None = None, additional_info: _b.str | None = None, min_display_duration: _b.int | None = None, max_display_duration: _b.int | None = None) -> None: ...
 class SponsoredMessageReportOption(_TLObject):
     """sponsoredMessageReportOption#430d3150 text:string option:bytes = SponsoredMessageReportOption;"""
     text: _b.str
@@ -6669,7 +6669,7 @@ class StarGift(_TLObject):
     auction_start_date: _b.int | None
     upgrade_variants: _b.int | None
     background: _StarGiftBackground | None
-    def __init__(self, *, limited: _b.bool = False, sold_out: _b.bool = False, birthday: _b.bool = False, require_premium: _b.bool = False, limited_per_user: _b.bool = False, peer_color_available: _b.bool = False, auction: _b.bool = False, id: _b.int, sticker: _Document, stars: _b.int, availability_remains: _b.int | None = None, availability_total: _b.int | None = None, availability_resale: _b.int | None = None, convert_stars: _b.int, first_sale_date: _b.int | None = None, last_sale_date: _b.int | None = None, upgrade_stars: _b.int | None = None, resell_min_stars: _b.int | None = None, title: _b.str | None = None, released_by: _Peer | None = None, per_user_total: _b.int | None = None, per_user_remains: _b.int | None = None, locked_until_date: _b.int | None = None, auction_slug: _b.str | None = None, gifts_per_round: _b.int | None = None, auction_start_date: _b.int | None = None, upgrade_variants: _b.int | None = None, background: _StarGiftBackground | None = None) -> None: ...
+    def __init__(self, *, limited: _b.bool | None = False, sold_out: _b.bool | None = False, birthday: _b.bool | None = False, require_premium: _b.bool | None = False, limited_per_user: _b.bool | None = False, peer_color_available: _b.bool | None = False, auction: _b.bool | None = False, id: _b.int, sticker: _Document, stars: _b.int, availability_remains: _b.int | None = None, availability_total: _b.int | None = None, availability_resale: _b.int | None = None, convert_stars: _b.int, first_sale_date: _b.int | None = None, last_sale_date: _b.int | None = None, upgrade_stars: _b.int | None = None, resell_min_stars: _b.int | None = None, title: _b.str | None = None, released_by: _Peer | None = None, per_user_total: _b.int | None = None, per_user_remains: _b.int | None = None, locked_until_date: _b.int | None = None, auction_slug: _b.str | None = None, gifts_per_round: _b.int | None = None, auction_start_date: _b.int | None = None, upgrade_variants: _b.int | None = None, background: _StarGiftBackground | None = None) -> None: ...
 class StarGiftActiveAuctionState(_TLObject):
     """starGiftActiveAuctionState#d31bc45d gift:StarGift state:StarGiftAuctionState user_state:StarGiftAuctionUserState = StarGiftActiveAuctionState;"""
     gift: _StarGift
@@ -6709,7 +6709,7 @@ class StarGiftAttributeModel(_TLObject):
     name: _b.str
     document: _Document
     rarity: _StarGiftAttributeRarity
-    def __init__(self, *, crafted: _b.bool = False, name: _b.str, document: _Document, rarity: _StarGiftAttributeRarity) -> None: ...
+    def __init__(self, *, crafted: _b.bool | None = False, name: _b.str, document: _Document, rarity: _StarGiftAttributeRarity) -> None: ...
 class StarGiftAttributeOriginalDetails(_TLObject):
     """starGiftAttributeOriginalDetails#e0bff26c flags:# sender_id:flags.0?Peer recipient_id:Peer date:int message:flags.1?TextWithEntities = StarGiftAttribute;"""
     sender_id: _Peer | None
@@ -6749,7 +6749,7 @@ class StarGiftAuctionAcquiredGift(_TLObject):
     pos: _b.int
     message: _TextWithEntities | None
     gift_num: _b.int | None
-    def __init__(self, *, name_hidden: _b.bool = False, peer: _Peer, date: _b.int, bid_amount: _b.int, round: _b.int, pos: _b.int, message: _TextWithEntities | None = None, gift_num: _b.int | None = None) -> None: ...
+    def __init__(self, *, name_hidden: _b.bool | None = False, peer: _Peer, date: _b.int, bid_amount: _b.int, round: _b.int, pos: _b.int, message: _TextWithEntities | None = None, gift_num: _b.int | None = None) -> None: ...
 class StarGiftAuctionRound(_TLObject):
     """starGiftAuctionRound#3aae0528 num:int duration:int = StarGiftAuctionRound;"""
     num: _b.int
@@ -6776,7 +6776,7 @@ class StarGiftAuctionState(_TLObject):
     current_round: _b.int
     total_rounds: _b.int
     rounds: _b.list[_StarGiftAuctionRound]
-    def __init__(self, *, version: _b.int, start_date: _b.int, end_date: _b.int, min_bid_amount: _b.int, bid_levels: _b.list[_AuctionBidLevel], top_bidders: _b.list[_b.int], next_round_at: _b.int, last_gift_num: _b.int, gifts_left: _b.int, current_round: _b.int, total_rounds: _b.int, rounds: _b.list[_StarGiftAuctionRound]) -> None: ...
+    def __init__(self, *, version: _b.int, start_date: _b.int, end_date: _b.int, min_bid_amount: _b.int, bid_levels: _Sequence[_AuctionBidLevel], top_bidders: _Sequence[_b.int], next_round_at: _b.int, last_gift_num: _b.int, gifts_left: _b.int, current_round: _b.int, total_rounds: _b.int, rounds: _Sequence[_StarGiftAuctionRound]) -> None: ...
 class StarGiftAuctionStateFinished(_TLObject):
     """starGiftAuctionStateFinished#972dabbf flags:# start_date:int end_date:int average_price:long listed_count:flags.0?int fragment_listed_count:flags.1?int fragment_listed_url:flags.1?string = StarGiftAuctionState;"""
     start_date: _b.int
@@ -6797,7 +6797,7 @@ class StarGiftAuctionUserState(_TLObject):
     min_bid_amount: _b.int | None
     bid_peer: _Peer | None
     acquired_count: _b.int
-    def __init__(self, *, returned: _b.bool = False, bid_amount: _b.int | None = None, bid_date: _b.int | None = None, min_bid_amount: _b.int | None = None, bid_peer: _Peer | None = None, acquired_count: _b.int) -> None: ...
+    def __init__(self, *, returned: _b.bool | None = False, bid_amount: _b.int | None = None, bid_date: _b.int | None = None, min_bid_amount: _b.int | None = None, bid_peer: _Peer | None = None, acquired_count: _b.int) -> None: ...
 class StarGiftBackground(_TLObject):
     """starGiftBackground#aff56398 center_color:int edge_color:int text_color:int = StarGiftBackground;"""
     center_color: _b.int
@@ -6841,7 +6841,7 @@ class StarGiftUnique(_TLObject):
     host_id: _Peer | None
     offer_min_stars: _b.int | None
     craft_chance_permille: _b.int | None
-    def __init__(self, *, require_premium: _b.bool = False, resale_ton_only: _b.bool = False, theme_available: _b.bool = False, burned: _b.bool = False, crafted: _b.bool = False, id: _b.int, gift_id: _b.int, title: _b.str, slug: _b.str, num: _b.int, owner_id: _Peer | None = None, owner_name: _b.str | None = None, owner_address: _b.str | None = None, attributes: _b.list[_StarGiftAttribute], availability_issued: _b.int, availability_total: _b.int, gift_address: _b.str | None = None, resell_amount: _b.list[_StarsAmount] | None = None, released_by: _Peer | None = None, value_amount: _b.int | None = None, value_currency: _b.str | None = None, value_usd_amount: _b.int | None = None, theme_peer: _Peer | None = None, peer_color: _PeerColor | None = None, host_id: _Peer | None = None, offer_min_stars: _b.int | None = None, craft_chance_permille: _b.int | None = None) -> None: ...
+    def __init__(self, *, require_premium: _b.bool | None = False, resale_ton_only: _b.bool | None = False, theme_available: _b.bool | None = False, burned: _b.bool | None = False, crafted: _b.bool | None = False, id: _b.int, gift_id: _b.int, title: _b.str, slug: _b.str, num: _b.int, owner_id: _Peer | None = None, owner_name: _b.str | None = None, owner_address: _b.str | None = None, attributes: _Sequence[_StarGiftAttribute], availability_issued: _b.int, availability_total: _b.int, gift_address: _b.str | None = None, resell_amount: _Sequence[_StarsAmount] | None = None, released_by: _Peer | None = None, value_amount: _b.int | None = None, value_currency: _b.str | None = None, value_usd_amount: _b.int | None = None, theme_peer: _Peer | None = None, peer_color: _PeerColor | None = None, host_id: _Peer | None = None, offer_min_stars: _b.int | None = None, craft_chance_permille: _b.int | None = None) -> None: ...
 class StarGiftUpgradePrice(_TLObject):
     """starGiftUpgradePrice#99ea331d date:int upgrade_stars:long = StarGiftUpgradePrice;"""
     date: _b.int
@@ -6867,7 +6867,7 @@ class StarsGiftOption(_TLObject):
     store_product: _b.str | None
     currency: _b.str
     amount: _b.int
-    def __init__(self, *, extended: _b.bool = False, stars: _b.int, store_product: _b.str | None = None, currency: _b.str, amount: _b.int) -> None: ...
+    def __init__(self, *, extended: _b.bool | None = False, stars: _b.int, store_product: _b.str | None = None, currency: _b.str, amount: _b.int) -> None: ...
 class StarsGiveawayOption(_TLObject):
     """starsGiveawayOption#94ce852a flags:# extended:flags.0?true default:flags.1?true stars:long yearly_boosts:int store_product:flags.2?string currency:string amount:long winners:Vector<StarsGiveawayWinnersOption> = StarsGiveawayOption;"""
     extended: _b.bool
@@ -6878,13 +6878,13 @@ class StarsGiveawayOption(_TLObject):
     currency: _b.str
     amount: _b.int
     winners: _b.list[_StarsGiveawayWinnersOption]
-    def __init__(self, *, extended: _b.bool = False, default: _b.bool = False, stars: _b.int, yearly_boosts: _b.int, store_product: _b.str | None = None, currency: _b.str, amount: _b.int, winners: _b.list[_StarsGiveawayWinnersOption]) -> None: ...
+    def __init__(self, *, extended: _b.bool | None = False, default: _b.bool | None = False, stars: _b.int, yearly_boosts: _b.int, store_product: _b.str | None = None, currency: _b.str, amount: _b.int, winners: _Sequence[_StarsGiveawayWinnersOption]) -> None: ...
 class StarsGiveawayWinnersOption(_TLObject):
     """starsGiveawayWinnersOption#54236209 flags:# default:flags.0?true users:int per_user_stars:long = StarsGiveawayWinnersOption;"""
     default: _b.bool
     users: _b.int
     per_user_stars: _b.int
-    def __init__(self, *, default: _b.bool = False, users: _b.int, per_user_stars: _b.int) -> None: ...
+    def __init__(self, *, default: _b.bool | None = False, users: _b.int, per_user_stars: _b.int) -> None: ...
 class StarsRating(_TLObject):
     """starsRating#1b0e4f07 flags:# level:int current_level_stars:long stars:long next_level_stars:flags.0?long = StarsRating;"""
     level: _b.int
@@ -6899,7 +6899,7 @@ class StarsRevenueStatus(_TLObject):
     available_balance: _StarsAmount
     overall_revenue: _StarsAmount
     next_withdrawal_at: _b.int | None
-    def __init__(self, *, withdrawal_enabled: _b.bool = False, current_balance: _StarsAmount, available_balance: _StarsAmount, overall_revenue: _StarsAmount, next_withdrawal_at: _b.int | None = None) -> None: ...
+    def __init__(self, *, withdrawal_enabled: _b.bool | None = False, current_balance: _StarsAmount, available_balance: _StarsAmount, overall_revenue: _StarsAmount, next_withdrawal_at: _b.int | None = None) -> None: ...
 class StarsSubscription(_TLObject):
     """starsSubscription#2e6eab1a flags:# canceled:flags.0?true can_refulfill:flags.1?true missing_balance:flags.2?true bot_canceled:flags.7?true id:string peer:Peer until_date:int pricing:StarsSubscriptionPricing chat_invite_hash:flags.3?string title:flags.4?string photo:flags.5?WebDocument invoice_slug:flags.6?string = StarsSubscription;"""
     canceled: _b.bool
@@ -6914,7 +6914,7 @@ class StarsSubscription(_TLObject):
     title: _b.str | None
     photo: _WebDocument | None
     invoice_slug: _b.str | None
-    def __init__(self, *, canceled: _b.bool = False, can_refulfill: _b.bool = False, missing_balance: _b.bool = False, bot_canceled: _b.bool = False, id: _b.str, peer: _Peer, until_date: _b.int, pricing: _StarsSubscriptionPricing, chat_invite_hash: _b.str | None = None, title: _b.str | None = None, photo: _WebDocument | None = None, invoice_slug: _b.str | None = None) -> None: ...
+    def __init__(self, *, canceled: _b.bool | None = False, can_refulfill: _b.bool | None = False, missing_balance: _b.bool | None = False, bot_canceled: _b.bool | None = False, id: _b.str, peer: _Peer, until_date: _b.int, pricing: _StarsSubscriptionPricing, chat_invite_hash: _b.str | None = None, title: _b.str | None = None, photo: _WebDocument | None = None, invoice_slug: _b.str | None = None) -> None: ...
 class StarsSubscriptionPricing(_TLObject):
     """starsSubscriptionPricing#5416d58 period:int amount:long = StarsSubscriptionPricing;"""
     period: _b.int
@@ -6931,7 +6931,7 @@ class StarsTopupOption(_TLObject):
     store_product: _b.str | None
     currency: _b.str
     amount: _b.int
-    def __init__(self, *, extended: _b.bool = False, stars: _b.int, store_product: _b.str | None = None, currency: _b.str, amount: _b.int) -> None: ...
+    def __init__(self, *, extended: _b.bool | None = False, stars: _b.int, store_product: _b.str | None = None, currency: _b.str, amount: _b.int) -> None: ...
 class StarsTransaction(_TLObject):
     """starsTransaction#13659eb0 flags:# refund:flags.3?true pending:flags.4?true failed:flags.6?true gift:flags.10?true reaction:flags.11?true stargift_upgrade:flags.18?true business_transfer:flags.21?true stargift_resale:flags.22?true posts_search:flags.24?true stargift_prepaid_upgrade:flags.25?true stargift_drop_original_details:flags.26?true phonegroup_message:flags.27?true stargift_auction_bid:flags.28?true offer:flags.29?true id:string amount:StarsAmount date:int peer:StarsTransactionPeer title:flags.0?string description:flags.1?string photo:flags.2?WebDocument transaction_date:flags.5?int transaction_url:flags.5?string bot_payload:flags.7?bytes msg_id:flags.8?int extended_media:flags.9?Vector<MessageMedia> subscription_period:flags.12?int giveaway_post_id:flags.13?int stargift:flags.14?StarGift floodskip_number:flags.15?int starref_commission_permille:flags.16?int starref_peer:flags.17?Peer starref_amount:flags.17?StarsAmount paid_messages:flags.19?int premium_gift_months:flags.20?int ads_proceeds_from_date:flags.23?int ads_proceeds_to_date:flags.23?int = StarsTransaction;"""
     refund: _b.bool
@@ -6971,7 +6971,7 @@ class StarsTransaction(_TLObject):
     premium_gift_months: _b.int | None
     ads_proceeds_from_date: _b.int | None
     ads_proceeds_to_date: _b.int | None
-    def __init__(self, *, refund: _b.bool = False, pending: _b.bool = False, failed: _b.bool = False, gift: _b.bool = False, reaction: _b.bool = False, stargift_upgrade: _b.bool = False, business_transfer: _b.bool = False, stargift_resale: _b.bool = False, posts_search: _b.bool = False, stargift_prepaid_upgrade: _b.bool = False, stargift_drop_original_details: _b.bool = False, phonegroup_message: _b.bool = False, stargift_auction_bid: _b.bool = False, offer: _b.bool = False, id: _b.str, amount: _StarsAmount, date: _b.int, peer: _StarsTransactionPeer, title: _b.str | None = None, description: _b.str | None = None, photo: _WebDocument | None = None, transaction_date: _b.int | None = None, transaction_url: _b.str | None = None, bot_payload: _b.bytes | None = None, msg_id: _b.int | None = None, extended_media: _b.list[_MessageMedia] | None = None, subscription_period: _b.int | None = None, giveaway_post_id: _b.int | None = None, stargift: _StarGift | None = None, floodskip_number: _b.int | None = None, starref_commission_permille: _b.int | None = None, starref_peer: _Peer | None = None, starref_amount: _StarsAmount | None = None, paid_messages: _b.int | None = None, premium_gift_months: _b.int | None = None, ads_proceeds_from_date: _b.int | None = None, ads_proceeds_to_date: _b.int | None = None) -> None: ...
+    def __init__(self, *, refund: _b.bool | None = False, pending: _b.bool | None = False, failed: _b.bool | None = False, gift: _b.bool | None = False, reaction: _b.bool | None = False, stargift_upgrade: _b.bool | None = False, business_transfer: _b.bool | None = False, stargift_resale: _b.bool | None = False, posts_search: _b.bool | None = False, stargift_prepaid_upgrade: _b.bool | None = False, stargift_drop_original_details: _b.bool | None = False, phonegroup_message: _b.bool | None = False, stargift_auction_bid: _b.bool | None = False, offer: _b.bool | None = False, id: _b.str, amount: _StarsAmount, date: _b.int, peer: _StarsTransactionPeer, title: _b.str | None = None, description: _b.str | None = None, photo: _WebDocument | None = None, transaction_date: _b.int | None = None, transaction_url: _b.str | None = None, bot_payload: _b.bytes | None = None, msg_id: _b.int | None = None, extended_media: _Sequence[_MessageMedia] | None = None, subscription_period: _b.int | None = None, giveaway_post_id: _b.int | None = None, stargift: _StarGift | None = None, floodskip_number: _b.int | None = None, starref_commission_permille: _b.int | None = None, starref_peer: _Peer | None = None, starref_amount: _StarsAmount | None = None, paid_messages: _b.int | None = None, premium_gift_months: _b.int | None = None, ads_proceeds_from_date: _b.int | None = None, ads_proceeds_to_date: _b.int | None = None) -> None: ...
 class StarsTransactionPeer(_TLObject):
     """starsTransactionPeer#d80da15d peer:Peer = StarsTransactionPeer;"""
     peer: _Peer
@@ -7051,12 +7051,12 @@ class StickerKeyword(_TLObject):
     """stickerKeyword#fcfeb29c document_id:long keyword:Vector<string> = StickerKeyword;"""
     document_id: _b.int
     keyword: _b.list[_b.str]
-    def __init__(self, *, document_id: _b.int, keyword: _b.list[_b.str]) -> None: ...
+    def __init__(self, *, document_id: _b.int, keyword: _Sequence[_b.str]) -> None: ...
 class StickerPack(_TLObject):
     """stickerPack#12b299d4 emoticon:string documents:Vector<long> = StickerPack;"""
     emoticon: _b.str
     documents: _b.list[_b.int]
-    def __init__(self, *, emoticon: _b.str, documents: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, emoticon: _b.str, documents: _Sequence[_b.int]) -> None: ...
 class StickerSet(_TLObject):
     """stickerSet#2dd14edc flags:# archived:flags.1?true official:flags.2?true masks:flags.3?true emojis:flags.7?true text_color:flags.9?true channel_emoji_status:flags.10?true creator:flags.11?true installed_date:flags.0?int id:long access_hash:long title:string short_name:string thumbs:flags.4?Vector<PhotoSize> thumb_dc_id:flags.4?int thumb_version:flags.4?int thumb_document_id:flags.8?long count:int hash:int = StickerSet;"""
     archived: _b.bool
@@ -7077,7 +7077,7 @@ class StickerSet(_TLObject):
     thumb_document_id: _b.int | None
     count: _b.int
     hash: _b.int
-    def __init__(self, *, archived: _b.bool = False, official: _b.bool = False, masks: _b.bool = False, emojis: _b.bool = False, text_color: _b.bool = False, channel_emoji_status: _b.bool = False, creator: _b.bool = False, installed_date: _b.int | None = None, id: _b.int, access_hash: _b.int, title: _b.str, short_name: _b.str, thumbs: _b.list[_PhotoSize] | None = None, thumb_dc_id: _b.int | None = None, thumb_version: _b.int | None = None, thumb_document_id: _b.int | None = None, count: _b.int, hash: _b.int) -> None: ...
+    def __init__(self, *, archived: _b.bool | None = False, official: _b.bool | None = False, masks: _b.bool | None = False, emojis: _b.bool | None = False, text_color: _b.bool | None = False, channel_emoji_status: _b.bool | None = False, creator: _b.bool | None = False, installed_date: _b.int | None = None, id: _b.int, access_hash: _b.int, title: _b.str, short_name: _b.str, thumbs: _Sequence[_PhotoSize] | None = None, thumb_dc_id: _b.int | None = None, thumb_version: _b.int | None = None, thumb_document_id: _b.int | None = None, count: _b.int, hash: _b.int) -> None: ...
 class StickerSetCovered(_TLObject):
     """stickerSetCovered#6410a5d2 set:StickerSet cover:Document = StickerSetCovered;"""
     set: _StickerSet
@@ -7089,12 +7089,12 @@ class StickerSetFullCovered(_TLObject):
     packs: _b.list[_StickerPack]
     keywords: _b.list[_StickerKeyword]
     documents: _b.list[_Document]
-    def __init__(self, *, set: _StickerSet, packs: _b.list[_StickerPack], keywords: _b.list[_StickerKeyword], documents: _b.list[_Document]) -> None: ...
+    def __init__(self, *, set: _StickerSet, packs: _Sequence[_StickerPack], keywords: _Sequence[_StickerKeyword], documents: _Sequence[_Document]) -> None: ...
 class StickerSetMultiCovered(_TLObject):
     """stickerSetMultiCovered#3407e51b set:StickerSet covers:Vector<Document> = StickerSetCovered;"""
     set: _StickerSet
     covers: _b.list[_Document]
-    def __init__(self, *, set: _StickerSet, covers: _b.list[_Document]) -> None: ...
+    def __init__(self, *, set: _StickerSet, covers: _Sequence[_Document]) -> None: ...
 class StickerSetNoCovered(_TLObject):
     """stickerSetNoCovered#77b15d1c set:StickerSet = StickerSetCovered;"""
     set: _StickerSet
@@ -7117,7 +7117,7 @@ class StoryFwdHeader(_TLObject):
     from_: _Peer | None
     from_name: _b.str | None
     story_id: _b.int | None
-    def __init__(self, *, modified: _b.bool = False, from_: _Peer | None = None, from_name: _b.str | None = None, story_id: _b.int | None = None) -> None: ...
+    def __init__(self, *, modified: _b.bool | None = False, from_: _Peer | None = None, from_name: _b.str | None = None, story_id: _b.int | None = None) -> None: ...
 class StoryItem(_TLObject):
     """storyItem#16a4b93c flags:# pinned:flags.5?true public:flags.7?true close_friends:flags.8?true min:flags.9?true noforwards:flags.10?true edited:flags.11?true contacts:flags.12?true selected_contacts:flags.13?true out:flags.16?true id:int date:int from_id:flags.18?Peer fwd_from:flags.17?StoryFwdHeader expire_date:int caption:flags.0?string entities:flags.1?Vector<MessageEntity> media:MessageMedia media_areas:flags.14?Vector<MediaArea> privacy:flags.2?Vector<PrivacyRule> views:flags.3?StoryViews sent_reaction:flags.15?Reaction albums:flags.19?Vector<int> music:flags.20?Document = StoryItem;"""
     pinned: _b.bool
@@ -7143,7 +7143,7 @@ class StoryItem(_TLObject):
     sent_reaction: _Reaction | None
     albums: _b.list[_b.int] | None
     music: _Document | None
-    def __init__(self, *, pinned: _b.bool = False, public: _b.bool = False, close_friends: _b.bool = False, min: _b.bool = False, noforwards: _b.bool = False, edited: _b.bool = False, contacts: _b.bool = False, selected_contacts: _b.bool = False, out: _b.bool = False, id: _b.int, date: _b.int, from_id: _Peer | None = None, fwd_from: _StoryFwdHeader | None = None, expire_date: _b.int, caption: _b.str | None = None, entities: _b.list[_MessageEntity] | None = None, media: _MessageMedia, media_areas: _b.list[_MediaArea] | None = None, privacy: _b.list[_PrivacyRule] | None = None, views: _StoryViews | None = None, sent_reaction: _Reaction | None = None, albums: _b.list[_b.int] | None = None, music: _Document | None = None) -> None: ...
+    def __init__(self, *, pinned: _b.bool | None = False, public: _b.bool | None = False, close_friends: _b.bool | None = False, min: _b.bool | None = False, noforwards: _b.bool | None = False, edited: _b.bool | None = False, contacts: _b.bool | None = False, selected_contacts: _b.bool | None = False, out: _b.bool | None = False, id: _b.int, date: _b.int, from_id: _Peer | None = None, fwd_from: _StoryFwdHeader | None = None, expire_date: _b.int, caption: _b.str | None = None, entities: _Sequence[_MessageEntity] | None = None, media: _MessageMedia, media_areas: _Sequence[_MediaArea] | None = None, privacy: _Sequence[_PrivacyRule] | None = None, views: _StoryViews | None = None, sent_reaction: _Reaction | None = None, albums: _Sequence[_b.int] | None = None, music: _Document | None = None) -> None: ...
 class StoryItemDeleted(_TLObject):
     """storyItemDeleted#51e6ee4f id:int = StoryItem;"""
     id: _b.int
@@ -7155,7 +7155,7 @@ class StoryItemSkipped(_TLObject):
     id: _b.int
     date: _b.int
     expire_date: _b.int
-    def __init__(self, *, close_friends: _b.bool = False, live: _b.bool = False, id: _b.int, date: _b.int, expire_date: _b.int) -> None: ...
+    def __init__(self, *, close_friends: _b.bool | None = False, live: _b.bool | None = False, id: _b.int, date: _b.int, expire_date: _b.int) -> None: ...
 class StoryReaction(_TLObject):
     """storyReaction#6090d6d5 peer_id:Peer date:int reaction:Reaction = StoryReaction;"""
     peer_id: _Peer
@@ -7178,20 +7178,20 @@ class StoryView(_TLObject):
     user_id: _b.int
     date: _b.int
     reaction: _Reaction | None
-    def __init__(self, *, blocked: _b.bool = False, blocked_my_stories_from: _b.bool = False, user_id: _b.int, date: _b.int, reaction: _Reaction | None = None) -> None: ...
+    def __init__(self, *, blocked: _b.bool | None = False, blocked_my_stories_from: _b.bool | None = False, user_id: _b.int, date: _b.int, reaction: _Reaction | None = None) -> None: ...
 class StoryViewPublicForward(_TLObject):
     """storyViewPublicForward#9083670b flags:# blocked:flags.0?true blocked_my_stories_from:flags.1?true message:Message = StoryView;"""
     blocked: _b.bool
     blocked_my_stories_from: _b.bool
     message: _Message
-    def __init__(self, *, blocked: _b.bool = False, blocked_my_stories_from: _b.bool = False, message: _Message) -> None: ...
+    def __init__(self, *, blocked: _b.bool | None = False, blocked_my_stories_from: _b.bool | None = False, message: _Message) -> None: ...
 class StoryViewPublicRepost(_TLObject):
     """storyViewPublicRepost#bd74cf49 flags:# blocked:flags.0?true blocked_my_stories_from:flags.1?true peer_id:Peer story:StoryItem = StoryView;"""
     blocked: _b.bool
     blocked_my_stories_from: _b.bool
     peer_id: _Peer
     story: _StoryItem
-    def __init__(self, *, blocked: _b.bool = False, blocked_my_stories_from: _b.bool = False, peer_id: _Peer, story: _StoryItem) -> None: ...
+    def __init__(self, *, blocked: _b.bool | None = False, blocked_my_stories_from: _b.bool | None = False, peer_id: _Peer, story: _StoryItem) -> None: ...
 class StoryViews(_TLObject):
     """storyViews#8d595cd6 flags:# has_viewers:flags.1?true views_count:int forwards_count:flags.2?int reactions:flags.3?Vector<ReactionCount> reactions_count:flags.4?int recent_viewers:flags.0?Vector<long> = StoryViews;"""
     has_viewers: _b.bool
@@ -7200,14 +7200,14 @@ class StoryViews(_TLObject):
     reactions: _b.list[_ReactionCount] | None
     reactions_count: _b.int | None
     recent_viewers: _b.list[_b.int] | None
-    def __init__(self, *, has_viewers: _b.bool = False, views_count: _b.int, forwards_count: _b.int | None = None, reactions: _b.list[_ReactionCount] | None = None, reactions_count: _b.int | None = None, recent_viewers: _b.list[_b.int] | None = None) -> None: ...
+    def __init__(self, *, has_viewers: _b.bool | None = False, views_count: _b.int, forwards_count: _b.int | None = None, reactions: _Sequence[_ReactionCount] | None = None, reactions_count: _b.int | None = None, recent_viewers: _Sequence[_b.int] | None = None) -> None: ...
 class SuggestedPost(_TLObject):
     """suggestedPost#e8e37e5 flags:# accepted:flags.1?true rejected:flags.2?true price:flags.3?StarsAmount schedule_date:flags.0?int = SuggestedPost;"""
     accepted: _b.bool
     rejected: _b.bool
     price: _StarsAmount | None
     schedule_date: _b.int | None
-    def __init__(self, *, accepted: _b.bool = False, rejected: _b.bool = False, price: _StarsAmount | None = None, schedule_date: _b.int | None = None) -> None: ...
+    def __init__(self, *, accepted: _b.bool | None = False, rejected: _b.bool | None = False, price: _StarsAmount | None = None, schedule_date: _b.int | None = None) -> None: ...
 class TextAnchor(_TLObject):
     """textAnchor#35553762 text:RichText name:string = RichText;"""
     text: _RichText
@@ -7244,7 +7244,7 @@ class TextCashtag(_TLObject):
 class TextConcat(_TLObject):
     """textConcat#7e6260d7 texts:Vector<RichText> = RichText;"""
     texts: _b.list[_RichText]
-    def __init__(self, *, texts: _b.list[_RichText]) -> None: ...
+    def __init__(self, *, texts: _Sequence[_RichText]) -> None: ...
 class TextCustomEmoji(_TLObject):
     """textCustomEmoji#a26156c0 document_id:long alt:string = RichText;"""
     document_id: _b.int
@@ -7260,7 +7260,7 @@ class TextDate(_TLObject):
     day_of_week: _b.bool
     text: _RichText
     date: _b.int
-    def __init__(self, *, relative: _b.bool = False, short_time: _b.bool = False, long_time: _b.bool = False, short_date: _b.bool = False, long_date: _b.bool = False, day_of_week: _b.bool = False, text: _RichText, date: _b.int) -> None: ...
+    def __init__(self, *, relative: _b.bool | None = False, short_time: _b.bool | None = False, long_time: _b.bool | None = False, short_date: _b.bool | None = False, long_date: _b.bool | None = False, day_of_week: _b.bool | None = False, text: _RichText, date: _b.int) -> None: ...
 class TextDiff(_TLObject):
     """textDiff#9686cb50 text:RichText old_text:RichText = RichText;"""
     text: _RichText
@@ -7348,7 +7348,7 @@ class TextWithEntities(_TLObject):
     """textWithEntities#751f3146 text:string entities:Vector<MessageEntity> = TextWithEntities;"""
     text: _b.str
     entities: _b.list[_MessageEntity]
-    def __init__(self, *, text: _b.str, entities: _b.list[_MessageEntity]) -> None: ...
+    def __init__(self, *, text: _b.str, entities: _Sequence[_MessageEntity]) -> None: ...
 class Theme(_TLObject):
     """theme#a00e67d6 flags:# creator:flags.0?true default:flags.1?true for_chat:flags.5?true id:long access_hash:long slug:string title:string document:flags.2?Document settings:flags.3?Vector<ThemeSettings> emoticon:flags.6?string installs_count:flags.4?int = Theme;"""
     creator: _b.bool
@@ -7362,7 +7362,7 @@ class Theme(_TLObject):
     settings: _b.list[_ThemeSettings] | None
     emoticon: _b.str | None
     installs_count: _b.int | None
-    def __init__(self, *, creator: _b.bool = False, default: _b.bool = False, for_chat: _b.bool = False, id: _b.int, access_hash: _b.int, slug: _b.str, title: _b.str, document: _Document | None = None, settings: _b.list[_ThemeSettings] | None = None, emoticon: _b.str | None = None, installs_count: _b.int | None = None) -> None: ...
+    def __init__(self, *, creator: _b.bool | None = False, default: _b.bool | None = False, for_chat: _b.bool | None = False, id: _b.int, access_hash: _b.int, slug: _b.str, title: _b.str, document: _Document | None = None, settings: _Sequence[_ThemeSettings] | None = None, emoticon: _b.str | None = None, installs_count: _b.int | None = None) -> None: ...
 class ThemeSettings(_TLObject):
     """themeSettings#fa58b6d4 flags:# message_colors_animated:flags.2?true base_theme:BaseTheme accent_color:int outbox_accent_color:flags.3?int message_colors:flags.0?Vector<int> wallpaper:flags.1?WallPaper = ThemeSettings;"""
     message_colors_animated: _b.bool
@@ -7371,7 +7371,7 @@ class ThemeSettings(_TLObject):
     outbox_accent_color: _b.int | None
     message_colors: _b.list[_b.int] | None
     wallpaper: _WallPaper | None
-    def __init__(self, *, message_colors_animated: _b.bool = False, base_theme: _BaseTheme, accent_color: _b.int, outbox_accent_color: _b.int | None = None, message_colors: _b.list[_b.int] | None = None, wallpaper: _WallPaper | None = None) -> None: ...
+    def __init__(self, *, message_colors_animated: _b.bool | None = False, base_theme: _BaseTheme, accent_color: _b.int, outbox_accent_color: _b.int | None = None, message_colors: _Sequence[_b.int] | None = None, wallpaper: _WallPaper | None = None) -> None: ...
 class Timezone(_TLObject):
     """timezone#ff9289f5 id:string name:string utc_offset:int = Timezone;"""
     id: _b.str
@@ -7395,7 +7395,7 @@ class TodoList(_TLObject):
     others_can_complete: _b.bool
     title: _TextWithEntities
     list: _b.list[_TodoItem]
-    def __init__(self, *, others_can_append: _b.bool = False, others_can_complete: _b.bool = False, title: _TextWithEntities, list: _b.list[_TodoItem]) -> None: ...
+    def __init__(self, *, others_can_append: _b.bool | None = False, others_can_complete: _b.bool | None = False, title: _TextWithEntities, list: _Sequence[_TodoItem]) -> None: ...
 class TopPeer(_TLObject):
     """topPeer#edcdc05b peer:Peer rating:double = TopPeer;"""
     peer: _Peer
@@ -7433,7 +7433,7 @@ class TopPeerCategoryPeers(_TLObject):
     category: _TopPeerCategory
     count: _b.int
     peers: _b.list[_TopPeer]
-    def __init__(self, *, category: _TopPeerCategory, count: _b.int, peers: _b.list[_TopPeer]) -> None: ...
+    def __init__(self, *, category: _TopPeerCategory, count: _b.int, peers: _Sequence[_TopPeer]) -> None: ...
 class TopPeerCategoryPhoneCalls(_TLObject):
     """topPeerCategoryPhoneCalls#1e76a78c = TopPeerCategory;"""
     def __init__(self) -> None: ...
@@ -7485,14 +7485,14 @@ class UpdateBotCommands(_TLObject):
     peer: _Peer
     bot_id: _b.int
     commands: _b.list[_BotCommand]
-    def __init__(self, *, peer: _Peer, bot_id: _b.int, commands: _b.list[_BotCommand]) -> None: ...
+    def __init__(self, *, peer: _Peer, bot_id: _b.int, commands: _Sequence[_BotCommand]) -> None: ...
 class UpdateBotDeleteBusinessMessage(_TLObject):
     """updateBotDeleteBusinessMessage#a02a982e connection_id:string peer:Peer messages:Vector<int> qts:int = Update;"""
     connection_id: _b.str
     peer: _Peer
     messages: _b.list[_b.int]
     qts: _b.int
-    def __init__(self, *, connection_id: _b.str, peer: _Peer, messages: _b.list[_b.int], qts: _b.int) -> None: ...
+    def __init__(self, *, connection_id: _b.str, peer: _Peer, messages: _Sequence[_b.int], qts: _b.int) -> None: ...
 class UpdateBotEditBusinessMessage(_TLObject):
     """updateBotEditBusinessMessage#7df587c flags:# connection_id:string message:Message reply_to_message:flags.0?Message qts:int = Update;"""
     connection_id: _b.str
@@ -7506,7 +7506,7 @@ class UpdateBotGuestChatQuery(_TLObject):
     message: _Message
     reference_messages: _b.list[_Message] | None
     qts: _b.int
-    def __init__(self, *, query_id: _b.int, message: _Message, reference_messages: _b.list[_Message] | None = None, qts: _b.int) -> None: ...
+    def __init__(self, *, query_id: _b.int, message: _Message, reference_messages: _Sequence[_Message] | None = None, qts: _b.int) -> None: ...
 class UpdateBotInlineQuery(_TLObject):
     """updateBotInlineQuery#496f379c flags:# query_id:long user_id:long query:string geo:flags.0?GeoPoint peer_type:flags.1?InlineQueryPeerType offset:string = Update;"""
     query_id: _b.int
@@ -7538,7 +7538,7 @@ class UpdateBotMessageReaction(_TLObject):
     old_reactions: _b.list[_Reaction]
     new_reactions: _b.list[_Reaction]
     qts: _b.int
-    def __init__(self, *, peer: _Peer, msg_id: _b.int, date: _b.int, actor: _Peer, old_reactions: _b.list[_Reaction], new_reactions: _b.list[_Reaction], qts: _b.int) -> None: ...
+    def __init__(self, *, peer: _Peer, msg_id: _b.int, date: _b.int, actor: _Peer, old_reactions: _Sequence[_Reaction], new_reactions: _Sequence[_Reaction], qts: _b.int) -> None: ...
 class UpdateBotMessageReactions(_TLObject):
     """updateBotMessageReactions#9cb7759 peer:Peer msg_id:int date:int reactions:Vector<ReactionCount> qts:int = Update;"""
     peer: _Peer
@@ -7546,7 +7546,7 @@ class UpdateBotMessageReactions(_TLObject):
     date: _b.int
     reactions: _b.list[_ReactionCount]
     qts: _b.int
-    def __init__(self, *, peer: _Peer, msg_id: _b.int, date: _b.int, reactions: _b.list[_ReactionCount], qts: _b.int) -> None: ...
+    def __init__(self, *, peer: _Peer, msg_id: _b.int, date: _b.int, reactions: _Sequence[_ReactionCount], qts: _b.int) -> None: ...
 class UpdateBotNewBusinessMessage(_TLObject):
     """updateBotNewBusinessMessage#9ddb347c flags:# connection_id:string message:Message reply_to_message:flags.0?Message qts:int = Update;"""
     connection_id: _b.str
@@ -7585,7 +7585,7 @@ class UpdateBotStarsSubscription(_TLObject):
     user_id: _b.int
     payload: _b.bytes
     qts: _b.int
-    def __init__(self, *, canceled: _b.bool = False, payment_failed: _b.bool = False, restored: _b.bool = False, user_id: _b.int, payload: _b.bytes, qts: _b.int) -> None: ...
+    def __init__(self, *, canceled: _b.bool | None = False, payment_failed: _b.bool | None = False, restored: _b.bool | None = False, user_id: _b.int, payload: _b.bytes, qts: _b.int) -> None: ...
 class UpdateBotStopped(_TLObject):
     """updateBotStopped#c4870a49 user_id:long date:int stopped:Bool qts:int = Update;"""
     user_id: _b.int
@@ -7645,14 +7645,14 @@ class UpdateChannelParticipant(_TLObject):
     new_participant: _ChannelParticipant | None
     invite: _ExportedChatInvite | None
     qts: _b.int
-    def __init__(self, *, via_chatlist: _b.bool = False, channel_id: _b.int, date: _b.int, actor_id: _b.int, user_id: _b.int, prev_participant: _ChannelParticipant | None = None, new_participant: _ChannelParticipant | None = None, invite: _ExportedChatInvite | None = None, qts: _b.int) -> None: ...
+    def __init__(self, *, via_chatlist: _b.bool | None = False, channel_id: _b.int, date: _b.int, actor_id: _b.int, user_id: _b.int, prev_participant: _ChannelParticipant | None = None, new_participant: _ChannelParticipant | None = None, invite: _ExportedChatInvite | None = None, qts: _b.int) -> None: ...
 class UpdateChannelReadMessagesContents(_TLObject):
     """updateChannelReadMessagesContents#25f324f7 flags:# channel_id:long top_msg_id:flags.0?int saved_peer_id:flags.1?Peer messages:Vector<int> = Update;"""
     channel_id: _b.int
     top_msg_id: _b.int | None
     saved_peer_id: _Peer | None
     messages: _b.list[_b.int]
-    def __init__(self, *, channel_id: _b.int, top_msg_id: _b.int | None = None, saved_peer_id: _Peer | None = None, messages: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, channel_id: _b.int, top_msg_id: _b.int | None = None, saved_peer_id: _Peer | None = None, messages: _Sequence[_b.int]) -> None: ...
 class UpdateChannelTooLong(_TLObject):
     """updateChannelTooLong#108d941f flags:# channel_id:long pts:flags.0?int = Update;"""
     channel_id: _b.int
@@ -7745,30 +7745,30 @@ class UpdateContactsReset(_TLObject):
 class UpdateDcOptions(_TLObject):
     """updateDcOptions#8e5e9873 dc_options:Vector<DcOption> = Update;"""
     dc_options: _b.list[_DcOption]
-    def __init__(self, *, dc_options: _b.list[_DcOption]) -> None: ...
+    def __init__(self, *, dc_options: _Sequence[_DcOption]) -> None: ...
 class UpdateDeleteChannelMessages(_TLObject):
     """updateDeleteChannelMessages#c32d5b12 channel_id:long messages:Vector<int> pts:int pts_count:int = Update;"""
     channel_id: _b.int
     messages: _b.list[_b.int]
     pts: _b.int
     pts_count: _b.int
-    def __init__(self, *, channel_id: _b.int, messages: _b.list[_b.int], pts: _b.int, pts_count: _b.int) -> None: ...
+    def __init__(self, *, channel_id: _b.int, messages: _Sequence[_b.int], pts: _b.int, pts_count: _b.int) -> None: ...
 class UpdateDeleteEphemeralMessages(_TLObject):
     """updateDeleteEphemeralMessages#56dbfcf8 peer:Peer ids:Vector<int> = Update;"""
     peer: _Peer
     ids: _b.list[_b.int]
-    def __init__(self, *, peer: _Peer, ids: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, peer: _Peer, ids: _Sequence[_b.int]) -> None: ...
 class UpdateDeleteGroupCallMessages(_TLObject):
     """updateDeleteGroupCallMessages#3e85e92c call:InputGroupCall messages:Vector<int> = Update;"""
     call: _InputGroupCall
     messages: _b.list[_b.int]
-    def __init__(self, *, call: _InputGroupCall, messages: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, call: _InputGroupCall, messages: _Sequence[_b.int]) -> None: ...
 class UpdateDeleteMessages(_TLObject):
     """updateDeleteMessages#a20db0e5 messages:Vector<int> pts:int pts_count:int = Update;"""
     messages: _b.list[_b.int]
     pts: _b.int
     pts_count: _b.int
-    def __init__(self, *, messages: _b.list[_b.int], pts: _b.int, pts_count: _b.int) -> None: ...
+    def __init__(self, *, messages: _Sequence[_b.int], pts: _b.int, pts_count: _b.int) -> None: ...
 class UpdateDeleteQuickReply(_TLObject):
     """updateDeleteQuickReply#53e6f1ec shortcut_id:int = Update;"""
     shortcut_id: _b.int
@@ -7777,13 +7777,13 @@ class UpdateDeleteQuickReplyMessages(_TLObject):
     """updateDeleteQuickReplyMessages#566fe7cd shortcut_id:int messages:Vector<int> = Update;"""
     shortcut_id: _b.int
     messages: _b.list[_b.int]
-    def __init__(self, *, shortcut_id: _b.int, messages: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, shortcut_id: _b.int, messages: _Sequence[_b.int]) -> None: ...
 class UpdateDeleteScheduledMessages(_TLObject):
     """updateDeleteScheduledMessages#f2a71983 flags:# peer:Peer messages:Vector<int> sent_messages:flags.0?Vector<int> = Update;"""
     peer: _Peer
     messages: _b.list[_b.int]
     sent_messages: _b.list[_b.int] | None
-    def __init__(self, *, peer: _Peer, messages: _b.list[_b.int], sent_messages: _b.list[_b.int] | None = None) -> None: ...
+    def __init__(self, *, peer: _Peer, messages: _Sequence[_b.int], sent_messages: _Sequence[_b.int] | None = None) -> None: ...
 class UpdateDialogFilter(_TLObject):
     """updateDialogFilter#26ffde7d flags:# id:int filter:flags.0?DialogFilter = Update;"""
     id: _b.int
@@ -7792,7 +7792,7 @@ class UpdateDialogFilter(_TLObject):
 class UpdateDialogFilterOrder(_TLObject):
     """updateDialogFilterOrder#a5d72105 order:Vector<int> = Update;"""
     order: _b.list[_b.int]
-    def __init__(self, *, order: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, order: _Sequence[_b.int]) -> None: ...
 class UpdateDialogFilters(_TLObject):
     """updateDialogFilters#3504914f = Update;"""
     def __init__(self) -> None: ...
@@ -7801,13 +7801,13 @@ class UpdateDialogPinned(_TLObject):
     pinned: _b.bool
     folder_id: _b.int | None
     peer: _DialogPeer
-    def __init__(self, *, pinned: _b.bool = False, folder_id: _b.int | None = None, peer: _DialogPeer) -> None: ...
+    def __init__(self, *, pinned: _b.bool | None = False, folder_id: _b.int | None = None, peer: _DialogPeer) -> None: ...
 class UpdateDialogUnreadMark(_TLObject):
     """updateDialogUnreadMark#b658f23e flags:# unread:flags.0?true peer:DialogPeer saved_peer_id:flags.1?Peer = Update;"""
     unread: _b.bool
     peer: _DialogPeer
     saved_peer_id: _Peer | None
-    def __init__(self, *, unread: _b.bool = False, peer: _DialogPeer, saved_peer_id: _Peer | None = None) -> None: ...
+    def __init__(self, *, unread: _b.bool | None = False, peer: _DialogPeer, saved_peer_id: _Peer | None = None) -> None: ...
 class UpdateDraftMessage(_TLObject):
     """updateDraftMessage#edfc111e flags:# peer:Peer top_msg_id:flags.0?int saved_peer_id:flags.1?Peer draft:DraftMessage = Update;"""
     peer: _Peer
@@ -7867,7 +7867,7 @@ class UpdateFolderPeers(_TLObject):
     folder_peers: _b.list[_FolderPeer]
     pts: _b.int
     pts_count: _b.int
-    def __init__(self, *, folder_peers: _b.list[_FolderPeer], pts: _b.int, pts_count: _b.int) -> None: ...
+    def __init__(self, *, folder_peers: _Sequence[_FolderPeer], pts: _b.int, pts_count: _b.int) -> None: ...
 class UpdateGeoLiveViewed(_TLObject):
     """updateGeoLiveViewed#871fb939 peer:Peer msg_id:int = Update;"""
     peer: _Peer
@@ -7878,19 +7878,19 @@ class UpdateGroupCall(_TLObject):
     live_story: _b.bool
     peer: _Peer | None
     call: _GroupCall
-    def __init__(self, *, live_story: _b.bool = False, peer: _Peer | None = None, call: _GroupCall) -> None: ...
+    def __init__(self, *, live_story: _b.bool | None = False, peer: _Peer | None = None, call: _GroupCall) -> None: ...
 class UpdateGroupCallChainBlocks(_TLObject):
     """updateGroupCallChainBlocks#a477288f call:InputGroupCall sub_chain_id:int blocks:Vector<bytes> next_offset:int = Update;"""
     call: _InputGroupCall
     sub_chain_id: _b.int
     blocks: _b.list[_b.bytes]
     next_offset: _b.int
-    def __init__(self, *, call: _InputGroupCall, sub_chain_id: _b.int, blocks: _b.list[_b.bytes], next_offset: _b.int) -> None: ...
+    def __init__(self, *, call: _InputGroupCall, sub_chain_id: _b.int, blocks: _Sequence[_b.bytes], next_offset: _b.int) -> None: ...
 class UpdateGroupCallConnection(_TLObject):
     """updateGroupCallConnection#b783982 flags:# presentation:flags.0?true params:DataJSON = Update;"""
     presentation: _b.bool
     params: _DataJSON
-    def __init__(self, *, presentation: _b.bool = False, params: _DataJSON) -> None: ...
+    def __init__(self, *, presentation: _b.bool | None = False, params: _DataJSON) -> None: ...
 class UpdateGroupCallEncryptedMessage(_TLObject):
     """updateGroupCallEncryptedMessage#c957a766 call:InputGroupCall from_id:Peer encrypted_message:bytes = Update;"""
     call: _InputGroupCall
@@ -7907,7 +7907,7 @@ class UpdateGroupCallParticipants(_TLObject):
     call: _InputGroupCall
     participants: _b.list[_GroupCallParticipant]
     version: _b.int
-    def __init__(self, *, call: _InputGroupCall, participants: _b.list[_GroupCallParticipant], version: _b.int) -> None: ...
+    def __init__(self, *, call: _InputGroupCall, participants: _Sequence[_GroupCallParticipant], version: _b.int) -> None: ...
 class UpdateInlineBotCallbackQuery(_TLObject):
     """updateInlineBotCallbackQuery#691e9052 flags:# query_id:long user_id:long msg_id:InputBotInlineMessageID chat_instance:long data:flags.0?bytes game_short_name:flags.1?string = Update;"""
     query_id: _b.int
@@ -7945,7 +7945,7 @@ class UpdateMessageExtendedMedia(_TLObject):
     peer: _Peer
     msg_id: _b.int
     extended_media: _b.list[_MessageExtendedMedia]
-    def __init__(self, *, peer: _Peer, msg_id: _b.int, extended_media: _b.list[_MessageExtendedMedia]) -> None: ...
+    def __init__(self, *, peer: _Peer, msg_id: _b.int, extended_media: _Sequence[_MessageExtendedMedia]) -> None: ...
 class UpdateMessageID(_TLObject):
     """updateMessageID#4e90bfd6 id:int random_id:long = Update;"""
     id: _b.int
@@ -7967,7 +7967,7 @@ class UpdateMessagePollVote(_TLObject):
     options: _b.list[_b.bytes]
     positions: _b.list[_b.int]
     qts: _b.int
-    def __init__(self, *, poll_id: _b.int, peer: _Peer, options: _b.list[_b.bytes], positions: _b.list[_b.int], qts: _b.int) -> None: ...
+    def __init__(self, *, poll_id: _b.int, peer: _Peer, options: _Sequence[_b.bytes], positions: _Sequence[_b.int], qts: _b.int) -> None: ...
 class UpdateMessageReactions(_TLObject):
     """updateMessageReactions#1e297bfa flags:# peer:Peer msg_id:int top_msg_id:flags.0?int saved_peer_id:flags.1?Peer reactions:MessageReactions = Update;"""
     peer: _Peer
@@ -7981,13 +7981,13 @@ class UpdateMonoForumNoPaidException(_TLObject):
     exception: _b.bool
     channel_id: _b.int
     saved_peer_id: _Peer
-    def __init__(self, *, exception: _b.bool = False, channel_id: _b.int, saved_peer_id: _Peer) -> None: ...
+    def __init__(self, *, exception: _b.bool | None = False, channel_id: _b.int, saved_peer_id: _Peer) -> None: ...
 class UpdateMoveStickerSetToTop(_TLObject):
     """updateMoveStickerSetToTop#86fccf85 flags:# masks:flags.0?true emojis:flags.1?true stickerset:long = Update;"""
     masks: _b.bool
     emojis: _b.bool
     stickerset: _b.int
-    def __init__(self, *, masks: _b.bool = False, emojis: _b.bool = False, stickerset: _b.int) -> None: ...
+    def __init__(self, *, masks: _b.bool | None = False, emojis: _b.bool | None = False, stickerset: _b.int) -> None: ...
 class UpdateNewAuthorization(_TLObject):
     """updateNewAuthorization#8951abef flags:# unconfirmed:flags.0?true hash:long date:flags.0?int device:flags.0?string location:flags.0?string = Update;"""
     unconfirmed: _b.bool
@@ -7995,7 +7995,7 @@ class UpdateNewAuthorization(_TLObject):
     date: _b.int | None
     device: _b.str | None
     location: _b.str | None
-    def __init__(self, *, unconfirmed: _b.bool = False, hash: _b.int, date: _b.int | None = None, device: _b.str | None = None, location: _b.str | None = None) -> None: ...
+    def __init__(self, *, unconfirmed: _b.bool | None = False, hash: _b.int, date: _b.int | None = None, device: _b.str | None = None, location: _b.str | None = None) -> None: ...
 class UpdateNewBotConnection(_TLObject):
     """updateNewBotConnection#b22083a6 flags:# confirmed:flags.0?true bot_id:long date:flags.1?int device:flags.1?string location:flags.1?string = Update;"""
     confirmed: _b.bool
@@ -8003,7 +8003,7 @@ class UpdateNewBotConnection(_TLObject):
     date: _b.int | None
     device: _b.str | None
     location: _b.str | None
-    def __init__(self, *, confirmed: _b.bool = False, bot_id: _b.int, date: _b.int | None = None, device: _b.str | None = None, location: _b.str | None = None) -> None: ...
+    def __init__(self, *, confirmed: _b.bool | None = False, bot_id: _b.int, date: _b.int | None = None, device: _b.str | None = None, location: _b.str | None = None) -> None: ...
 class UpdateNewChannelMessage(_TLObject):
     """updateNewChannelMessage#62ba04d9 message:Message pts:int pts_count:int = Update;"""
     message: _Message
@@ -8057,7 +8057,7 @@ class UpdatePeerBlocked(_TLObject):
     blocked: _b.bool
     blocked_my_stories_from: _b.bool
     peer_id: _Peer
-    def __init__(self, *, blocked: _b.bool = False, blocked_my_stories_from: _b.bool = False, peer_id: _Peer) -> None: ...
+    def __init__(self, *, blocked: _b.bool | None = False, blocked_my_stories_from: _b.bool | None = False, peer_id: _Peer) -> None: ...
 class UpdatePeerHistoryTTL(_TLObject):
     """updatePeerHistoryTTL#bb9bb9a5 flags:# peer:Peer ttl_period:flags.0?int = Update;"""
     peer: _Peer
@@ -8066,7 +8066,7 @@ class UpdatePeerHistoryTTL(_TLObject):
 class UpdatePeerLocated(_TLObject):
     """updatePeerLocated#b4afcfb0 peers:Vector<PeerLocated> = Update;"""
     peers: _b.list[_PeerLocated]
-    def __init__(self, *, peers: _b.list[_PeerLocated]) -> None: ...
+    def __init__(self, *, peers: _Sequence[_PeerLocated]) -> None: ...
 class UpdatePeerSettings(_TLObject):
     """updatePeerSettings#6a7e7366 peer:Peer settings:PeerSettings = Update;"""
     peer: _Peer
@@ -8077,13 +8077,13 @@ class UpdatePeerWallpaper(_TLObject):
     wallpaper_overridden: _b.bool
     peer: _Peer
     wallpaper: _WallPaper | None
-    def __init__(self, *, wallpaper_overridden: _b.bool = False, peer: _Peer, wallpaper: _WallPaper | None = None) -> None: ...
+    def __init__(self, *, wallpaper_overridden: _b.bool | None = False, peer: _Peer, wallpaper: _WallPaper | None = None) -> None: ...
 class UpdatePendingJoinRequests(_TLObject):
     """updatePendingJoinRequests#7063c3db peer:Peer requests_pending:int recent_requesters:Vector<long> = Update;"""
     peer: _Peer
     requests_pending: _b.int
     recent_requesters: _b.list[_b.int]
-    def __init__(self, *, peer: _Peer, requests_pending: _b.int, recent_requesters: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, peer: _Peer, requests_pending: _b.int, recent_requesters: _Sequence[_b.int]) -> None: ...
 class UpdatePhoneCall(_TLObject):
     """updatePhoneCall#ab0f6b1e phone_call:PhoneCall = Update;"""
     phone_call: _PhoneCall
@@ -8100,23 +8100,23 @@ class UpdatePinnedChannelMessages(_TLObject):
     messages: _b.list[_b.int]
     pts: _b.int
     pts_count: _b.int
-    def __init__(self, *, pinned: _b.bool = False, channel_id: _b.int, messages: _b.list[_b.int], pts: _b.int, pts_count: _b.int) -> None: ...
+    def __init__(self, *, pinned: _b.bool | None = False, channel_id: _b.int, messages: _Sequence[_b.int], pts: _b.int, pts_count: _b.int) -> None: ...
 class UpdatePinnedDialogs(_TLObject):
     """updatePinnedDialogs#fa0f3ca2 flags:# folder_id:flags.1?int order:flags.0?Vector<DialogPeer> = Update;"""
     folder_id: _b.int | None
     order: _b.list[_DialogPeer] | None
-    def __init__(self, *, folder_id: _b.int | None = None, order: _b.list[_DialogPeer] | None = None) -> None: ...
+    def __init__(self, *, folder_id: _b.int | None = None, order: _Sequence[_DialogPeer] | None = None) -> None: ...
 class UpdatePinnedForumTopic(_TLObject):
     """updatePinnedForumTopic#683b2c52 flags:# pinned:flags.0?true peer:Peer topic_id:int = Update;"""
     pinned: _b.bool
     peer: _Peer
     topic_id: _b.int
-    def __init__(self, *, pinned: _b.bool = False, peer: _Peer, topic_id: _b.int) -> None: ...
+    def __init__(self, *, pinned: _b.bool | None = False, peer: _Peer, topic_id: _b.int) -> None: ...
 class UpdatePinnedForumTopics(_TLObject):
     """updatePinnedForumTopics#def143d0 flags:# peer:Peer order:flags.0?Vector<int> = Update;"""
     peer: _Peer
     order: _b.list[_b.int] | None
-    def __init__(self, *, peer: _Peer, order: _b.list[_b.int] | None = None) -> None: ...
+    def __init__(self, *, peer: _Peer, order: _Sequence[_b.int] | None = None) -> None: ...
 class UpdatePinnedMessages(_TLObject):
     """updatePinnedMessages#ed85eab5 flags:# pinned:flags.0?true peer:Peer messages:Vector<int> pts:int pts_count:int = Update;"""
     pinned: _b.bool
@@ -8124,23 +8124,23 @@ class UpdatePinnedMessages(_TLObject):
     messages: _b.list[_b.int]
     pts: _b.int
     pts_count: _b.int
-    def __init__(self, *, pinned: _b.bool = False, peer: _Peer, messages: _b.list[_b.int], pts: _b.int, pts_count: _b.int) -> None: ...
+    def __init__(self, *, pinned: _b.bool | None = False, peer: _Peer, messages: _Sequence[_b.int], pts: _b.int, pts_count: _b.int) -> None: ...
 class UpdatePinnedSavedDialogs(_TLObject):
     """updatePinnedSavedDialogs#686c85a6 flags:# order:flags.0?Vector<DialogPeer> = Update;"""
     order: _b.list[_DialogPeer] | None
-    def __init__(self, *, order: _b.list[_DialogPeer] | None = None) -> None: ...
+    def __init__(self, *, order: _Sequence[_DialogPeer] | None = None) -> None: ...
 class UpdatePrivacy(_TLObject):
     """updatePrivacy#ee3b272a key:PrivacyKey rules:Vector<PrivacyRule> = Update;"""
     key: _PrivacyKey
     rules: _b.list[_PrivacyRule]
-    def __init__(self, *, key: _PrivacyKey, rules: _b.list[_PrivacyRule]) -> None: ...
+    def __init__(self, *, key: _PrivacyKey, rules: _Sequence[_PrivacyRule]) -> None: ...
 class UpdatePtsChanged(_TLObject):
     """updatePtsChanged#3354678f = Update;"""
     def __init__(self) -> None: ...
 class UpdateQuickReplies(_TLObject):
     """updateQuickReplies#f9470ab2 quick_replies:Vector<QuickReply> = Update;"""
     quick_replies: _b.list[_QuickReply]
-    def __init__(self, *, quick_replies: _b.list[_QuickReply]) -> None: ...
+    def __init__(self, *, quick_replies: _Sequence[_QuickReply]) -> None: ...
 class UpdateQuickReplyMessage(_TLObject):
     """updateQuickReplyMessage#3e050d0f message:Message = Update;"""
     message: _Message
@@ -8201,7 +8201,7 @@ class UpdateReadMessagesContents(_TLObject):
     pts: _b.int
     pts_count: _b.int
     date: _b.int | None
-    def __init__(self, *, messages: _b.list[_b.int], pts: _b.int, pts_count: _b.int, date: _b.int | None = None) -> None: ...
+    def __init__(self, *, messages: _Sequence[_b.int], pts: _b.int, pts_count: _b.int, date: _b.int | None = None) -> None: ...
 class UpdateReadMonoForumInbox(_TLObject):
     """updateReadMonoForumInbox#77b0e372 channel_id:long saved_peer_id:Peer read_max_id:int = Update;"""
     channel_id: _b.int
@@ -8232,7 +8232,7 @@ class UpdateSavedDialogPinned(_TLObject):
     """updateSavedDialogPinned#aeaf9e74 flags:# pinned:flags.0?true peer:DialogPeer = Update;"""
     pinned: _b.bool
     peer: _DialogPeer
-    def __init__(self, *, pinned: _b.bool = False, peer: _DialogPeer) -> None: ...
+    def __init__(self, *, pinned: _b.bool | None = False, peer: _DialogPeer) -> None: ...
 class UpdateSavedGifs(_TLObject):
     """updateSavedGifs#9375341e = Update;"""
     def __init__(self) -> None: ...
@@ -8261,7 +8261,7 @@ class UpdateServiceNotification(_TLObject):
     message: _b.str
     media: _MessageMedia
     entities: _b.list[_MessageEntity]
-    def __init__(self, *, popup: _b.bool = False, invert_media: _b.bool = False, inbox_date: _b.int | None = None, type: _b.str, message: _b.str, media: _MessageMedia, entities: _b.list[_MessageEntity]) -> None: ...
+    def __init__(self, *, popup: _b.bool | None = False, invert_media: _b.bool | None = False, inbox_date: _b.int | None = None, type: _b.str, message: _b.str, media: _MessageMedia, entities: _Sequence[_MessageEntity]) -> None: ...
 class UpdateShort(_TLObject):
     """updateShort#78d4dec1 update:Update date:int = Updates;"""
     update: _Update
@@ -8285,7 +8285,7 @@ class UpdateShortChatMessage(_TLObject):
     reply_to: _MessageReplyHeader | None
     entities: _b.list[_MessageEntity] | None
     ttl_period: _b.int | None
-    def __init__(self, *, out: _b.bool = False, mentioned: _b.bool = False, media_unread: _b.bool = False, silent: _b.bool = False, id: _b.int, from_id: _b.int, chat_id: _b.int, message: _b.str, pts: _b.int, pts_count: _b.int, date: _b.int, fwd_from: _MessageFwdHeader | None = None, via_bot_id: _b.int | None = None, reply_to: _MessageReplyHeader | None = None, entities: _b.list[_MessageEntity] | None = None, ttl_period: _b.int | None = None) -> None: ...
+    def __init__(self, *, out: _b.bool | None = False, mentioned: _b.bool | None = False, media_unread: _b.bool | None = False, silent: _b.bool | None = False, id: _b.int, from_id: _b.int, chat_id: _b.int, message: _b.str, pts: _b.int, pts_count: _b.int, date: _b.int, fwd_from: _MessageFwdHeader | None = None, via_bot_id: _b.int | None = None, reply_to: _MessageReplyHeader | None = None, entities: _Sequence[_MessageEntity] | None = None, ttl_period: _b.int | None = None) -> None: ...
 class UpdateShortMessage(_TLObject):
     """updateShortMessage#313bc7f8 flags:# out:flags.1?true mentioned:flags.4?true media_unread:flags.5?true silent:flags.13?true id:int user_id:long message:string pts:int pts_count:int date:int fwd_from:flags.2?MessageFwdHeader via_bot_id:flags.11?long reply_to:flags.3?MessageReplyHeader entities:flags.7?Vector<MessageEntity> ttl_period:flags.25?int = Updates;"""
     out: _b.bool
@@ -8303,7 +8303,7 @@ class UpdateShortMessage(_TLObject):
     reply_to: _MessageReplyHeader | None
     entities: _b.list[_MessageEntity] | None
     ttl_period: _b.int | None
-    def __init__(self, *, out: _b.bool = False, mentioned: _b.bool = False, media_unread: _b.bool = False, silent: _b.bool = False, id: _b.int, user_id: _b.int, message: _b.str, pts: _b.int, pts_count: _b.int, date: _b.int, fwd_from: _MessageFwdHeader | None = None, via_bot_id: _b.int | None = None, reply_to: _MessageReplyHeader | None = None, entities: _b.list[_MessageEntity] | None = None, ttl_period: _b.int | None = None) -> None: ...
+    def __init__(self, *, out: _b.bool | None = False, mentioned: _b.bool | None = False, media_unread: _b.bool | None = False, silent: _b.bool | None = False, id: _b.int, user_id: _b.int, message: _b.str, pts: _b.int, pts_count: _b.int, date: _b.int, fwd_from: _MessageFwdHeader | None = None, via_bot_id: _b.int | None = None, reply_to: _MessageReplyHeader | None = None, entities: _Sequence[_MessageEntity] | None = None, ttl_period: _b.int | None = None) -> None: ...
 class UpdateShortSentMessage(_TLObject):
     """updateShortSentMessage#9015e101 flags:# out:flags.1?true id:int pts:int pts_count:int date:int media:flags.9?MessageMedia entities:flags.7?Vector<MessageEntity> ttl_period:flags.25?int = Updates;"""
     out: _b.bool
@@ -8314,7 +8314,7 @@ class UpdateShortSentMessage(_TLObject):
     media: _MessageMedia | None
     entities: _b.list[_MessageEntity] | None
     ttl_period: _b.int | None
-    def __init__(self, *, out: _b.bool = False, id: _b.int, pts: _b.int, pts_count: _b.int, date: _b.int, media: _MessageMedia | None = None, entities: _b.list[_MessageEntity] | None = None, ttl_period: _b.int | None = None) -> None: ...
+    def __init__(self, *, out: _b.bool | None = False, id: _b.int, pts: _b.int, pts_count: _b.int, date: _b.int, media: _MessageMedia | None = None, entities: _Sequence[_MessageEntity] | None = None, ttl_period: _b.int | None = None) -> None: ...
 class UpdateSmsJob(_TLObject):
     """updateSmsJob#f16269d4 job_id:string = Update;"""
     job_id: _b.str
@@ -8345,13 +8345,13 @@ class UpdateStickerSets(_TLObject):
     """updateStickerSets#31c24808 flags:# masks:flags.0?true emojis:flags.1?true = Update;"""
     masks: _b.bool
     emojis: _b.bool
-    def __init__(self, *, masks: _b.bool = False, emojis: _b.bool = False) -> None: ...
+    def __init__(self, *, masks: _b.bool | None = False, emojis: _b.bool | None = False) -> None: ...
 class UpdateStickerSetsOrder(_TLObject):
     """updateStickerSetsOrder#bb2d201 flags:# masks:flags.0?true emojis:flags.1?true order:Vector<long> = Update;"""
     masks: _b.bool
     emojis: _b.bool
     order: _b.list[_b.int]
-    def __init__(self, *, masks: _b.bool = False, emojis: _b.bool = False, order: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, masks: _b.bool | None = False, emojis: _b.bool | None = False, order: _Sequence[_b.int]) -> None: ...
 class UpdateStoriesStealthMode(_TLObject):
     """updateStoriesStealthMode#2c084dc1 stealth_mode:StoriesStealthMode = Update;"""
     stealth_mode: _StoriesStealthMode
@@ -8377,7 +8377,7 @@ class UpdateTranscribedAudio(_TLObject):
     msg_id: _b.int
     transcription_id: _b.int
     text: _b.str
-    def __init__(self, *, pending: _b.bool = False, peer: _Peer, msg_id: _b.int, transcription_id: _b.int, text: _b.str) -> None: ...
+    def __init__(self, *, pending: _b.bool | None = False, peer: _Peer, msg_id: _b.int, transcription_id: _b.int, text: _b.str) -> None: ...
 class UpdateUser(_TLObject):
     """updateUser#20529438 user_id:long = Update;"""
     user_id: _b.int
@@ -8393,7 +8393,7 @@ class UpdateUserName(_TLObject):
     first_name: _b.str
     last_name: _b.str
     usernames: _b.list[_Username]
-    def __init__(self, *, user_id: _b.int, first_name: _b.str, last_name: _b.str, usernames: _b.list[_Username]) -> None: ...
+    def __init__(self, *, user_id: _b.int, first_name: _b.str, last_name: _b.str, usernames: _Sequence[_Username]) -> None: ...
 class UpdateUserPhone(_TLObject):
     """updateUserPhone#5492a13 user_id:long phone:string = Update;"""
     user_id: _b.int
@@ -8415,12 +8415,12 @@ class UpdateWebBrowserException(_TLObject):
     delete: _b.bool
     open_external_browser: _b.bool | None
     exception: _WebDomainException
-    def __init__(self, *, delete: _b.bool = False, open_external_browser: _b.bool | None = None, exception: _WebDomainException) -> None: ...
+    def __init__(self, *, delete: _b.bool | None = False, open_external_browser: _b.bool | None = None, exception: _WebDomainException) -> None: ...
 class UpdateWebBrowserSettings(_TLObject):
     """updateWebBrowserSettings#c39a2ade flags:# open_external_browser:flags.0?true display_close_button:flags.1?true = Update;"""
     open_external_browser: _b.bool
     display_close_button: _b.bool
-    def __init__(self, *, open_external_browser: _b.bool = False, display_close_button: _b.bool = False) -> None: ...
+    def __init__(self, *, open_external_browser: _b.bool | None = False, display_close_button: _b.bool | None = False) -> None: ...
 class UpdateWebPage(_TLObject):
     """updateWebPage#7f891213 webpage:WebPage pts:int pts_count:int = Update;"""
     webpage: _WebPage
@@ -8438,7 +8438,7 @@ class Updates(_TLObject):
     chats: _b.list[_Chat]
     date: _b.int
     seq: _b.int
-    def __init__(self, *, updates: _b.list[_Update], users: _b.list[_User], chats: _b.list[_Chat], date: _b.int, seq: _b.int) -> None: ...
+    def __init__(self, *, updates: _Sequence[_Update], users: _Sequence[_User], chats: _Sequence[_Chat], date: _b.int, seq: _b.int) -> None: ...
 class UpdatesCombined(_TLObject):
     """updatesCombined#725b04c3 updates:Vector<Update> users:Vector<User> chats:Vector<Chat> date:int seq_start:int seq:int = Updates;"""
     updates: _b.list[_Update]
@@ -8447,7 +8447,7 @@ class UpdatesCombined(_TLObject):
     date: _b.int
     seq_start: _b.int
     seq: _b.int
-    def __init__(self, *, updates: _b.list[_Update], users: _b.list[_User], chats: _b.list[_Chat], date: _b.int, seq_start: _b.int, seq: _b.int) -> None: ...
+    def __init__(self, *, updates: _Sequence[_Update], users: _Sequence[_User], chats: _Sequence[_Chat], date: _b.int, seq_start: _b.int, seq: _b.int) -> None: ...
 class UpdatesTooLong(_TLObject):
     """updatesTooLong#e317af7e = Updates;"""
     def __init__(self) -> None: ...
@@ -8473,7 +8473,7 @@ class UrlAuthResultRequest(_TLObject):
     match_codes: _b.list[_b.str] | None
     user_id_hint: _b.int | None
     verified_app_name: _b.str | None
-    def __init__(self, *, request_write_access: _b.bool = False, request_phone_number: _b.bool = False, match_codes_first: _b.bool = False, is_app: _b.bool = False, bot: _User, domain: _b.str, browser: _b.str | None = None, platform: _b.str | None = None, ip: _b.str | None = None, region: _b.str | None = None, match_codes: _b.list[_b.str] | None = None, user_id_hint: _b.int | None = None, verified_app_name: _b.str | None = None) -> None: ...
+    def __init__(self, *, request_write_access: _b.bool | None = False, request_phone_number: _b.bool | None = False, match_codes_first: _b.bool | None = False, is_app: _b.bool | None = False, bot: _User, domain: _b.str, browser: _b.str | None = None, platform: _b.str | None = None, ip: _b.str | None = None, region: _b.str | None = None, match_codes: _Sequence[_b.str] | None = None, user_id_hint: _b.int | None = None, verified_app_name: _b.str | None = None) -> None: ...
 class User(_TLObject):
     """user#b1b8cc83 flags:# self:flags.10?true contact:flags.11?true mutual_contact:flags.12?true deleted:flags.13?true bot:flags.14?true bot_chat_history:flags.15?true bot_nochats:flags.16?true verified:flags.17?true restricted:flags.18?true min:flags.20?true bot_inline_geo:flags.21?true support:flags.23?true scam:flags.24?true apply_min_photo:flags.25?true fake:flags.26?true bot_attach_menu:flags.27?true premium:flags.28?true attach_menu_enabled:flags.29?true flags2:# bot_can_edit:flags2.1?true close_friend:flags2.2?true stories_hidden:flags2.3?true stories_unavailable:flags2.4?true contact_require_premium:flags2.10?true bot_business:flags2.11?true bot_has_main_app:flags2.13?true bot_forum_view:flags2.16?true bot_forum_can_manage_topics:flags2.17?true bot_can_manage_bots:flags2.18?true bot_guestchat:flags2.19?true bot_guard:flags2.20?true id:long access_hash:flags.0?long first_name:flags.1?string last_name:flags.2?string username:flags.3?string phone:flags.4?string photo:flags.5?UserProfilePhoto status:flags.6?UserStatus bot_info_version:flags.14?int restriction_reason:flags.18?Vector<RestrictionReason> bot_inline_placeholder:flags.19?string lang_code:flags.22?string emoji_status:flags.30?EmojiStatus usernames:flags2.0?Vector<Username> stories_max_id:flags2.5?RecentStory color:flags2.8?PeerColor profile_color:flags2.9?PeerColor bot_active_users:flags2.12?int bot_verification_icon:flags2.14?long send_paid_messages_stars:flags2.15?long linked_community_id:flags2.21?long = User;"""
     self_: _b.bool
@@ -8527,7 +8527,7 @@ class User(_TLObject):
     bot_verification_icon: _b.int | None
     send_paid_messages_stars: _b.int | None
     linked_community_id: _b.int | None
-    def __init__(self, *, self_: _b.bool = False, contact: _b.bool = False, mutual_contact: _b.bool = False, deleted: _b.bool = False, bot: _b.bool = False, bot_chat_history: _b.bool = False, bot_nochats: _b.bool = False, verified: _b.bool = False, restricted: _b.bool = False, min: _b.bool = False, bot_inline_geo: _b.bool = False, support: _b.bool = False, scam: _b.bool = False, apply_min_photo: _b.bool = False, fake: _b.bool = False, bot_attach_menu: _b.bool = False, premium: _b.bool = False, attach_menu_enabled: _b.bool = False, bot_can_edit: _b.bool = False, close_friend: _b.bool = False, stories_hidden: _b.bool = False, stories_unavailable: _b.bool = False, contact_require_premium: _b.bool = False, bot_business: _b.bool = False, bot_has_main_app: _b.bool = False, bot_forum_view: _b.bool = False, bot_forum_can_manage_topics: _b.bool = False, bot_can_manage_bots: _b.bool = False, bot_guestchat: _b.bool = False, bot_guard: _b.bool = False, id: _b.int, access_hash: _b.int | None = None, first_name: _b.str | None = None, last_name: _b.str | None = None, username: _b.str | None = None, phone: _b.str | None = None, photo: _UserProfilePhoto | None = None, status: _UserStatus | None = None, bot_info_version: _b.int | None = None, restriction_reason: _b.list[_RestrictionReason] | None = None, bot_inline_placeholder: _b.str | None = None, lang_code: _b.str | None = None, emoji_status: _EmojiStatus | None = None, usernames: _b.list[_Username] | None = None, stories_max_id: _RecentStory | None = None, color: _PeerColor | None = None, profile_color: _PeerColor | None = None, bot_active_users: _b.int | None = None, bot_verification_icon: _b.int | None = None, send_paid_messages_stars: _b.int | None = None, linked_community_id: _b.int | None = None) -> None: ...
+    def __init__(self, *, self_: _b.bool | None = False, contact: _b.bool | None = False, mutual_contact: _b.bool | None = False, deleted: _b.bool | None = False, bot: _b.bool | None = False, bot_chat_history: _b.bool | None = False, bot_nochats: _b.bool | None = False, verified: _b.bool | None = False, restricted: _b.bool | None = False, min: _b.bool | None = False, bot_inline_geo: _b.bool | None = False, support: _b.bool | None = False, scam: _b.bool | None = False, apply_min_photo: _b.bool | None = False, fake: _b.bool | None = False, bot_attach_menu: _b.bool | None = False, premium: _b.bool | None = False, attach_menu_enabled: _b.bool | None = False, bot_can_edit: _b.bool | None = False, close_friend: _b.bool | None = False, stories_hidden: _b.bool | None = False, stories_unavailable: _b.bool | None = False, contact_require_premium: _b.bool | None = False, bot_business: _b.bool | None = False, bot_has_main_app: _b.bool | None = False, bot_forum_view: _b.bool | None = False, bot_forum_can_manage_topics: _b.bool | None = False, bot_can_manage_bots: _b.bool | None = False, bot_guestchat: _b.bool | None = False, bot_guard: _b.bool | None = False, id: _b.int, access_hash: _b.int | None = None, first_name: _b.str | None = None, last_name: _b.str | None = None, username: _b.str | None = None, phone: _b.str | None = None, photo: _UserProfilePhoto | None = None, status: _UserStatus | None = None, bot_info_version: _b.int | None = None, restriction_reason: _Sequence[_RestrictionReason] | None = None, bot_inline_placeholder: _b.str | None = None, lang_code: _b.str | None = None, emoji_status: _EmojiStatus | None = None, usernames: _Sequence[_Username] | None = None, stories_max_id: _RecentStory | None = None, color: _PeerColor | None = None, profile_color: _PeerColor | None = None, bot_active_users: _b.int | None = None, bot_verification_icon: _b.int | None = None, send_paid_messages_stars: _b.int | None = None, linked_community_id: _b.int | None = None) -> None: ...
 class UserEmpty(_TLObject):
     """userEmpty#d3bc4b7a id:long = User;"""
     id: _b.int
@@ -8592,7 +8592,7 @@ class UserFull(_TLObject):
     saved_music: _Document | None
     note: _TextWithEntities | None
     bot_manager_id: _b.int | None
-    def __init__(self, *, blocked: _b.bool = False, phone_calls_available: _b.bool = False, phone_calls_private: _b.bool = False, can_pin_message: _b.bool = False, has_scheduled: _b.bool = False, video_calls_available: _b.bool = False, voice_messages_forbidden: _b.bool = False, translations_disabled: _b.bool = False, stories_pinned_available: _b.bool = False, blocked_my_stories_from: _b.bool = False, wallpaper_overridden: _b.bool = False, contact_require_premium: _b.bool = False, read_dates_private: _b.bool = False, sponsored_enabled: _b.bool = False, can_view_revenue: _b.bool = False, bot_can_manage_emoji_status: _b.bool = False, display_gifts_button: _b.bool = False, noforwards_my_enabled: _b.bool = False, noforwards_peer_enabled: _b.bool = False, unofficial_security_risk: _b.bool = False, id: _b.int, about: _b.str | None = None, settings: _PeerSettings, personal_photo: _Photo | None = None, profile_photo: _Photo | None = None, fallback_photo: _Photo | None = None, notify_settings: _PeerNotifySettings, bot_info: _BotInfo | None = None, pinned_msg_id: _b.int | None = None, common_chats_count: _b.int, folder_id: _b.int | None = None, ttl_period: _b.int | None = None, theme: _ChatTheme | None = None, private_forward_name: _b.str | None = None, bot_group_admin_rights: _ChatAdminRights | None = None, bot_broadcast_admin_rights: _ChatAdminRights | None = None, wallpaper: _WallPaper | None = None, stories: _PeerStories | None = None, business_work_hours: _BusinessWorkHours | None = None, business_location: _BusinessLocation | None = None, business_greeting_message: _BusinessGreetingMessage | None = None, business_away_message: _BusinessAwayMessage | None = None, business_intro: _BusinessIntro | None = None, birthday: _Birthday | None = None, personal_channel_id: _b.int | None = None, personal_channel_message: _b.int | None = None, stargifts_count: _b.int | None = None, starref_program: _StarRefProgram | None = None, bot_verification: _BotVerification | None = None, send_paid_messages_stars: _b.int | None = None, disallowed_gifts: _DisallowedGiftsSettings | None = None, stars_rating: _StarsRating | None = None, stars_my_pending_rating: _StarsRating | None = None, stars_my_pending_rating_date: _b.int | None = None, main_tab: _ProfileTab | None = None, saved_music: _Document | None = None, note: _TextWithEntities | None = None, bot_manager_id: _b.int | None = None) -> None: ...
+    def __init__(self, *, blocked: _b.bool | None = False, phone_calls_available: _b.bool | None = False, phone_calls_private: _b.bool | None = False, can_pin_message: _b.bool | None = False, has_scheduled: _b.bool | None = False, video_calls_available: _b.bool | None = False, voice_messages_forbidden: _b.bool | None = False, translations_disabled: _b.bool | None = False, stories_pinned_available: _b.bool | None = False, blocked_my_stories_from: _b.bool | None = False, wallpaper_overridden: _b.bool | None = False, contact_require_premium: _b.bool | None = False, read_dates_private: _b.bool | None = False, sponsored_enabled: _b.bool | None = False, can_view_revenue: _b.bool | None = False, bot_can_manage_emoji_status: _b.bool | None = False, display_gifts_button: _b.bool | None = False, noforwards_my_enabled: _b.bool | None = False, noforwards_peer_enabled: _b.bool | None = False, unofficial_security_risk: _b.bool | None = False, id: _b.int, about: _b.str | None = None, settings: _PeerSettings, personal_photo: _Photo | None = None, profile_photo: _Photo | None = None, fallback_photo: _Photo | None = None, notify_settings: _PeerNotifySettings, bot_info: _BotInfo | None = None, pinned_msg_id: _b.int | None = None, common_chats_count: _b.int, folder_id: _b.int | None = None, ttl_period: _b.int | None = None, theme: _ChatTheme | None = None, private_forward_name: _b.str | None = None, bot_group_admin_rights: _ChatAdminRights | None = None, bot_broadcast_admin_rights: _ChatAdminRights | None = None, wallpaper: _WallPaper | None = None, stories: _PeerStories | None = None, business_work_hours: _BusinessWorkHours | None = None, business_location: _BusinessLocation | None = None, business_greeting_message: _BusinessGreetingMessage | None = None, business_away_message: _BusinessAwayMessage | None = None, business_intro: _BusinessIntro | None = None, birthday: _Birthday | None = None, personal_channel_id: _b.int | None = None, personal_channel_message: _b.int | None = None, stargifts_count: _b.int | None = None, starref_program: _StarRefProgram | None = None, bot_verification: _BotVerification | None = None, send_paid_messages_stars: _b.int | None = None, disallowed_gifts: _DisallowedGiftsSettings | None = None, stars_rating: _StarsRating | None = None, stars_my_pending_rating: _StarsRating | None = None, stars_my_pending_rating_date: _b.int | None = None, main_tab: _ProfileTab | None = None, saved_music: _Document | None = None, note: _TextWithEntities | None = None, bot_manager_id: _b.int | None = None) -> None: ...
 class UserProfilePhoto(_TLObject):
     """userProfilePhoto#82d1f706 flags:# has_video:flags.0?true personal:flags.2?true photo_id:long stripped_thumb:flags.1?bytes dc_id:int = UserProfilePhoto;"""
     has_video: _b.bool
@@ -8600,7 +8600,7 @@ class UserProfilePhoto(_TLObject):
     photo_id: _b.int
     stripped_thumb: _b.bytes | None
     dc_id: _b.int
-    def __init__(self, *, has_video: _b.bool = False, personal: _b.bool = False, photo_id: _b.int, stripped_thumb: _b.bytes | None = None, dc_id: _b.int) -> None: ...
+    def __init__(self, *, has_video: _b.bool | None = False, personal: _b.bool | None = False, photo_id: _b.int, stripped_thumb: _b.bytes | None = None, dc_id: _b.int) -> None: ...
 class UserProfilePhotoEmpty(_TLObject):
     """userProfilePhotoEmpty#4f11bae1 = UserProfilePhoto;"""
     def __init__(self) -> None: ...
@@ -8610,11 +8610,11 @@ class UserStatusEmpty(_TLObject):
 class UserStatusLastMonth(_TLObject):
     """userStatusLastMonth#65899777 flags:# by_me:flags.0?true = UserStatus;"""
     by_me: _b.bool
-    def __init__(self, *, by_me: _b.bool = False) -> None: ...
+    def __init__(self, *, by_me: _b.bool | None = False) -> None: ...
 class UserStatusLastWeek(_TLObject):
     """userStatusLastWeek#541a1d1a flags:# by_me:flags.0?true = UserStatus;"""
     by_me: _b.bool
-    def __init__(self, *, by_me: _b.bool = False) -> None: ...
+    def __init__(self, *, by_me: _b.bool | None = False) -> None: ...
 class UserStatusOffline(_TLObject):
     """userStatusOffline#8c703f was_online:int = UserStatus;"""
     was_online: _b.int
@@ -8626,13 +8626,13 @@ class UserStatusOnline(_TLObject):
 class UserStatusRecently(_TLObject):
     """userStatusRecently#7b197dc8 flags:# by_me:flags.0?true = UserStatus;"""
     by_me: _b.bool
-    def __init__(self, *, by_me: _b.bool = False) -> None: ...
+    def __init__(self, *, by_me: _b.bool | None = False) -> None: ...
 class Username(_TLObject):
     """username#b4073647 flags:# editable:flags.0?true active:flags.1?true username:string = Username;"""
     editable: _b.bool
     active: _b.bool
     username: _b.str
-    def __init__(self, *, editable: _b.bool = False, active: _b.bool = False, username: _b.str) -> None: ...
+    def __init__(self, *, editable: _b.bool | None = False, active: _b.bool | None = False, username: _b.str) -> None: ...
 class VideoSize(_TLObject):
     """videoSize#de33b094 flags:# type:string w:int h:int size:int video_start_ts:flags.0?double = VideoSize;"""
     type: _b.str
@@ -8645,13 +8645,13 @@ class VideoSizeEmojiMarkup(_TLObject):
     """videoSizeEmojiMarkup#f85c413c emoji_id:long background_colors:Vector<int> = VideoSize;"""
     emoji_id: _b.int
     background_colors: _b.list[_b.int]
-    def __init__(self, *, emoji_id: _b.int, background_colors: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, emoji_id: _b.int, background_colors: _Sequence[_b.int]) -> None: ...
 class VideoSizeStickerMarkup(_TLObject):
     """videoSizeStickerMarkup#da082fe stickerset:InputStickerSet sticker_id:long background_colors:Vector<int> = VideoSize;"""
     stickerset: _InputStickerSet
     sticker_id: _b.int
     background_colors: _b.list[_b.int]
-    def __init__(self, *, stickerset: _InputStickerSet, sticker_id: _b.int, background_colors: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, stickerset: _InputStickerSet, sticker_id: _b.int, background_colors: _Sequence[_b.int]) -> None: ...
 class WallPaper(_TLObject):
     """wallPaper#a437c3ed id:long flags:# creator:flags.0?true default:flags.1?true pattern:flags.3?true dark:flags.4?true access_hash:long slug:string document:Document settings:flags.2?WallPaperSettings = WallPaper;"""
     id: _b.int
@@ -8663,14 +8663,14 @@ class WallPaper(_TLObject):
     slug: _b.str
     document: _Document
     settings: _WallPaperSettings | None
-    def __init__(self, *, id: _b.int, creator: _b.bool = False, default: _b.bool = False, pattern: _b.bool = False, dark: _b.bool = False, access_hash: _b.int, slug: _b.str, document: _Document, settings: _WallPaperSettings | None = None) -> None: ...
+    def __init__(self, *, id: _b.int, creator: _b.bool | None = False, default: _b.bool | None = False, pattern: _b.bool | None = False, dark: _b.bool | None = False, access_hash: _b.int, slug: _b.str, document: _Document, settings: _WallPaperSettings | None = None) -> None: ...
 class WallPaperNoFile(_TLObject):
     """wallPaperNoFile#e0804116 id:long flags:# default:flags.1?true dark:flags.4?true settings:flags.2?WallPaperSettings = WallPaper;"""
     id: _b.int
     default: _b.bool
     dark: _b.bool
     settings: _WallPaperSettings | None
-    def __init__(self, *, id: _b.int, default: _b.bool = False, dark: _b.bool = False, settings: _WallPaperSettings | None = None) -> None: ...
+    def __init__(self, *, id: _b.int, default: _b.bool | None = False, dark: _b.bool | None = False, settings: _WallPaperSettings | None = None) -> None: ...
 class WallPaperSettings(_TLObject):
     """wallPaperSettings#372efcd0 flags:# blur:flags.1?true motion:flags.2?true background_color:flags.0?int second_background_color:flags.4?int third_background_color:flags.5?int fourth_background_color:flags.6?int intensity:flags.3?int rotation:flags.4?int emoticon:flags.7?string = WallPaperSettings;"""
     blur: _b.bool
@@ -8682,7 +8682,7 @@ class WallPaperSettings(_TLObject):
     intensity: _b.int | None
     rotation: _b.int | None
     emoticon: _b.str | None
-    def __init__(self, *, blur: _b.bool = False, motion: _b.bool = False, background_color: _b.int | None = None, second_background_color: _b.int | None = None, third_background_color: _b.int | None = None, fourth_background_color: _b.int | None = None, intensity: _b.int | None = None, rotation: _b.int | None = None, emoticon: _b.str | None = None) -> None: ...
+    def __init__(self, *, blur: _b.bool | None = False, motion: _b.bool | None = False, background_color: _b.int | None = None, second_background_color: _b.int | None = None, third_background_color: _b.int | None = None, fourth_background_color: _b.int | None = None, intensity: _b.int | None = None, rotation: _b.int | None = None, emoticon: _b.str | None = None) -> None: ...
 class WebAuthorization(_TLObject):
     """webAuthorization#a6f8f452 hash:long bot_id:long domain:string browser:string platform:string date_created:int date_active:int ip:string region:string = WebAuthorization;"""
     hash: _b.int
@@ -8702,14 +8702,14 @@ class WebDocument(_TLObject):
     size: _b.int
     mime_type: _b.str
     attributes: _b.list[_DocumentAttribute]
-    def __init__(self, *, url: _b.str, access_hash: _b.int, size: _b.int, mime_type: _b.str, attributes: _b.list[_DocumentAttribute]) -> None: ...
+    def __init__(self, *, url: _b.str, access_hash: _b.int, size: _b.int, mime_type: _b.str, attributes: _Sequence[_DocumentAttribute]) -> None: ...
 class WebDocumentNoProxy(_TLObject):
     """webDocumentNoProxy#f9c8bcc6 url:string size:int mime_type:string attributes:Vector<DocumentAttribute> = WebDocument;"""
     url: _b.str
     size: _b.int
     mime_type: _b.str
     attributes: _b.list[_DocumentAttribute]
-    def __init__(self, *, url: _b.str, size: _b.int, mime_type: _b.str, attributes: _b.list[_DocumentAttribute]) -> None: ...
+    def __init__(self, *, url: _b.str, size: _b.int, mime_type: _b.str, attributes: _Sequence[_DocumentAttribute]) -> None: ...
 class WebDomainException(_TLObject):
     """webDomainException#933ca597 flags:# domain:string url:string title:string favicon:flags.0?long = WebDomainException;"""
     domain: _b.str
@@ -8739,7 +8739,7 @@ class WebPage(_TLObject):
     document: _Document | None
     cached_page: _Page | None
     attributes: _b.list[_WebPageAttribute] | None
-    def __init__(self, *, has_large_media: _b.bool = False, video_cover_photo: _b.bool = False, id: _b.int, url: _b.str, display_url: _b.str, hash: _b.int, type: _b.str | None = None, site_name: _b.str | None = None, title: _b.str | None = None, description: _b.str | None = None, photo: _Photo | None = None, embed_url: _b.str | None = None, embed_type: _b.str | None = None, embed_width: _b.int | None = None, embed_height: _b.int | None = None, duration: _b.int | None = None, author: _b.str | None = None, document: _Document | None = None, cached_page: _Page | None = None, attributes: _b.list[_WebPageAttribute] | None = None) -> None: ...
+    def __init__(self, *, has_large_media: _b.bool | None = False, video_cover_photo: _b.bool | None = False, id: _b.int, url: _b.str, display_url: _b.str, hash: _b.int, type: _b.str | None = None, site_name: _b.str | None = None, title: _b.str | None = None, description: _b.str | None = None, photo: _Photo | None = None, embed_url: _b.str | None = None, embed_type: _b.str | None = None, embed_width: _b.int | None = None, embed_height: _b.int | None = None, duration: _b.int | None = None, author: _b.str | None = None, document: _Document | None = None, cached_page: _Page | None = None, attributes: _Sequence[_WebPageAttribute] | None = None) -> None: ...
 class WebPageAttributeAiComposeTone(_TLObject):
     """webPageAttributeAiComposeTone#7781fe18 emoji_id:long = WebPageAttribute;"""
     emoji_id: _b.int
@@ -8752,13 +8752,13 @@ class WebPageAttributeStarGiftAuction(_TLObject):
 class WebPageAttributeStarGiftCollection(_TLObject):
     """webPageAttributeStarGiftCollection#31cad303 icons:Vector<Document> = WebPageAttribute;"""
     icons: _b.list[_Document]
-    def __init__(self, *, icons: _b.list[_Document]) -> None: ...
+    def __init__(self, *, icons: _Sequence[_Document]) -> None: ...
 class WebPageAttributeStickerSet(_TLObject):
     """webPageAttributeStickerSet#50cc03d3 flags:# emojis:flags.0?true text_color:flags.1?true stickers:Vector<Document> = WebPageAttribute;"""
     emojis: _b.bool
     text_color: _b.bool
     stickers: _b.list[_Document]
-    def __init__(self, *, emojis: _b.bool = False, text_color: _b.bool = False, stickers: _b.list[_Document]) -> None: ...
+    def __init__(self, *, emojis: _b.bool | None = False, text_color: _b.bool | None = False, stickers: _Sequence[_Document]) -> None: ...
 class WebPageAttributeStory(_TLObject):
     """webPageAttributeStory#2e94c3e7 flags:# peer:Peer id:int story:flags.0?StoryItem = WebPageAttribute;"""
     peer: _Peer
@@ -8769,7 +8769,7 @@ class WebPageAttributeTheme(_TLObject):
     """webPageAttributeTheme#54b56617 flags:# documents:flags.0?Vector<Document> settings:flags.1?ThemeSettings = WebPageAttribute;"""
     documents: _b.list[_Document] | None
     settings: _ThemeSettings | None
-    def __init__(self, *, documents: _b.list[_Document] | None = None, settings: _ThemeSettings | None = None) -> None: ...
+    def __init__(self, *, documents: _Sequence[_Document] | None = None, settings: _ThemeSettings | None = None) -> None: ...
 class WebPageAttributeUniqueStarGift(_TLObject):
     """webPageAttributeUniqueStarGift#cf6f6db8 gift:StarGift = WebPageAttribute;"""
     gift: _StarGift
@@ -8800,7 +8800,7 @@ class WebViewResultUrl(_TLObject):
     same_origin: _b.bool
     query_id: _b.int | None
     url: _b.str
-    def __init__(self, *, fullsize: _b.bool = False, fullscreen: _b.bool = False, same_origin: _b.bool = False, query_id: _b.int | None = None, url: _b.str) -> None: ...
+    def __init__(self, *, fullsize: _b.bool | None = False, fullscreen: _b.bool | None = False, same_origin: _b.bool | None = False, query_id: _b.int | None = None, url: _b.str) -> None: ...
 class account:
     class AcceptAuthorization(_TLFunction):
         """account.acceptAuthorization#f3ed4c73 bot_id:long scope:string public_key:string value_hashes:Vector<SecureValueHash> credentials:SecureCredentialsEncrypted = Bool;"""
@@ -8809,7 +8809,7 @@ class account:
         public_key: _b.str
         value_hashes: _b.list[_SecureValueHash]
         credentials: _SecureCredentialsEncrypted
-        def __init__(self, *, bot_id: _b.int, scope: _b.str, public_key: _b.str, value_hashes: _b.list[_SecureValueHash], credentials: _SecureCredentialsEncrypted) -> None: ...
+        def __init__(self, *, bot_id: _b.int, scope: _b.str, public_key: _b.str, value_hashes: _Sequence[_SecureValueHash], credentials: _SecureCredentialsEncrypted) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class AuthorizationForm(_TLObject):
@@ -8819,12 +8819,12 @@ class account:
         errors: _b.list[_SecureValueError]
         users: _b.list[_User]
         privacy_policy_url: _b.str | None
-        def __init__(self, *, required_types: _b.list[_SecureRequiredType], values: _b.list[_SecureValue], errors: _b.list[_SecureValueError], users: _b.list[_User], privacy_policy_url: _b.str | None = None) -> None: ...
+        def __init__(self, *, required_types: _Sequence[_SecureRequiredType], values: _Sequence[_SecureValue], errors: _Sequence[_SecureValueError], users: _Sequence[_User], privacy_policy_url: _b.str | None = None) -> None: ...
     class Authorizations(_TLObject):
         """account.authorizations#4bff8ea0 authorization_ttl_days:int authorizations:Vector<Authorization> = account.Authorizations;"""
         authorization_ttl_days: _b.int
         authorizations: _b.list[_Authorization]
-        def __init__(self, *, authorization_ttl_days: _b.int, authorizations: _b.list[_Authorization]) -> None: ...
+        def __init__(self, *, authorization_ttl_days: _b.int, authorizations: _Sequence[_Authorization]) -> None: ...
     class AutoDownloadSettings(_TLObject):
         """account.autoDownloadSettings#63cacf26 low:AutoDownloadSettings medium:AutoDownloadSettings high:AutoDownloadSettings = account.AutoDownloadSettings;"""
         low: _AutoDownloadSettings
@@ -8839,13 +8839,13 @@ class account:
         exceptions: _b.list[_AutoSaveException]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, users_settings: _AutoSaveSettings, chats_settings: _AutoSaveSettings, broadcasts_settings: _AutoSaveSettings, exceptions: _b.list[_AutoSaveException], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, users_settings: _AutoSaveSettings, chats_settings: _AutoSaveSettings, broadcasts_settings: _AutoSaveSettings, exceptions: _Sequence[_AutoSaveException], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class BusinessChatLinks(_TLObject):
         """account.businessChatLinks#ec43a2d1 links:Vector<BusinessChatLink> chats:Vector<Chat> users:Vector<User> = account.BusinessChatLinks;"""
         links: _b.list[_BusinessChatLink]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, links: _b.list[_BusinessChatLink], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, links: _Sequence[_BusinessChatLink], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class CancelPasswordEmail(_TLFunction):
         """account.cancelPasswordEmail#c1cbd5b6 = Bool;"""
         def __init__(self) -> None: ...
@@ -8857,7 +8857,7 @@ class account:
         hash: _b.int
         encrypted_requests_disabled: _b.bool | None
         call_requests_disabled: _b.bool | None
-        def __init__(self, *, confirmed: _b.bool = False, hash: _b.int, encrypted_requests_disabled: _b.bool | None = None, call_requests_disabled: _b.bool | None = None) -> None: ...
+        def __init__(self, *, confirmed: _b.bool | None = False, hash: _b.int, encrypted_requests_disabled: _b.bool | None = None, call_requests_disabled: _b.bool | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ChangePhone(_TLFunction):
@@ -8875,7 +8875,7 @@ class account:
         chats: _b.list[_Chat]
         users: _b.list[_User]
         next_offset: _b.str | None
-        def __init__(self, *, hash: _b.int, themes: _b.list[_ChatTheme], chats: _b.list[_Chat], users: _b.list[_User], next_offset: _b.str | None = None) -> None: ...
+        def __init__(self, *, hash: _b.int, themes: _Sequence[_ChatTheme], chats: _Sequence[_Chat], users: _Sequence[_User], next_offset: _b.str | None = None) -> None: ...
     class ChatThemesNotModified(_TLObject):
         """account.chatThemesNotModified#e011e1c4 = account.ChatThemes;"""
         def __init__(self) -> None: ...
@@ -8913,12 +8913,12 @@ class account:
         """account.connectedBots#17d7f87b connected_bots:Vector<ConnectedBot> users:Vector<User> = account.ConnectedBots;"""
         connected_bots: _b.list[_ConnectedBot]
         users: _b.list[_User]
-        def __init__(self, *, connected_bots: _b.list[_ConnectedBot], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, connected_bots: _Sequence[_ConnectedBot], users: _Sequence[_User]) -> None: ...
     class ContentSettings(_TLObject):
         """account.contentSettings#57e28221 flags:# sensitive_enabled:flags.0?true sensitive_can_change:flags.1?true = account.ContentSettings;"""
         sensitive_enabled: _b.bool
         sensitive_can_change: _b.bool
-        def __init__(self, *, sensitive_enabled: _b.bool = False, sensitive_can_change: _b.bool = False) -> None: ...
+        def __init__(self, *, sensitive_enabled: _b.bool | None = False, sensitive_can_change: _b.bool | None = False) -> None: ...
     class CreateBusinessChatLink(_TLFunction):
         """account.createBusinessChatLink#8851e68e link:InputBusinessChatLink = BusinessChatLink;"""
         link: _InputBusinessChatLink
@@ -8931,7 +8931,7 @@ class account:
         title: _b.str
         document: _InputDocument | None
         settings: _b.list[_InputThemeSettings] | None
-        def __init__(self, *, slug: _b.str, title: _b.str, document: _InputDocument | None = None, settings: _b.list[_InputThemeSettings] | None = None) -> None: ...
+        def __init__(self, *, slug: _b.str, title: _b.str, document: _InputDocument | None = None, settings: _Sequence[_InputThemeSettings] | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Theme: ...
     class DeclinePasswordReset(_TLFunction):
@@ -8966,7 +8966,7 @@ class account:
     class DeleteSecureValue(_TLFunction):
         """account.deleteSecureValue#b880bc4b types:Vector<SecureValueType> = Bool;"""
         types: _b.list[_SecureValueType]
-        def __init__(self, *, types: _b.list[_SecureValueType]) -> None: ...
+        def __init__(self, *, types: _Sequence[_SecureValueType]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class DeleteWebBrowserSettingsExceptions(_TLFunction):
@@ -9000,14 +9000,14 @@ class account:
         """account.emojiStatuses#90c467d1 hash:long statuses:Vector<EmojiStatus> = account.EmojiStatuses;"""
         hash: _b.int
         statuses: _b.list[_EmojiStatus]
-        def __init__(self, *, hash: _b.int, statuses: _b.list[_EmojiStatus]) -> None: ...
+        def __init__(self, *, hash: _b.int, statuses: _Sequence[_EmojiStatus]) -> None: ...
     class EmojiStatusesNotModified(_TLObject):
         """account.emojiStatusesNotModified#d08ce645 = account.EmojiStatuses;"""
         def __init__(self) -> None: ...
     class FinishTakeoutSession(_TLFunction):
         """account.finishTakeoutSession#1d2652ee flags:# success:flags.0?true = Bool;"""
         success: _b.bool
-        def __init__(self, *, success: _b.bool = False) -> None: ...
+        def __init__(self, *, success: _b.bool | None = False) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class GetAccountTTL(_TLFunction):
@@ -9125,7 +9125,7 @@ class account:
     class GetMultiWallPapers(_TLFunction):
         """account.getMultiWallPapers#65ad71dc wallpapers:Vector<InputWallPaper> = Vector<WallPaper>;"""
         wallpapers: _b.list[_InputWallPaper]
-        def __init__(self, *, wallpapers: _b.list[_InputWallPaper]) -> None: ...
+        def __init__(self, *, wallpapers: _Sequence[_InputWallPaper]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_WallPaper]: ...
     class GetNotifyExceptions(_TLFunction):
@@ -9133,7 +9133,7 @@ class account:
         compare_sound: _b.bool
         compare_stories: _b.bool
         peer: _InputNotifyPeer | None
-        def __init__(self, *, compare_sound: _b.bool = False, compare_stories: _b.bool = False, peer: _InputNotifyPeer | None = None) -> None: ...
+        def __init__(self, *, compare_sound: _b.bool | None = False, compare_stories: _b.bool | None = False, peer: _InputNotifyPeer | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class GetNotifySettings(_TLFunction):
@@ -9197,7 +9197,7 @@ class account:
     class GetSecureValue(_TLFunction):
         """account.getSecureValue#73665bc2 types:Vector<SecureValueType> = Vector<SecureValue>;"""
         types: _b.list[_SecureValueType]
-        def __init__(self, *, types: _b.list[_SecureValueType]) -> None: ...
+        def __init__(self, *, types: _Sequence[_SecureValueType]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_SecureValue]: ...
     class GetTheme(_TLFunction):
@@ -9266,7 +9266,7 @@ class account:
         message_channels: _b.bool
         files: _b.bool
         file_max_size: _b.int | None
-        def __init__(self, *, contacts: _b.bool = False, message_users: _b.bool = False, message_chats: _b.bool = False, message_megagroups: _b.bool = False, message_channels: _b.bool = False, files: _b.bool = False, file_max_size: _b.int | None = None) -> None: ...
+        def __init__(self, *, contacts: _b.bool | None = False, message_users: _b.bool | None = False, message_chats: _b.bool | None = False, message_megagroups: _b.bool | None = False, message_channels: _b.bool | None = False, files: _b.bool | None = False, file_max_size: _b.int | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _account_Takeout: ...
     class InstallTheme(_TLFunction):
@@ -9275,7 +9275,7 @@ class account:
         theme: _InputTheme | None
         format: _b.str | None
         base_theme: _BaseTheme | None
-        def __init__(self, *, dark: _b.bool = False, theme: _InputTheme | None = None, format: _b.str | None = None, base_theme: _BaseTheme | None = None) -> None: ...
+        def __init__(self, *, dark: _b.bool | None = False, theme: _InputTheme | None = None, format: _b.str | None = None, base_theme: _BaseTheme | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class InstallWallPaper(_TLFunction):
@@ -9288,7 +9288,7 @@ class account:
     class InvalidateSignInCodes(_TLFunction):
         """account.invalidateSignInCodes#ca8ae8ba codes:Vector<string> = Bool;"""
         codes: _b.list[_b.str]
-        def __init__(self, *, codes: _b.list[_b.str]) -> None: ...
+        def __init__(self, *, codes: _Sequence[_b.str]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class PaidMessagesRevenue(_TLObject):
@@ -9302,7 +9302,7 @@ class account:
     class Passkeys(_TLObject):
         """account.passkeys#f8e0aa1c passkeys:Vector<Passkey> = account.Passkeys;"""
         passkeys: _b.list[_Passkey]
-        def __init__(self, *, passkeys: _b.list[_Passkey]) -> None: ...
+        def __init__(self, *, passkeys: _Sequence[_Passkey]) -> None: ...
     class Password(_TLObject):
         """account.password#957b50fb flags:# has_recovery:flags.0?true has_secure_values:flags.1?true has_password:flags.2?true current_algo:flags.2?PasswordKdfAlgo srp_B:flags.2?bytes srp_id:flags.2?long hint:flags.3?string email_unconfirmed_pattern:flags.4?string new_algo:PasswordKdfAlgo new_secure_algo:SecurePasswordKdfAlgo secure_random:bytes pending_reset_date:flags.5?int login_email_pattern:flags.6?string = account.Password;"""
         has_recovery: _b.bool
@@ -9318,7 +9318,7 @@ class account:
         secure_random: _b.bytes
         pending_reset_date: _b.int | None
         login_email_pattern: _b.str | None
-        def __init__(self, *, has_recovery: _b.bool = False, has_secure_values: _b.bool = False, has_password: _b.bool = False, current_algo: _PasswordKdfAlgo | None = None, srp_B: _b.bytes | None = None, srp_id: _b.int | None = None, hint: _b.str | None = None, email_unconfirmed_pattern: _b.str | None = None, new_algo: _PasswordKdfAlgo, new_secure_algo: _SecurePasswordKdfAlgo, secure_random: _b.bytes, pending_reset_date: _b.int | None = None, login_email_pattern: _b.str | None = None) -> None: ...
+        def __init__(self, *, has_recovery: _b.bool | None = False, has_secure_values: _b.bool | None = False, has_password: _b.bool | None = False, current_algo: _PasswordKdfAlgo | None = None, srp_B: _b.bytes | None = None, srp_id: _b.int | None = None, hint: _b.str | None = None, email_unconfirmed_pattern: _b.str | None = None, new_algo: _PasswordKdfAlgo, new_secure_algo: _SecurePasswordKdfAlgo, secure_random: _b.bytes, pending_reset_date: _b.int | None = None, login_email_pattern: _b.str | None = None) -> None: ...
     class PasswordInputSettings(_TLObject):
         """account.passwordInputSettings#c23727c9 flags:# new_algo:flags.0?PasswordKdfAlgo new_password_hash:flags.0?bytes hint:flags.0?string email:flags.1?string new_secure_settings:flags.2?SecureSecretSettings = account.PasswordInputSettings;"""
         new_algo: _PasswordKdfAlgo | None
@@ -9337,7 +9337,7 @@ class account:
         rules: _b.list[_PrivacyRule]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, rules: _b.list[_PrivacyRule], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, rules: _Sequence[_PrivacyRule], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class RegisterDevice(_TLFunction):
         """account.registerDevice#ec86017a flags:# no_muted:flags.0?true token_type:int token:string app_sandbox:Bool secret:bytes other_uids:Vector<long> = Bool;"""
         no_muted: _b.bool
@@ -9346,7 +9346,7 @@ class account:
         app_sandbox: _b.bool
         secret: _b.bytes
         other_uids: _b.list[_b.int]
-        def __init__(self, *, no_muted: _b.bool = False, token_type: _b.int, token: _b.str, app_sandbox: _b.bool, secret: _b.bytes, other_uids: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, no_muted: _b.bool | None = False, token_type: _b.int, token: _b.str, app_sandbox: _b.bool, secret: _b.bytes, other_uids: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class RegisterPasskey(_TLFunction):
@@ -9358,7 +9358,7 @@ class account:
     class ReorderUsernames(_TLFunction):
         """account.reorderUsernames#ef500eab order:Vector<string> = Bool;"""
         order: _b.list[_b.str]
-        def __init__(self, *, order: _b.list[_b.str]) -> None: ...
+        def __init__(self, *, order: _Sequence[_b.str]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ReportPeer(_TLFunction):
@@ -9439,13 +9439,13 @@ class account:
         entities: _b.list[_MessageEntity] | None
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, peer: _Peer, message: _b.str, entities: _b.list[_MessageEntity] | None = None, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, peer: _Peer, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class SaveAutoDownloadSettings(_TLFunction):
         """account.saveAutoDownloadSettings#76f36233 flags:# low:flags.0?true high:flags.1?true settings:AutoDownloadSettings = Bool;"""
         low: _b.bool
         high: _b.bool
         settings: _AutoDownloadSettings
-        def __init__(self, *, low: _b.bool = False, high: _b.bool = False, settings: _AutoDownloadSettings) -> None: ...
+        def __init__(self, *, low: _b.bool | None = False, high: _b.bool | None = False, settings: _AutoDownloadSettings) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SaveAutoSaveSettings(_TLFunction):
@@ -9455,7 +9455,7 @@ class account:
         broadcasts: _b.bool
         peer: _InputPeer | None
         settings: _AutoSaveSettings
-        def __init__(self, *, users: _b.bool = False, chats: _b.bool = False, broadcasts: _b.bool = False, peer: _InputPeer | None = None, settings: _AutoSaveSettings) -> None: ...
+        def __init__(self, *, users: _b.bool | None = False, chats: _b.bool | None = False, broadcasts: _b.bool | None = False, peer: _InputPeer | None = None, settings: _AutoSaveSettings) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SaveMusic(_TLFunction):
@@ -9463,7 +9463,7 @@ class account:
         unsave: _b.bool
         id: _InputDocument
         after_id: _InputDocument | None
-        def __init__(self, *, unsave: _b.bool = False, id: _InputDocument, after_id: _InputDocument | None = None) -> None: ...
+        def __init__(self, *, unsave: _b.bool | None = False, id: _InputDocument, after_id: _InputDocument | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SaveRingtone(_TLFunction):
@@ -9498,7 +9498,7 @@ class account:
     class SavedMusicIds(_TLObject):
         """account.savedMusicIds#998d6636 ids:Vector<long> = account.SavedMusicIds;"""
         ids: _b.list[_b.int]
-        def __init__(self, *, ids: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, ids: _Sequence[_b.int]) -> None: ...
     class SavedMusicIdsNotModified(_TLObject):
         """account.savedMusicIdsNotModified#4fc81d6e = account.SavedMusicIds;"""
         def __init__(self) -> None: ...
@@ -9513,7 +9513,7 @@ class account:
         """account.savedRingtones#c1e92cc5 hash:long ringtones:Vector<Document> = account.SavedRingtones;"""
         hash: _b.int
         ringtones: _b.list[_Document]
-        def __init__(self, *, hash: _b.int, ringtones: _b.list[_Document]) -> None: ...
+        def __init__(self, *, hash: _b.int, ringtones: _Sequence[_Document]) -> None: ...
     class SavedRingtonesNotModified(_TLObject):
         """account.savedRingtonesNotModified#fbf6e8b1 = account.SavedRingtones;"""
         def __init__(self) -> None: ...
@@ -9571,7 +9571,7 @@ class account:
     class SetContentSettings(_TLFunction):
         """account.setContentSettings#b574b16b flags:# sensitive_enabled:flags.0?true = Bool;"""
         sensitive_enabled: _b.bool
-        def __init__(self, *, sensitive_enabled: _b.bool = False) -> None: ...
+        def __init__(self, *, sensitive_enabled: _b.bool | None = False) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SetGlobalPrivacySettings(_TLFunction):
@@ -9590,7 +9590,7 @@ class account:
         """account.setPrivacy#c9f81ce8 key:InputPrivacyKey rules:Vector<InputPrivacyRule> = account.PrivacyRules;"""
         key: _InputPrivacyKey
         rules: _b.list[_InputPrivacyRule]
-        def __init__(self, *, key: _InputPrivacyKey, rules: _b.list[_InputPrivacyRule]) -> None: ...
+        def __init__(self, *, key: _InputPrivacyKey, rules: _Sequence[_InputPrivacyRule]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _account_PrivacyRules: ...
     class SetReactionsNotifySettings(_TLFunction):
@@ -9607,7 +9607,7 @@ class account:
         """account.themes#9a3d8c6d hash:long themes:Vector<Theme> = account.Themes;"""
         hash: _b.int
         themes: _b.list[_Theme]
-        def __init__(self, *, hash: _b.int, themes: _b.list[_Theme]) -> None: ...
+        def __init__(self, *, hash: _b.int, themes: _Sequence[_Theme]) -> None: ...
     class ThemesNotModified(_TLObject):
         """account.themesNotModified#f41eb622 = account.Themes;"""
         def __init__(self) -> None: ...
@@ -9629,7 +9629,7 @@ class account:
         require_payment: _b.bool
         parent_peer: _InputPeer | None
         user_id: _InputUser
-        def __init__(self, *, refund_charged: _b.bool = False, require_payment: _b.bool = False, parent_peer: _InputPeer | None = None, user_id: _InputUser) -> None: ...
+        def __init__(self, *, refund_charged: _b.bool | None = False, require_payment: _b.bool | None = False, parent_peer: _InputPeer | None = None, user_id: _InputUser) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ToggleSponsoredMessages(_TLFunction):
@@ -9650,7 +9650,7 @@ class account:
         delete: _b.bool
         open_external_browser: _b.bool | None
         url: _b.str
-        def __init__(self, *, delete: _b.bool = False, open_external_browser: _b.bool | None = None, url: _b.str) -> None: ...
+        def __init__(self, *, delete: _b.bool | None = False, open_external_browser: _b.bool | None = None, url: _b.str) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class UnregisterDevice(_TLFunction):
@@ -9658,7 +9658,7 @@ class account:
         token_type: _b.int
         token: _b.str
         other_uids: _b.list[_b.int]
-        def __init__(self, *, token_type: _b.int, token: _b.str, other_uids: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, token_type: _b.int, token: _b.str, other_uids: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class UpdateBirthday(_TLFunction):
@@ -9702,7 +9702,7 @@ class account:
         """account.updateColor#684d214e flags:# for_profile:flags.1?true color:flags.2?PeerColor = Bool;"""
         for_profile: _b.bool
         color: _PeerColor | None
-        def __init__(self, *, for_profile: _b.bool = False, color: _PeerColor | None = None) -> None: ...
+        def __init__(self, *, for_profile: _b.bool | None = False, color: _PeerColor | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class UpdateConnectedBot(_TLFunction):
@@ -9711,7 +9711,7 @@ class account:
         rights: _BusinessBotRights | None
         bot: _InputUser
         recipients: _InputBusinessBotRecipients
-        def __init__(self, *, deleted: _b.bool = False, rights: _BusinessBotRights | None = None, bot: _InputUser, recipients: _InputBusinessBotRecipients) -> None: ...
+        def __init__(self, *, deleted: _b.bool | None = False, rights: _BusinessBotRights | None = None, bot: _InputUser, recipients: _InputBusinessBotRecipients) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class UpdateDeviceLocked(_TLFunction):
@@ -9768,7 +9768,7 @@ class account:
         title: _b.str | None
         document: _InputDocument | None
         settings: _b.list[_InputThemeSettings] | None
-        def __init__(self, *, format: _b.str, theme: _InputTheme, slug: _b.str | None = None, title: _b.str | None = None, document: _InputDocument | None = None, settings: _b.list[_InputThemeSettings] | None = None) -> None: ...
+        def __init__(self, *, format: _b.str, theme: _InputTheme, slug: _b.str | None = None, title: _b.str | None = None, document: _InputDocument | None = None, settings: _Sequence[_InputThemeSettings] | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Theme: ...
     class UpdateUsername(_TLFunction):
@@ -9781,7 +9781,7 @@ class account:
         """account.updateWebBrowserSettings#9adf82fe flags:# open_external_browser:flags.0?true display_close_button:flags.1?true = account.WebBrowserSettings;"""
         open_external_browser: _b.bool
         display_close_button: _b.bool
-        def __init__(self, *, open_external_browser: _b.bool = False, display_close_button: _b.bool = False) -> None: ...
+        def __init__(self, *, open_external_browser: _b.bool | None = False, display_close_button: _b.bool | None = False) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _account_WebBrowserSettings: ...
     class UploadRingtone(_TLFunction):
@@ -9807,7 +9807,7 @@ class account:
         file: _InputFile
         mime_type: _b.str
         settings: _WallPaperSettings
-        def __init__(self, *, for_chat: _b.bool = False, file: _InputFile, mime_type: _b.str, settings: _WallPaperSettings) -> None: ...
+        def __init__(self, *, for_chat: _b.bool | None = False, file: _InputFile, mime_type: _b.str, settings: _WallPaperSettings) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _WallPaper: ...
     class VerifyEmail(_TLFunction):
@@ -9829,7 +9829,7 @@ class account:
         """account.wallPapers#cdc3858c hash:long wallpapers:Vector<WallPaper> = account.WallPapers;"""
         hash: _b.int
         wallpapers: _b.list[_WallPaper]
-        def __init__(self, *, hash: _b.int, wallpapers: _b.list[_WallPaper]) -> None: ...
+        def __init__(self, *, hash: _b.int, wallpapers: _Sequence[_WallPaper]) -> None: ...
     class WallPapersNotModified(_TLObject):
         """account.wallPapersNotModified#1c199183 = account.WallPapers;"""
         def __init__(self) -> None: ...
@@ -9837,7 +9837,7 @@ class account:
         """account.webAuthorizations#ed56c9fc authorizations:Vector<WebAuthorization> users:Vector<User> = account.WebAuthorizations;"""
         authorizations: _b.list[_WebAuthorization]
         users: _b.list[_User]
-        def __init__(self, *, authorizations: _b.list[_WebAuthorization], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, authorizations: _Sequence[_WebAuthorization], users: _Sequence[_User]) -> None: ...
     class WebBrowserSettings(_TLObject):
         """account.webBrowserSettings#79eb8cb3 flags:# open_external_browser:flags.0?true display_close_button:flags.1?true external_exceptions:Vector<WebDomainException> inapp_exceptions:Vector<WebDomainException> hash:long = account.WebBrowserSettings;"""
         open_external_browser: _b.bool
@@ -9845,7 +9845,7 @@ class account:
         external_exceptions: _b.list[_WebDomainException]
         inapp_exceptions: _b.list[_WebDomainException]
         hash: _b.int
-        def __init__(self, *, open_external_browser: _b.bool = False, display_close_button: _b.bool = False, external_exceptions: _b.list[_WebDomainException], inapp_exceptions: _b.list[_WebDomainException], hash: _b.int) -> None: ...
+        def __init__(self, *, open_external_browser: _b.bool | None = False, display_close_button: _b.bool | None = False, external_exceptions: _Sequence[_WebDomainException], inapp_exceptions: _Sequence[_WebDomainException], hash: _b.int) -> None: ...
     class WebBrowserSettingsNotModified(_TLObject):
         """account.webBrowserSettingsNotModified#c31c8f4e = account.WebBrowserSettings;"""
         def __init__(self) -> None: ...
@@ -9856,7 +9856,7 @@ class aicompose:
         emoji_id: _b.int
         title: _b.str
         prompt: _b.str
-        def __init__(self, *, display_author: _b.bool = False, emoji_id: _b.int, title: _b.str, prompt: _b.str) -> None: ...
+        def __init__(self, *, display_author: _b.bool | None = False, emoji_id: _b.int, title: _b.str, prompt: _b.str) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _AiComposeTone: ...
     class DeleteTone(_TLFunction):
@@ -9896,7 +9896,7 @@ class aicompose:
         hash: _b.int
         tones: _b.list[_AiComposeTone]
         users: _b.list[_User]
-        def __init__(self, *, hash: _b.int, tones: _b.list[_AiComposeTone], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, hash: _b.int, tones: _Sequence[_AiComposeTone], users: _Sequence[_User]) -> None: ...
     class TonesNotModified(_TLObject):
         """aicompose.tonesNotModified#c1f46103 = aicompose.Tones;"""
         def __init__(self) -> None: ...
@@ -9924,7 +9924,7 @@ class auth:
         tmp_sessions: _b.int | None
         future_auth_token: _b.bytes | None
         user: _User
-        def __init__(self, *, setup_password_required: _b.bool = False, otherwise_relogin_days: _b.int | None = None, tmp_sessions: _b.int | None = None, future_auth_token: _b.bytes | None = None, user: _User) -> None: ...
+        def __init__(self, *, setup_password_required: _b.bool | None = False, otherwise_relogin_days: _b.int | None = None, tmp_sessions: _b.int | None = None, future_auth_token: _b.bytes | None = None, user: _User) -> None: ...
     class AuthorizationSignUpRequired(_TLObject):
         """auth.authorizationSignUpRequired#44747e9a flags:# terms_of_service:flags.0?help.TermsOfService = auth.Authorization;"""
         terms_of_service: _help_TermsOfService | None
@@ -9983,7 +9983,7 @@ class auth:
     class DropTempAuthKeys(_TLFunction):
         """auth.dropTempAuthKeys#8e48a188 except_auth_keys:Vector<long> = Bool;"""
         except_auth_keys: _b.list[_b.int]
-        def __init__(self, *, except_auth_keys: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, except_auth_keys: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ExportAuthorization(_TLFunction):
@@ -9997,7 +9997,7 @@ class auth:
         api_id: _b.int
         api_hash: _b.str
         except_ids: _b.list[_b.int]
-        def __init__(self, *, api_id: _b.int, api_hash: _b.str, except_ids: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, api_id: _b.int, api_hash: _b.str, except_ids: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _auth_LoginToken: ...
     class ExportedAuthorization(_TLObject):
@@ -10177,7 +10177,7 @@ class auth:
         length: _b.int
         reset_available_period: _b.int | None
         reset_pending_date: _b.int | None
-        def __init__(self, *, apple_signin_allowed: _b.bool = False, google_signin_allowed: _b.bool = False, email_pattern: _b.str, length: _b.int, reset_available_period: _b.int | None = None, reset_pending_date: _b.int | None = None) -> None: ...
+        def __init__(self, *, apple_signin_allowed: _b.bool | None = False, google_signin_allowed: _b.bool | None = False, email_pattern: _b.str, length: _b.int, reset_available_period: _b.int | None = None, reset_pending_date: _b.int | None = None) -> None: ...
     class SentCodeTypeFirebaseSms(_TLObject):
         """auth.sentCodeTypeFirebaseSms#9fd736 flags:# nonce:flags.0?bytes play_integrity_project_id:flags.2?long play_integrity_nonce:flags.2?bytes receipt:flags.1?string push_timeout:flags.1?int length:int = auth.SentCodeType;"""
         nonce: _b.bytes | None
@@ -10205,7 +10205,7 @@ class auth:
         """auth.sentCodeTypeSetUpEmailRequired#a5491dea flags:# apple_signin_allowed:flags.0?true google_signin_allowed:flags.1?true = auth.SentCodeType;"""
         apple_signin_allowed: _b.bool
         google_signin_allowed: _b.bool
-        def __init__(self, *, apple_signin_allowed: _b.bool = False, google_signin_allowed: _b.bool = False) -> None: ...
+        def __init__(self, *, apple_signin_allowed: _b.bool | None = False, google_signin_allowed: _b.bool | None = False) -> None: ...
     class SentCodeTypeSms(_TLObject):
         """auth.sentCodeTypeSms#c000bba2 length:int = auth.SentCodeType;"""
         length: _b.int
@@ -10234,7 +10234,7 @@ class auth:
         phone_code_hash: _b.str
         first_name: _b.str
         last_name: _b.str
-        def __init__(self, *, no_joined_notifications: _b.bool = False, phone_number: _b.str, phone_code_hash: _b.str, first_name: _b.str, last_name: _b.str) -> None: ...
+        def __init__(self, *, no_joined_notifications: _b.bool | None = False, phone_number: _b.str, phone_code_hash: _b.str, first_name: _b.str, last_name: _b.str) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _auth_Authorization: ...
 class bots:
@@ -10242,7 +10242,7 @@ class bots:
         """bots.accessSettings#dd1fbf93 flags:# restricted:flags.0?true add_users:flags.1?Vector<User> = bots.AccessSettings;"""
         restricted: _b.bool
         add_users: _b.list[_User] | None
-        def __init__(self, *, restricted: _b.bool = False, add_users: _b.list[_User] | None = None) -> None: ...
+        def __init__(self, *, restricted: _b.bool | None = False, add_users: _Sequence[_User] | None = None) -> None: ...
     class AddPreviewMedia(_TLFunction):
         """bots.addPreviewMedia#17aeb75a bot:InputUser lang_code:string media:InputMedia = BotPreviewMedia;"""
         bot: _InputUser
@@ -10296,7 +10296,7 @@ class bots:
         name: _b.str
         username: _b.str
         manager_id: _InputUser
-        def __init__(self, *, via_deeplink: _b.bool = False, name: _b.str, username: _b.str, manager_id: _InputUser) -> None: ...
+        def __init__(self, *, via_deeplink: _b.bool | None = False, name: _b.str, username: _b.str, manager_id: _InputUser) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _User: ...
     class DeletePreviewMedia(_TLFunction):
@@ -10304,7 +10304,7 @@ class bots:
         bot: _InputUser
         lang_code: _b.str
         media: _b.list[_InputMedia]
-        def __init__(self, *, bot: _InputUser, lang_code: _b.str, media: _b.list[_InputMedia]) -> None: ...
+        def __init__(self, *, bot: _InputUser, lang_code: _b.str, media: _Sequence[_InputMedia]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class EditAccessSettings(_TLFunction):
@@ -10312,7 +10312,7 @@ class bots:
         restricted: _b.bool
         bot: _InputUser
         add_users: _b.list[_InputUser] | None
-        def __init__(self, *, restricted: _b.bool = False, bot: _InputUser, add_users: _b.list[_InputUser] | None = None) -> None: ...
+        def __init__(self, *, restricted: _b.bool | None = False, bot: _InputUser, add_users: _Sequence[_InputUser] | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class EditPreviewMedia(_TLFunction):
@@ -10411,25 +10411,25 @@ class bots:
         """bots.popularAppBots#1991b13b flags:# next_offset:flags.0?string users:Vector<User> = bots.PopularAppBots;"""
         next_offset: _b.str | None
         users: _b.list[_User]
-        def __init__(self, *, next_offset: _b.str | None = None, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, next_offset: _b.str | None = None, users: _Sequence[_User]) -> None: ...
     class PreviewInfo(_TLObject):
         """bots.previewInfo#ca71d64 media:Vector<BotPreviewMedia> lang_codes:Vector<string> = bots.PreviewInfo;"""
         media: _b.list[_BotPreviewMedia]
         lang_codes: _b.list[_b.str]
-        def __init__(self, *, media: _b.list[_BotPreviewMedia], lang_codes: _b.list[_b.str]) -> None: ...
+        def __init__(self, *, media: _Sequence[_BotPreviewMedia], lang_codes: _Sequence[_b.str]) -> None: ...
     class ReorderPreviewMedias(_TLFunction):
         """bots.reorderPreviewMedias#b627f3aa bot:InputUser lang_code:string order:Vector<InputMedia> = Bool;"""
         bot: _InputUser
         lang_code: _b.str
         order: _b.list[_InputMedia]
-        def __init__(self, *, bot: _InputUser, lang_code: _b.str, order: _b.list[_InputMedia]) -> None: ...
+        def __init__(self, *, bot: _InputUser, lang_code: _b.str, order: _Sequence[_InputMedia]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ReorderUsernames(_TLFunction):
         """bots.reorderUsernames#9709b1c2 bot:InputUser order:Vector<string> = Bool;"""
         bot: _InputUser
         order: _b.list[_b.str]
-        def __init__(self, *, bot: _InputUser, order: _b.list[_b.str]) -> None: ...
+        def __init__(self, *, bot: _InputUser, order: _Sequence[_b.str]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class RequestWebViewButton(_TLFunction):
@@ -10468,7 +10468,7 @@ class bots:
         scope: _BotCommandScope
         lang_code: _b.str
         commands: _b.list[_BotCommand]
-        def __init__(self, *, scope: _BotCommandScope, lang_code: _b.str, commands: _b.list[_BotCommand]) -> None: ...
+        def __init__(self, *, scope: _BotCommandScope, lang_code: _b.str, commands: _Sequence[_BotCommand]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SetBotGroupDefaultAdminRights(_TLFunction):
@@ -10500,7 +10500,7 @@ class bots:
         bot: _InputUser | None
         peer: _InputPeer
         custom_description: _b.str | None
-        def __init__(self, *, enabled: _b.bool = False, bot: _InputUser | None = None, peer: _InputPeer, custom_description: _b.str | None = None) -> None: ...
+        def __init__(self, *, enabled: _b.bool | None = False, bot: _InputUser | None = None, peer: _InputPeer, custom_description: _b.str | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SetJoinChatResults(_TLFunction):
@@ -10546,20 +10546,20 @@ class channels:
         events: _b.list[_ChannelAdminLogEvent]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, events: _b.list[_ChannelAdminLogEvent], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, events: _Sequence[_ChannelAdminLogEvent], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class ChannelParticipant(_TLObject):
         """channels.channelParticipant#dfb80317 participant:ChannelParticipant chats:Vector<Chat> users:Vector<User> = channels.ChannelParticipant;"""
         participant: _ChannelParticipant
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, participant: _ChannelParticipant, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, participant: _ChannelParticipant, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class ChannelParticipants(_TLObject):
         """channels.channelParticipants#9ab0feaf count:int participants:Vector<ChannelParticipant> chats:Vector<Chat> users:Vector<User> = channels.ChannelParticipants;"""
         count: _b.int
         participants: _b.list[_ChannelParticipant]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, participants: _b.list[_ChannelParticipant], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, participants: _Sequence[_ChannelParticipant], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class ChannelParticipantsNotModified(_TLObject):
         """channels.channelParticipantsNotModified#f0173fe9 = channels.ChannelParticipants;"""
         def __init__(self) -> None: ...
@@ -10593,7 +10593,7 @@ class channels:
         geo_point: _InputGeoPoint | None
         address: _b.str | None
         ttl_period: _b.int | None
-        def __init__(self, *, broadcast: _b.bool = False, megagroup: _b.bool = False, for_import: _b.bool = False, forum: _b.bool = False, title: _b.str, about: _b.str, geo_point: _InputGeoPoint | None = None, address: _b.str | None = None, ttl_period: _b.int | None = None) -> None: ...
+        def __init__(self, *, broadcast: _b.bool | None = False, megagroup: _b.bool | None = False, for_import: _b.bool | None = False, forum: _b.bool | None = False, title: _b.str, about: _b.str, geo_point: _InputGeoPoint | None = None, address: _b.str | None = None, ttl_period: _b.int | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class DeactivateAllUsernames(_TLFunction):
@@ -10613,14 +10613,14 @@ class channels:
         for_everyone: _b.bool
         channel: _InputChannel
         max_id: _b.int
-        def __init__(self, *, for_everyone: _b.bool = False, channel: _InputChannel, max_id: _b.int) -> None: ...
+        def __init__(self, *, for_everyone: _b.bool | None = False, channel: _InputChannel, max_id: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class DeleteMessages(_TLFunction):
         """channels.deleteMessages#84c1fd4e channel:InputChannel id:Vector<int> = messages.AffectedMessages;"""
         channel: _InputChannel
         id: _b.list[_b.int]
-        def __init__(self, *, channel: _InputChannel, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, channel: _InputChannel, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_AffectedMessages: ...
     class DeleteParticipantHistory(_TLFunction):
@@ -10675,7 +10675,7 @@ class channels:
         thread: _b.bool
         channel: _InputChannel
         id: _b.int
-        def __init__(self, *, grouped: _b.bool = False, thread: _b.bool = False, channel: _InputChannel, id: _b.int) -> None: ...
+        def __init__(self, *, grouped: _b.bool | None = False, thread: _b.bool | None = False, channel: _InputChannel, id: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _ExportedMessageLink: ...
     class GetAdminLog(_TLFunction):
@@ -10687,7 +10687,7 @@ class channels:
         max_id: _b.int
         min_id: _b.int
         limit: _b.int
-        def __init__(self, *, channel: _InputChannel, q: _b.str, events_filter: _ChannelAdminLogEventsFilter | None = None, admins: _b.list[_InputUser] | None = None, max_id: _b.int, min_id: _b.int, limit: _b.int) -> None: ...
+        def __init__(self, *, channel: _InputChannel, q: _b.str, events_filter: _ChannelAdminLogEventsFilter | None = None, admins: _Sequence[_InputUser] | None = None, max_id: _b.int, min_id: _b.int, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _channels_AdminLogResults: ...
     class GetAdminedPublicChannels(_TLFunction):
@@ -10696,7 +10696,7 @@ class channels:
         check_limit: _b.bool
         for_personal: _b.bool
         for_community_peer: _b.bool
-        def __init__(self, *, by_location: _b.bool = False, check_limit: _b.bool = False, for_personal: _b.bool = False, for_community_peer: _b.bool = False) -> None: ...
+        def __init__(self, *, by_location: _b.bool | None = False, check_limit: _b.bool | None = False, for_personal: _b.bool | None = False, for_community_peer: _b.bool | None = False) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_Chats: ...
     class GetChannelRecommendations(_TLFunction):
@@ -10708,7 +10708,7 @@ class channels:
     class GetChannels(_TLFunction):
         """channels.getChannels#a7f6bbb id:Vector<InputChannel> = messages.Chats;"""
         id: _b.list[_InputChannel]
-        def __init__(self, *, id: _b.list[_InputChannel]) -> None: ...
+        def __init__(self, *, id: _Sequence[_InputChannel]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_Chats: ...
     class GetFullChannel(_TLFunction):
@@ -10744,7 +10744,7 @@ class channels:
         """channels.getMessages#ad8c9a23 channel:InputChannel id:Vector<InputMessage> = messages.Messages;"""
         channel: _InputChannel
         id: _b.list[_InputMessage]
-        def __init__(self, *, channel: _InputChannel, id: _b.list[_InputMessage]) -> None: ...
+        def __init__(self, *, channel: _InputChannel, id: _Sequence[_InputMessage]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_Messages: ...
     class GetParticipant(_TLFunction):
@@ -10769,14 +10769,14 @@ class channels:
         for_paid_reactions: _b.bool
         for_live_stories: _b.bool
         peer: _InputPeer
-        def __init__(self, *, for_paid_reactions: _b.bool = False, for_live_stories: _b.bool = False, peer: _InputPeer) -> None: ...
+        def __init__(self, *, for_paid_reactions: _b.bool | None = False, for_live_stories: _b.bool | None = False, peer: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _channels_SendAsPeers: ...
     class InviteToChannel(_TLFunction):
         """channels.inviteToChannel#c9e33d54 channel:InputChannel users:Vector<InputUser> = messages.InvitedUsers;"""
         channel: _InputChannel
         users: _b.list[_InputUser]
-        def __init__(self, *, channel: _InputChannel, users: _b.list[_InputUser]) -> None: ...
+        def __init__(self, *, channel: _InputChannel, users: _Sequence[_InputUser]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_InvitedUsers: ...
     class JoinChannel(_TLFunction):
@@ -10802,14 +10802,14 @@ class channels:
         """channels.readMessageContents#eab5dc38 channel:InputChannel id:Vector<int> = Bool;"""
         channel: _InputChannel
         id: _b.list[_b.int]
-        def __init__(self, *, channel: _InputChannel, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, channel: _InputChannel, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ReorderUsernames(_TLFunction):
         """channels.reorderUsernames#b45ced1d channel:InputChannel order:Vector<string> = Bool;"""
         channel: _InputChannel
         order: _b.list[_b.str]
-        def __init__(self, *, channel: _InputChannel, order: _b.list[_b.str]) -> None: ...
+        def __init__(self, *, channel: _InputChannel, order: _Sequence[_b.str]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ReportAntiSpamFalsePositive(_TLFunction):
@@ -10824,7 +10824,7 @@ class channels:
         channel: _InputChannel
         participant: _InputPeer
         id: _b.list[_b.int]
-        def __init__(self, *, channel: _InputChannel, participant: _InputPeer, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, channel: _InputChannel, participant: _InputPeer, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class RestrictSponsoredMessages(_TLFunction):
@@ -10851,7 +10851,7 @@ class channels:
         peers: _b.list[_SendAsPeer]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, peers: _b.list[_SendAsPeer], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, peers: _Sequence[_SendAsPeer], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class SetBoostsToUnblockRestrictions(_TLFunction):
         """channels.setBoostsToUnblockRestrictions#ad399cee channel:InputChannel boosts:int = Updates;"""
         channel: _InputChannel
@@ -10894,7 +10894,7 @@ class channels:
         """channels.sponsoredMessageReportResultChooseOption#846f9e42 title:string options:Vector<SponsoredMessageReportOption> = channels.SponsoredMessageReportResult;"""
         title: _b.str
         options: _b.list[_SponsoredMessageReportOption]
-        def __init__(self, *, title: _b.str, options: _b.list[_SponsoredMessageReportOption]) -> None: ...
+        def __init__(self, *, title: _b.str, options: _Sequence[_SponsoredMessageReportOption]) -> None: ...
     class SponsoredMessageReportResultReported(_TLObject):
         """channels.sponsoredMessageReportResultReported#ad798849 = channels.SponsoredMessageReportResult;"""
         def __init__(self) -> None: ...
@@ -10926,7 +10926,7 @@ class channels:
         channel: _InputChannel
         enabled: _b.bool
         guard_bot: _InputUser | None
-        def __init__(self, *, apply_to_invites: _b.bool = False, channel: _InputChannel, enabled: _b.bool, guard_bot: _InputUser | None = None) -> None: ...
+        def __init__(self, *, apply_to_invites: _b.bool | None = False, channel: _InputChannel, enabled: _b.bool, guard_bot: _InputUser | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class ToggleJoinToSend(_TLFunction):
@@ -10955,7 +10955,7 @@ class channels:
         signatures_enabled: _b.bool
         profiles_enabled: _b.bool
         channel: _InputChannel
-        def __init__(self, *, signatures_enabled: _b.bool = False, profiles_enabled: _b.bool = False, channel: _InputChannel) -> None: ...
+        def __init__(self, *, signatures_enabled: _b.bool | None = False, profiles_enabled: _b.bool | None = False, channel: _InputChannel) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class ToggleSlowMode(_TLFunction):
@@ -10986,7 +10986,7 @@ class channels:
         channel: _InputChannel
         color: _b.int | None
         background_emoji_id: _b.int | None
-        def __init__(self, *, for_profile: _b.bool = False, channel: _InputChannel, color: _b.int | None = None, background_emoji_id: _b.int | None = None) -> None: ...
+        def __init__(self, *, for_profile: _b.bool | None = False, channel: _InputChannel, color: _b.int | None = None, background_emoji_id: _b.int | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class UpdateEmojiStatus(_TLFunction):
@@ -11001,7 +11001,7 @@ class channels:
         broadcast_messages_allowed: _b.bool
         channel: _InputChannel
         send_paid_messages_stars: _b.int
-        def __init__(self, *, broadcast_messages_allowed: _b.bool = False, channel: _InputChannel, send_paid_messages_stars: _b.int) -> None: ...
+        def __init__(self, *, broadcast_messages_allowed: _b.bool | None = False, channel: _InputChannel, send_paid_messages_stars: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class UpdateUsername(_TLFunction):
@@ -11020,7 +11020,7 @@ class chatlists:
         peers: _b.list[_Peer]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, title_noanimate: _b.bool = False, title: _TextWithEntities, emoticon: _b.str | None = None, peers: _b.list[_Peer], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, title_noanimate: _b.bool | None = False, title: _TextWithEntities, emoticon: _b.str | None = None, peers: _Sequence[_Peer], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class ChatlistInviteAlready(_TLObject):
         """chatlists.chatlistInviteAlready#fa87f659 filter_id:int missing_peers:Vector<Peer> already_peers:Vector<Peer> chats:Vector<Chat> users:Vector<User> = chatlists.ChatlistInvite;"""
         filter_id: _b.int
@@ -11028,13 +11028,13 @@ class chatlists:
         already_peers: _b.list[_Peer]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, filter_id: _b.int, missing_peers: _b.list[_Peer], already_peers: _b.list[_Peer], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, filter_id: _b.int, missing_peers: _Sequence[_Peer], already_peers: _Sequence[_Peer], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class ChatlistUpdates(_TLObject):
         """chatlists.chatlistUpdates#93bd878d missing_peers:Vector<Peer> chats:Vector<Chat> users:Vector<User> = chatlists.ChatlistUpdates;"""
         missing_peers: _b.list[_Peer]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, missing_peers: _b.list[_Peer], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, missing_peers: _Sequence[_Peer], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class CheckChatlistInvite(_TLFunction):
         """chatlists.checkChatlistInvite#41c10fff slug:string = chatlists.ChatlistInvite;"""
         slug: _b.str
@@ -11054,7 +11054,7 @@ class chatlists:
         slug: _b.str
         title: _b.str | None
         peers: _b.list[_InputPeer] | None
-        def __init__(self, *, chatlist: _InputChatlist, slug: _b.str, title: _b.str | None = None, peers: _b.list[_InputPeer] | None = None) -> None: ...
+        def __init__(self, *, chatlist: _InputChatlist, slug: _b.str, title: _b.str | None = None, peers: _Sequence[_InputPeer] | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _ExportedChatlistInvite: ...
     class ExportChatlistInvite(_TLFunction):
@@ -11062,7 +11062,7 @@ class chatlists:
         chatlist: _InputChatlist
         title: _b.str
         peers: _b.list[_InputPeer]
-        def __init__(self, *, chatlist: _InputChatlist, title: _b.str, peers: _b.list[_InputPeer]) -> None: ...
+        def __init__(self, *, chatlist: _InputChatlist, title: _b.str, peers: _Sequence[_InputPeer]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _chatlists_ExportedChatlistInvite: ...
     class ExportedChatlistInvite(_TLObject):
@@ -11075,7 +11075,7 @@ class chatlists:
         invites: _b.list[_ExportedChatlistInvite]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, invites: _b.list[_ExportedChatlistInvite], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, invites: _Sequence[_ExportedChatlistInvite], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class GetChatlistUpdates(_TLFunction):
         """chatlists.getChatlistUpdates#89419521 chatlist:InputChatlist = chatlists.ChatlistUpdates;"""
         chatlist: _InputChatlist
@@ -11104,21 +11104,21 @@ class chatlists:
         """chatlists.joinChatlistInvite#a6b1e39a slug:string peers:Vector<InputPeer> = Updates;"""
         slug: _b.str
         peers: _b.list[_InputPeer]
-        def __init__(self, *, slug: _b.str, peers: _b.list[_InputPeer]) -> None: ...
+        def __init__(self, *, slug: _b.str, peers: _Sequence[_InputPeer]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class JoinChatlistUpdates(_TLFunction):
         """chatlists.joinChatlistUpdates#e089f8f5 chatlist:InputChatlist peers:Vector<InputPeer> = Updates;"""
         chatlist: _InputChatlist
         peers: _b.list[_InputPeer]
-        def __init__(self, *, chatlist: _InputChatlist, peers: _b.list[_InputPeer]) -> None: ...
+        def __init__(self, *, chatlist: _InputChatlist, peers: _Sequence[_InputPeer]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class LeaveChatlist(_TLFunction):
         """chatlists.leaveChatlist#74fae13a chatlist:InputChatlist peers:Vector<InputPeer> = Updates;"""
         chatlist: _InputChatlist
         peers: _b.list[_InputPeer]
-        def __init__(self, *, chatlist: _InputChatlist, peers: _b.list[_InputPeer]) -> None: ...
+        def __init__(self, *, chatlist: _InputChatlist, peers: _Sequence[_InputPeer]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
 class communities:
@@ -11128,7 +11128,7 @@ class communities:
         title: _b.str
         about: _b.str | None
         peer: _InputPeer
-        def __init__(self, *, hidden: _b.bool = False, title: _b.str, about: _b.str | None = None, peer: _InputPeer) -> None: ...
+        def __init__(self, *, hidden: _b.bool | None = False, title: _b.str, about: _b.str | None = None, peer: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class GetJoinedCommunities(_TLFunction):
@@ -11157,7 +11157,7 @@ class communities:
         joined_chat_ids: _b.list[_b.int]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, creator_chat_ids: _b.list[_b.int], joined_chat_ids: _b.list[_b.int], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, creator_chat_ids: _Sequence[_b.int], joined_chat_ids: _Sequence[_b.int], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class PeerLinkRequests(_TLObject):
         """communities.peerLinkRequests#2244afad flags:# total_count:int requests:Vector<CommunityPeerRequest> next_offset:flags.0?string chats:Vector<Chat> users:Vector<User> = communities.PeerLinkRequests;"""
         total_count: _b.int
@@ -11165,19 +11165,19 @@ class communities:
         next_offset: _b.str | None
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, total_count: _b.int, requests: _b.list[_CommunityPeerRequest], next_offset: _b.str | None = None, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, total_count: _b.int, requests: _Sequence[_CommunityPeerRequest], next_offset: _b.str | None = None, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class ToggleAllPeerLinkRequestApproval(_TLFunction):
         """communities.toggleAllPeerLinkRequestApproval#bfe3dd3d flags:# reject:flags.0?true community:InputChannel = Bool;"""
         reject: _b.bool
         community: _InputChannel
-        def __init__(self, *, reject: _b.bool = False, community: _InputChannel) -> None: ...
+        def __init__(self, *, reject: _b.bool | None = False, community: _InputChannel) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ToggleCommunityCollapsedInDialogs(_TLFunction):
         """communities.toggleCommunityCollapsedInDialogs#d766e3ea flags:# collapsed:flags.0?true community:InputChannel = Updates;"""
         collapsed: _b.bool
         community: _InputChannel
-        def __init__(self, *, collapsed: _b.bool = False, community: _InputChannel) -> None: ...
+        def __init__(self, *, collapsed: _b.bool | None = False, community: _InputChannel) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class ToggleParticipantBanned(_TLFunction):
@@ -11185,7 +11185,7 @@ class communities:
         unban: _b.bool
         community: _InputChannel
         participant: _InputPeer
-        def __init__(self, *, unban: _b.bool = False, community: _InputChannel, participant: _InputPeer) -> None: ...
+        def __init__(self, *, unban: _b.bool | None = False, community: _InputChannel, participant: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class TogglePeerLink(_TLFunction):
@@ -11195,7 +11195,7 @@ class communities:
         deleted: _b.bool
         community: _InputChannel
         peer: _InputPeer
-        def __init__(self, *, visible: _b.bool = False, hidden: _b.bool = False, deleted: _b.bool = False, community: _InputChannel, peer: _InputPeer) -> None: ...
+        def __init__(self, *, visible: _b.bool | None = False, hidden: _b.bool | None = False, deleted: _b.bool | None = False, community: _InputChannel, peer: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class TogglePeerLinkRequestApproval(_TLFunction):
@@ -11203,7 +11203,7 @@ class communities:
         reject: _b.bool
         community: _InputChannel
         peer: _InputPeer
-        def __init__(self, *, reject: _b.bool = False, community: _InputChannel, peer: _InputPeer) -> None: ...
+        def __init__(self, *, reject: _b.bool | None = False, community: _InputChannel, peer: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
 class contacts:
@@ -11221,14 +11221,14 @@ class contacts:
         last_name: _b.str
         phone: _b.str
         note: _TextWithEntities | None
-        def __init__(self, *, add_phone_privacy_exception: _b.bool = False, id: _InputUser, first_name: _b.str, last_name: _b.str, phone: _b.str, note: _TextWithEntities | None = None) -> None: ...
+        def __init__(self, *, add_phone_privacy_exception: _b.bool | None = False, id: _InputUser, first_name: _b.str, last_name: _b.str, phone: _b.str, note: _TextWithEntities | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class Block(_TLFunction):
         """contacts.block#2e2e8734 flags:# my_stories_from:flags.0?true id:InputPeer = Bool;"""
         my_stories_from: _b.bool
         id: _InputPeer
-        def __init__(self, *, my_stories_from: _b.bool = False, id: _InputPeer) -> None: ...
+        def __init__(self, *, my_stories_from: _b.bool | None = False, id: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class BlockFromReplies(_TLFunction):
@@ -11237,7 +11237,7 @@ class contacts:
         delete_history: _b.bool
         report_spam: _b.bool
         msg_id: _b.int
-        def __init__(self, *, delete_message: _b.bool = False, delete_history: _b.bool = False, report_spam: _b.bool = False, msg_id: _b.int) -> None: ...
+        def __init__(self, *, delete_message: _b.bool | None = False, delete_history: _b.bool | None = False, report_spam: _b.bool | None = False, msg_id: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class Blocked(_TLObject):
@@ -11245,44 +11245,44 @@ class contacts:
         blocked: _b.list[_PeerBlocked]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, blocked: _b.list[_PeerBlocked], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, blocked: _Sequence[_PeerBlocked], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class BlockedSlice(_TLObject):
         """contacts.blockedSlice#e1664194 count:int blocked:Vector<PeerBlocked> chats:Vector<Chat> users:Vector<User> = contacts.Blocked;"""
         count: _b.int
         blocked: _b.list[_PeerBlocked]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, blocked: _b.list[_PeerBlocked], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, blocked: _Sequence[_PeerBlocked], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class ContactBirthdays(_TLObject):
         """contacts.contactBirthdays#114ff30d contacts:Vector<ContactBirthday> users:Vector<User> = contacts.ContactBirthdays;"""
         contacts: _b.list[_ContactBirthday]
         users: _b.list[_User]
-        def __init__(self, *, contacts: _b.list[_ContactBirthday], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, contacts: _Sequence[_ContactBirthday], users: _Sequence[_User]) -> None: ...
     class Contacts(_TLObject):
         """contacts.contacts#eae87e42 contacts:Vector<Contact> saved_count:int users:Vector<User> = contacts.Contacts;"""
         contacts: _b.list[_Contact]
         saved_count: _b.int
         users: _b.list[_User]
-        def __init__(self, *, contacts: _b.list[_Contact], saved_count: _b.int, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, contacts: _Sequence[_Contact], saved_count: _b.int, users: _Sequence[_User]) -> None: ...
     class ContactsNotModified(_TLObject):
         """contacts.contactsNotModified#b74ba9d2 = contacts.Contacts;"""
         def __init__(self) -> None: ...
     class DeleteByPhones(_TLFunction):
         """contacts.deleteByPhones#1013fd9e phones:Vector<string> = Bool;"""
         phones: _b.list[_b.str]
-        def __init__(self, *, phones: _b.list[_b.str]) -> None: ...
+        def __init__(self, *, phones: _Sequence[_b.str]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class DeleteContacts(_TLFunction):
         """contacts.deleteContacts#96a0e00 id:Vector<InputUser> = Updates;"""
         id: _b.list[_InputUser]
-        def __init__(self, *, id: _b.list[_InputUser]) -> None: ...
+        def __init__(self, *, id: _Sequence[_InputUser]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class EditCloseFriends(_TLFunction):
         """contacts.editCloseFriends#ba6705f0 id:Vector<long> = Bool;"""
         id: _b.list[_b.int]
-        def __init__(self, *, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ExportContactToken(_TLFunction):
@@ -11296,7 +11296,7 @@ class contacts:
         results: _b.list[_Peer]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, my_results: _b.list[_Peer], results: _b.list[_Peer], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, my_results: _Sequence[_Peer], results: _Sequence[_Peer], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class GetBirthdays(_TLFunction):
         """contacts.getBirthdays#daeda864 = contacts.ContactBirthdays;"""
         def __init__(self) -> None: ...
@@ -11307,7 +11307,7 @@ class contacts:
         my_stories_from: _b.bool
         offset: _b.int
         limit: _b.int
-        def __init__(self, *, my_stories_from: _b.bool = False, offset: _b.int, limit: _b.int) -> None: ...
+        def __init__(self, *, my_stories_from: _b.bool | None = False, offset: _b.int, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _contacts_Blocked: ...
     class GetContactIDs(_TLFunction):
@@ -11327,7 +11327,7 @@ class contacts:
         background: _b.bool
         geo_point: _InputGeoPoint
         self_expires: _b.int | None
-        def __init__(self, *, background: _b.bool = False, geo_point: _InputGeoPoint, self_expires: _b.int | None = None) -> None: ...
+        def __init__(self, *, background: _b.bool | None = False, geo_point: _InputGeoPoint, self_expires: _b.int | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class GetSaved(_TLFunction):
@@ -11361,7 +11361,7 @@ class contacts:
         offset: _b.int
         limit: _b.int
         hash: _b.int
-        def __init__(self, *, correspondents: _b.bool = False, bots_pm: _b.bool = False, bots_inline: _b.bool = False, phone_calls: _b.bool = False, forward_users: _b.bool = False, forward_chats: _b.bool = False, groups: _b.bool = False, channels: _b.bool = False, bots_app: _b.bool = False, bots_guestchat: _b.bool = False, offset: _b.int, limit: _b.int, hash: _b.int) -> None: ...
+        def __init__(self, *, correspondents: _b.bool | None = False, bots_pm: _b.bool | None = False, bots_inline: _b.bool | None = False, phone_calls: _b.bool | None = False, forward_users: _b.bool | None = False, forward_chats: _b.bool | None = False, groups: _b.bool | None = False, channels: _b.bool | None = False, bots_app: _b.bool | None = False, bots_guestchat: _b.bool | None = False, offset: _b.int, limit: _b.int, hash: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _contacts_TopPeers: ...
     class ImportContactToken(_TLFunction):
@@ -11373,7 +11373,7 @@ class contacts:
     class ImportContacts(_TLFunction):
         """contacts.importContacts#2c800be5 contacts:Vector<InputContact> = contacts.ImportedContacts;"""
         contacts: _b.list[_InputContact]
-        def __init__(self, *, contacts: _b.list[_InputContact]) -> None: ...
+        def __init__(self, *, contacts: _Sequence[_InputContact]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _contacts_ImportedContacts: ...
     class ImportedContacts(_TLObject):
@@ -11382,7 +11382,7 @@ class contacts:
         popular_invites: _b.list[_PopularContact]
         retry_contacts: _b.list[_b.int]
         users: _b.list[_User]
-        def __init__(self, *, imported: _b.list[_ImportedContact], popular_invites: _b.list[_PopularContact], retry_contacts: _b.list[_b.int], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, imported: _Sequence[_ImportedContact], popular_invites: _Sequence[_PopularContact], retry_contacts: _Sequence[_b.int], users: _Sequence[_User]) -> None: ...
     class ResetSaved(_TLFunction):
         """contacts.resetSaved#879537f1 = Bool;"""
         def __init__(self) -> None: ...
@@ -11413,14 +11413,14 @@ class contacts:
         peer: _Peer
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, peer: _Peer, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, peer: _Peer, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class Search(_TLFunction):
         """contacts.search#5f58d0f flags:# broadcasts:flags.0?true bots:flags.1?true q:string limit:int = contacts.Found;"""
         broadcasts: _b.bool
         bots: _b.bool
         q: _b.str
         limit: _b.int
-        def __init__(self, *, broadcasts: _b.bool = False, bots: _b.bool = False, q: _b.str, limit: _b.int) -> None: ...
+        def __init__(self, *, broadcasts: _b.bool | None = False, bots: _b.bool | None = False, q: _b.str, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _contacts_Found: ...
     class SetBlocked(_TLFunction):
@@ -11428,7 +11428,7 @@ class contacts:
         my_stories_from: _b.bool
         id: _b.list[_InputPeer]
         limit: _b.int
-        def __init__(self, *, my_stories_from: _b.bool = False, id: _b.list[_InputPeer], limit: _b.int) -> None: ...
+        def __init__(self, *, my_stories_from: _b.bool | None = False, id: _Sequence[_InputPeer], limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SponsoredPeers(_TLObject):
@@ -11436,7 +11436,7 @@ class contacts:
         peers: _b.list[_SponsoredPeer]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, peers: _b.list[_SponsoredPeer], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, peers: _Sequence[_SponsoredPeer], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class SponsoredPeersEmpty(_TLObject):
         """contacts.sponsoredPeersEmpty#ea32b4b1 = contacts.SponsoredPeers;"""
         def __init__(self) -> None: ...
@@ -11451,7 +11451,7 @@ class contacts:
         categories: _b.list[_TopPeerCategoryPeers]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, categories: _b.list[_TopPeerCategoryPeers], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, categories: _Sequence[_TopPeerCategoryPeers], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class TopPeersDisabled(_TLObject):
         """contacts.topPeersDisabled#b52c939d = contacts.TopPeers;"""
         def __init__(self) -> None: ...
@@ -11462,7 +11462,7 @@ class contacts:
         """contacts.unblock#b550d328 flags:# my_stories_from:flags.0?true id:InputPeer = Bool;"""
         my_stories_from: _b.bool
         id: _InputPeer
-        def __init__(self, *, my_stories_from: _b.bool = False, id: _InputPeer) -> None: ...
+        def __init__(self, *, my_stories_from: _b.bool | None = False, id: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class UpdateContactNote(_TLFunction):
@@ -11490,7 +11490,7 @@ class ephemeral:
         media: _InputMedia | None
         entities: _b.list[_MessageEntity] | None
         reply_markup: _ReplyMarkup | None
-        def __init__(self, *, peer: _InputPeer, receiver_id: _InputUser, id: _b.int, message: _b.str | None = None, media: _InputMedia | None = None, entities: _b.list[_MessageEntity] | None = None, reply_markup: _ReplyMarkup | None = None) -> None: ...
+        def __init__(self, *, peer: _InputPeer, receiver_id: _InputUser, id: _b.int, message: _b.str | None = None, media: _InputMedia | None = None, entities: _Sequence[_MessageEntity] | None = None, reply_markup: _ReplyMarkup | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class GetCallbackAnswer(_TLFunction):
@@ -11522,14 +11522,14 @@ class ephemeral:
         rich_message: _InputRichMessage | None
         random_id: _b.int
         reply_to: _InputReplyTo | None
-        def __init__(self, *, peer: _InputPeer, receiver_id: _InputUser, query_id: _b.int | None = None, message: _b.str, entities: _b.list[_MessageEntity] | None = None, media: _InputMedia | None = None, reply_markup: _ReplyMarkup | None = None, rich_message: _InputRichMessage | None = None, random_id: _b.int, reply_to: _InputReplyTo | None = None) -> None: ...
+        def __init__(self, *, peer: _InputPeer, receiver_id: _InputUser, query_id: _b.int | None = None, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, media: _InputMedia | None = None, reply_markup: _ReplyMarkup | None = None, rich_message: _InputRichMessage | None = None, random_id: _b.int, reply_to: _InputReplyTo | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
 class folders:
     class EditPeerFolders(_TLFunction):
         """folders.editPeerFolders#6847d0ab folder_peers:Vector<InputFolderPeer> = Updates;"""
         folder_peers: _b.list[_InputFolderPeer]
-        def __init__(self, *, folder_peers: _b.list[_InputFolderPeer]) -> None: ...
+        def __init__(self, *, folder_peers: _Sequence[_InputFolderPeer]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
 class fragment:
@@ -11573,18 +11573,18 @@ class help:
         document: _Document | None
         url: _b.str | None
         sticker: _Document | None
-        def __init__(self, *, can_not_skip: _b.bool = False, id: _b.int, version: _b.str, text: _b.str, entities: _b.list[_MessageEntity], document: _Document | None = None, url: _b.str | None = None, sticker: _Document | None = None) -> None: ...
+        def __init__(self, *, can_not_skip: _b.bool | None = False, id: _b.int, version: _b.str, text: _b.str, entities: _Sequence[_MessageEntity], document: _Document | None = None, url: _b.str | None = None, sticker: _Document | None = None) -> None: ...
     class ConfigSimple(_TLObject):
         """help.configSimple#5a592a6c date:int expires:int rules:vector<AccessPointRule> = help.ConfigSimple;"""
         date: _b.int
         expires: _b.int
         rules: _b.list[_AccessPointRule]
-        def __init__(self, *, date: _b.int, expires: _b.int, rules: _b.list[_AccessPointRule]) -> None: ...
+        def __init__(self, *, date: _b.int, expires: _b.int, rules: _Sequence[_AccessPointRule]) -> None: ...
     class CountriesList(_TLObject):
         """help.countriesList#87d0759e countries:Vector<help.Country> hash:int = help.CountriesList;"""
         countries: _b.list[_help_Country]
         hash: _b.int
-        def __init__(self, *, countries: _b.list[_help_Country], hash: _b.int) -> None: ...
+        def __init__(self, *, countries: _Sequence[_help_Country], hash: _b.int) -> None: ...
     class CountriesListNotModified(_TLObject):
         """help.countriesListNotModified#93cc1f32 = help.CountriesList;"""
         def __init__(self) -> None: ...
@@ -11595,19 +11595,19 @@ class help:
         default_name: _b.str
         name: _b.str | None
         country_codes: _b.list[_help_CountryCode]
-        def __init__(self, *, hidden: _b.bool = False, iso2: _b.str, default_name: _b.str, name: _b.str | None = None, country_codes: _b.list[_help_CountryCode]) -> None: ...
+        def __init__(self, *, hidden: _b.bool | None = False, iso2: _b.str, default_name: _b.str, name: _b.str | None = None, country_codes: _Sequence[_help_CountryCode]) -> None: ...
     class CountryCode(_TLObject):
         """help.countryCode#4203c5ef flags:# country_code:string prefixes:flags.0?Vector<string> patterns:flags.1?Vector<string> = help.CountryCode;"""
         country_code: _b.str
         prefixes: _b.list[_b.str] | None
         patterns: _b.list[_b.str] | None
-        def __init__(self, *, country_code: _b.str, prefixes: _b.list[_b.str] | None = None, patterns: _b.list[_b.str] | None = None) -> None: ...
+        def __init__(self, *, country_code: _b.str, prefixes: _Sequence[_b.str] | None = None, patterns: _Sequence[_b.str] | None = None) -> None: ...
     class DeepLinkInfo(_TLObject):
         """help.deepLinkInfo#6a4ee832 flags:# update_app:flags.0?true message:string entities:flags.1?Vector<MessageEntity> = help.DeepLinkInfo;"""
         update_app: _b.bool
         message: _b.str
         entities: _b.list[_MessageEntity] | None
-        def __init__(self, *, update_app: _b.bool = False, message: _b.str, entities: _b.list[_MessageEntity] | None = None) -> None: ...
+        def __init__(self, *, update_app: _b.bool | None = False, message: _b.str, entities: _Sequence[_MessageEntity] | None = None) -> None: ...
     class DeepLinkInfoEmpty(_TLObject):
         """help.deepLinkInfoEmpty#66afa166 = help.DeepLinkInfo;"""
         def __init__(self) -> None: ...
@@ -11623,7 +11623,7 @@ class help:
         user_id: _InputUser
         message: _b.str
         entities: _b.list[_MessageEntity]
-        def __init__(self, *, user_id: _InputUser, message: _b.str, entities: _b.list[_MessageEntity]) -> None: ...
+        def __init__(self, *, user_id: _InputUser, message: _b.str, entities: _Sequence[_MessageEntity]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _help_UserInfo: ...
     class GetAppConfig(_TLFunction):
@@ -11761,22 +11761,22 @@ class help:
         dark_colors: _help_PeerColorSet | None
         channel_min_level: _b.int | None
         group_min_level: _b.int | None
-        def __init__(self, *, hidden: _b.bool = False, color_id: _b.int, colors: _help_PeerColorSet | None = None, dark_colors: _help_PeerColorSet | None = None, channel_min_level: _b.int | None = None, group_min_level: _b.int | None = None) -> None: ...
+        def __init__(self, *, hidden: _b.bool | None = False, color_id: _b.int, colors: _help_PeerColorSet | None = None, dark_colors: _help_PeerColorSet | None = None, channel_min_level: _b.int | None = None, group_min_level: _b.int | None = None) -> None: ...
     class PeerColorProfileSet(_TLObject):
         """help.peerColorProfileSet#767d61eb palette_colors:Vector<int> bg_colors:Vector<int> story_colors:Vector<int> = help.PeerColorSet;"""
         palette_colors: _b.list[_b.int]
         bg_colors: _b.list[_b.int]
         story_colors: _b.list[_b.int]
-        def __init__(self, *, palette_colors: _b.list[_b.int], bg_colors: _b.list[_b.int], story_colors: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, palette_colors: _Sequence[_b.int], bg_colors: _Sequence[_b.int], story_colors: _Sequence[_b.int]) -> None: ...
     class PeerColorSet(_TLObject):
         """help.peerColorSet#26219a58 colors:Vector<int> = help.PeerColorSet;"""
         colors: _b.list[_b.int]
-        def __init__(self, *, colors: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, colors: _Sequence[_b.int]) -> None: ...
     class PeerColors(_TLObject):
         """help.peerColors#f8ed08 hash:int colors:Vector<help.PeerColorOption> = help.PeerColors;"""
         hash: _b.int
         colors: _b.list[_help_PeerColorOption]
-        def __init__(self, *, hash: _b.int, colors: _b.list[_help_PeerColorOption]) -> None: ...
+        def __init__(self, *, hash: _b.int, colors: _Sequence[_help_PeerColorOption]) -> None: ...
     class PeerColorsNotModified(_TLObject):
         """help.peerColorsNotModified#2ba1f5ce = help.PeerColors;"""
         def __init__(self) -> None: ...
@@ -11788,7 +11788,7 @@ class help:
         videos: _b.list[_Document]
         period_options: _b.list[_PremiumSubscriptionOption]
         users: _b.list[_User]
-        def __init__(self, *, status_text: _b.str, status_entities: _b.list[_MessageEntity], video_sections: _b.list[_b.str], videos: _b.list[_Document], period_options: _b.list[_PremiumSubscriptionOption], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, status_text: _b.str, status_entities: _Sequence[_MessageEntity], video_sections: _Sequence[_b.str], videos: _Sequence[_Document], period_options: _Sequence[_PremiumSubscriptionOption], users: _Sequence[_User]) -> None: ...
     class PromoData(_TLObject):
         """help.promoData#8a4d87a flags:# proxy:flags.0?true expires:int peer:flags.3?Peer psa_type:flags.1?string psa_message:flags.2?string pending_suggestions:Vector<string> dismissed_suggestions:Vector<string> custom_pending_suggestion:flags.4?PendingSuggestion chats:Vector<Chat> users:Vector<User> = help.PromoData;"""
         proxy: _b.bool
@@ -11801,7 +11801,7 @@ class help:
         custom_pending_suggestion: _PendingSuggestion | None
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, proxy: _b.bool = False, expires: _b.int, peer: _Peer | None = None, psa_type: _b.str | None = None, psa_message: _b.str | None = None, pending_suggestions: _b.list[_b.str], dismissed_suggestions: _b.list[_b.str], custom_pending_suggestion: _PendingSuggestion | None = None, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, proxy: _b.bool | None = False, expires: _b.int, peer: _Peer | None = None, psa_type: _b.str | None = None, psa_message: _b.str | None = None, pending_suggestions: _Sequence[_b.str], dismissed_suggestions: _Sequence[_b.str], custom_pending_suggestion: _PendingSuggestion | None = None, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class PromoDataEmpty(_TLObject):
         """help.promoDataEmpty#98f6ac75 expires:int = help.PromoData;"""
         expires: _b.int
@@ -11811,11 +11811,11 @@ class help:
         urls: _b.list[_RecentMeUrl]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, urls: _b.list[_RecentMeUrl], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, urls: _Sequence[_RecentMeUrl], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class SaveAppLog(_TLFunction):
         """help.saveAppLog#6f02f748 events:Vector<InputAppEvent> = Bool;"""
         events: _b.list[_InputAppEvent]
-        def __init__(self, *, events: _b.list[_InputAppEvent]) -> None: ...
+        def __init__(self, *, events: _Sequence[_InputAppEvent]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SetBotUpdatesStatus(_TLFunction):
@@ -11841,7 +11841,7 @@ class help:
         text: _b.str
         entities: _b.list[_MessageEntity]
         min_age_confirm: _b.int | None
-        def __init__(self, *, popup: _b.bool = False, id: _DataJSON, text: _b.str, entities: _b.list[_MessageEntity], min_age_confirm: _b.int | None = None) -> None: ...
+        def __init__(self, *, popup: _b.bool | None = False, id: _DataJSON, text: _b.str, entities: _Sequence[_MessageEntity], min_age_confirm: _b.int | None = None) -> None: ...
     class TermsOfServiceUpdate(_TLObject):
         """help.termsOfServiceUpdate#28ecf961 expires:int terms_of_service:help.TermsOfService = help.TermsOfServiceUpdate;"""
         expires: _b.int
@@ -11855,7 +11855,7 @@ class help:
         """help.timezonesList#7b74ed71 timezones:Vector<Timezone> hash:int = help.TimezonesList;"""
         timezones: _b.list[_Timezone]
         hash: _b.int
-        def __init__(self, *, timezones: _b.list[_Timezone], hash: _b.int) -> None: ...
+        def __init__(self, *, timezones: _Sequence[_Timezone], hash: _b.int) -> None: ...
     class TimezonesListNotModified(_TLObject):
         """help.timezonesListNotModified#970708cc = help.TimezonesList;"""
         def __init__(self) -> None: ...
@@ -11865,7 +11865,7 @@ class help:
         entities: _b.list[_MessageEntity]
         author: _b.str
         date: _b.int
-        def __init__(self, *, message: _b.str, entities: _b.list[_MessageEntity], author: _b.str, date: _b.int) -> None: ...
+        def __init__(self, *, message: _b.str, entities: _Sequence[_MessageEntity], author: _b.str, date: _b.int) -> None: ...
     class UserInfoEmpty(_TLObject):
         """help.userInfoEmpty#f3ae2eed = help.UserInfo;"""
         def __init__(self) -> None: ...
@@ -11903,7 +11903,7 @@ class langpack:
         lang_pack: _b.str
         lang_code: _b.str
         keys: _b.list[_b.str]
-        def __init__(self, *, lang_pack: _b.str, lang_code: _b.str, keys: _b.list[_b.str]) -> None: ...
+        def __init__(self, *, lang_pack: _b.str, lang_code: _b.str, keys: _Sequence[_b.str]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_LangPackString]: ...
 class messages:
@@ -11924,7 +11924,7 @@ class messages:
         button_id: _b.int | None
         url: _b.str | None
         match_code: _b.str | None
-        def __init__(self, *, write_allowed: _b.bool = False, share_phone_number: _b.bool = False, peer: _InputPeer | None = None, msg_id: _b.int | None = None, button_id: _b.int | None = None, url: _b.str | None = None, match_code: _b.str | None = None) -> None: ...
+        def __init__(self, *, write_allowed: _b.bool | None = False, share_phone_number: _b.bool | None = False, peer: _InputPeer | None = None, msg_id: _b.int | None = None, button_id: _b.int | None = None, url: _b.str | None = None, match_code: _b.str | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _UrlAuthResult: ...
     class AddChatUser(_TLFunction):
@@ -11949,7 +11949,7 @@ class messages:
         pts_count: _b.int
         offset: _b.int
         messages: _b.list[_b.int]
-        def __init__(self, *, pts: _b.int, pts_count: _b.int, offset: _b.int, messages: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, pts: _b.int, pts_count: _b.int, offset: _b.int, messages: _Sequence[_b.int]) -> None: ...
     class AffectedHistory(_TLObject):
         """messages.affectedHistory#b45c69d1 pts:int pts_count:int offset:int = messages.AffectedHistory;"""
         pts: _b.int
@@ -11965,7 +11965,7 @@ class messages:
         """messages.allStickers#cdbbcebb hash:long sets:Vector<StickerSet> = messages.AllStickers;"""
         hash: _b.int
         sets: _b.list[_StickerSet]
-        def __init__(self, *, hash: _b.int, sets: _b.list[_StickerSet]) -> None: ...
+        def __init__(self, *, hash: _b.int, sets: _Sequence[_StickerSet]) -> None: ...
     class AllStickersNotModified(_TLObject):
         """messages.allStickersNotModified#e86602c3 = messages.AllStickers;"""
         def __init__(self) -> None: ...
@@ -11974,20 +11974,20 @@ class messages:
         peer: _InputPeer
         msg_id: _b.int
         list: _b.list[_TodoItem]
-        def __init__(self, *, peer: _InputPeer, msg_id: _b.int, list: _b.list[_TodoItem]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, msg_id: _b.int, list: _Sequence[_TodoItem]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class ArchivedStickers(_TLObject):
         """messages.archivedStickers#4fcba9c8 count:int sets:Vector<StickerSetCovered> = messages.ArchivedStickers;"""
         count: _b.int
         sets: _b.list[_StickerSetCovered]
-        def __init__(self, *, count: _b.int, sets: _b.list[_StickerSetCovered]) -> None: ...
+        def __init__(self, *, count: _b.int, sets: _Sequence[_StickerSetCovered]) -> None: ...
     class AvailableEffects(_TLObject):
         """messages.availableEffects#bddb616e hash:int effects:Vector<AvailableEffect> documents:Vector<Document> = messages.AvailableEffects;"""
         hash: _b.int
         effects: _b.list[_AvailableEffect]
         documents: _b.list[_Document]
-        def __init__(self, *, hash: _b.int, effects: _b.list[_AvailableEffect], documents: _b.list[_Document]) -> None: ...
+        def __init__(self, *, hash: _b.int, effects: _Sequence[_AvailableEffect], documents: _Sequence[_Document]) -> None: ...
     class AvailableEffectsNotModified(_TLObject):
         """messages.availableEffectsNotModified#d1ed9a5b = messages.AvailableEffects;"""
         def __init__(self) -> None: ...
@@ -11995,7 +11995,7 @@ class messages:
         """messages.availableReactions#768e3aad hash:int reactions:Vector<AvailableReaction> = messages.AvailableReactions;"""
         hash: _b.int
         reactions: _b.list[_AvailableReaction]
-        def __init__(self, *, hash: _b.int, reactions: _b.list[_AvailableReaction]) -> None: ...
+        def __init__(self, *, hash: _b.int, reactions: _Sequence[_AvailableReaction]) -> None: ...
     class AvailableReactionsNotModified(_TLObject):
         """messages.availableReactionsNotModified#9f071957 = messages.AvailableReactions;"""
         def __init__(self) -> None: ...
@@ -12005,7 +12005,7 @@ class messages:
         request_write_access: _b.bool
         has_settings: _b.bool
         app: _BotApp
-        def __init__(self, *, inactive: _b.bool = False, request_write_access: _b.bool = False, has_settings: _b.bool = False, app: _BotApp) -> None: ...
+        def __init__(self, *, inactive: _b.bool | None = False, request_write_access: _b.bool | None = False, has_settings: _b.bool | None = False, app: _BotApp) -> None: ...
     class BotCallbackAnswer(_TLObject):
         """messages.botCallbackAnswer#36585ea4 flags:# alert:flags.1?true has_url:flags.3?true native_ui:flags.4?true message:flags.0?string url:flags.2?string cache_time:int = messages.BotCallbackAnswer;"""
         alert: _b.bool
@@ -12014,7 +12014,7 @@ class messages:
         message: _b.str | None
         url: _b.str | None
         cache_time: _b.int
-        def __init__(self, *, alert: _b.bool = False, has_url: _b.bool = False, native_ui: _b.bool = False, message: _b.str | None = None, url: _b.str | None = None, cache_time: _b.int) -> None: ...
+        def __init__(self, *, alert: _b.bool | None = False, has_url: _b.bool | None = False, native_ui: _b.bool | None = False, message: _b.str | None = None, url: _b.str | None = None, cache_time: _b.int) -> None: ...
     class BotPreparedInlineMessage(_TLObject):
         """messages.botPreparedInlineMessage#8ecf0511 id:string expire_date:int = messages.BotPreparedInlineMessage;"""
         id: _b.str
@@ -12030,7 +12030,7 @@ class messages:
         results: _b.list[_BotInlineResult]
         cache_time: _b.int
         users: _b.list[_User]
-        def __init__(self, *, gallery: _b.bool = False, query_id: _b.int, next_offset: _b.str | None = None, switch_pm: _InlineBotSwitchPM | None = None, switch_webview: _InlineBotWebView | None = None, results: _b.list[_BotInlineResult], cache_time: _b.int, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, gallery: _b.bool | None = False, query_id: _b.int, next_offset: _b.str | None = None, switch_pm: _InlineBotSwitchPM | None = None, switch_webview: _InlineBotWebView | None = None, results: _Sequence[_BotInlineResult], cache_time: _b.int, users: _Sequence[_User]) -> None: ...
     class ChannelMessages(_TLObject):
         """messages.channelMessages#c776ba4e flags:# inexact:flags.1?true pts:int count:int offset_id_offset:flags.2?int messages:Vector<Message> topics:Vector<ForumTopic> chats:Vector<Chat> users:Vector<User> = messages.Messages;"""
         inexact: _b.bool
@@ -12041,24 +12041,24 @@ class messages:
         topics: _b.list[_ForumTopic]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, inexact: _b.bool = False, pts: _b.int, count: _b.int, offset_id_offset: _b.int | None = None, messages: _b.list[_Message], topics: _b.list[_ForumTopic], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, inexact: _b.bool | None = False, pts: _b.int, count: _b.int, offset_id_offset: _b.int | None = None, messages: _Sequence[_Message], topics: _Sequence[_ForumTopic], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class ChatAdminsWithInvites(_TLObject):
         """messages.chatAdminsWithInvites#b69b72d7 admins:Vector<ChatAdminWithInvites> users:Vector<User> = messages.ChatAdminsWithInvites;"""
         admins: _b.list[_ChatAdminWithInvites]
         users: _b.list[_User]
-        def __init__(self, *, admins: _b.list[_ChatAdminWithInvites], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, admins: _Sequence[_ChatAdminWithInvites], users: _Sequence[_User]) -> None: ...
     class ChatFull(_TLObject):
         """messages.chatFull#e5d7d19c full_chat:ChatFull chats:Vector<Chat> users:Vector<User> = messages.ChatFull;"""
         full_chat: _ChatFull
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, full_chat: _ChatFull, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, full_chat: _ChatFull, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class ChatInviteImporters(_TLObject):
         """messages.chatInviteImporters#81b6b00a count:int importers:Vector<ChatInviteImporter> users:Vector<User> = messages.ChatInviteImporters;"""
         count: _b.int
         importers: _b.list[_ChatInviteImporter]
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, importers: _b.list[_ChatInviteImporter], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, importers: _Sequence[_ChatInviteImporter], users: _Sequence[_User]) -> None: ...
     class ChatInviteJoinResultOk(_TLObject):
         """messages.chatInviteJoinResultOk#445663a7 updates:Updates = messages.ChatInviteJoinResult;"""
         updates: _Updates
@@ -12068,16 +12068,16 @@ class messages:
         bot_id: _b.int
         query_id: _b.int
         users: _b.list[_User]
-        def __init__(self, *, bot_id: _b.int, query_id: _b.int, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, bot_id: _b.int, query_id: _b.int, users: _Sequence[_User]) -> None: ...
     class Chats(_TLObject):
         """messages.chats#64ff9fd5 chats:Vector<Chat> = messages.Chats;"""
         chats: _b.list[_Chat]
-        def __init__(self, *, chats: _b.list[_Chat]) -> None: ...
+        def __init__(self, *, chats: _Sequence[_Chat]) -> None: ...
     class ChatsSlice(_TLObject):
         """messages.chatsSlice#9cd81144 count:int chats:Vector<Chat> = messages.Chats;"""
         count: _b.int
         chats: _b.list[_Chat]
-        def __init__(self, *, count: _b.int, chats: _b.list[_Chat]) -> None: ...
+        def __init__(self, *, count: _b.int, chats: _Sequence[_Chat]) -> None: ...
     class CheckChatInvite(_TLFunction):
         """messages.checkChatInvite#3eadb1bb hash:string = ChatInvite;"""
         hash: _b.str
@@ -12126,7 +12126,7 @@ class messages:
     class ClearRecentStickers(_TLFunction):
         """messages.clearRecentStickers#8999602d flags:# attached:flags.0?true = Bool;"""
         attached: _b.bool
-        def __init__(self, *, attached: _b.bool = False) -> None: ...
+        def __init__(self, *, attached: _b.bool | None = False) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ClickSponsoredMessage(_TLFunction):
@@ -12134,7 +12134,7 @@ class messages:
         media: _b.bool
         fullscreen: _b.bool
         random_id: _b.bytes
-        def __init__(self, *, media: _b.bool = False, fullscreen: _b.bool = False, random_id: _b.bytes) -> None: ...
+        def __init__(self, *, media: _b.bool | None = False, fullscreen: _b.bool | None = False, random_id: _b.bytes) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ComposeMessageWithAI(_TLFunction):
@@ -12144,7 +12144,7 @@ class messages:
         text: _TextWithEntities
         translate_to_lang: _b.str | None
         tone: _InputAiComposeTone | None
-        def __init__(self, *, proofread: _b.bool = False, emojify: _b.bool = False, text: _TextWithEntities, translate_to_lang: _b.str | None = None, tone: _InputAiComposeTone | None = None) -> None: ...
+        def __init__(self, *, proofread: _b.bool | None = False, emojify: _b.bool | None = False, text: _TextWithEntities, translate_to_lang: _b.str | None = None, tone: _InputAiComposeTone | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_ComposedMessageWithAI: ...
     class ComposeRichMessageWithAI(_TLFunction):
@@ -12154,7 +12154,7 @@ class messages:
         text: _InputRichMessage | None
         translate_to_lang: _b.str | None
         tone: _InputAiComposeTone | None
-        def __init__(self, *, proofread: _b.bool = False, emojify: _b.bool = False, text: _InputRichMessage | None = None, translate_to_lang: _b.str | None = None, tone: _InputAiComposeTone | None = None) -> None: ...
+        def __init__(self, *, proofread: _b.bool | None = False, emojify: _b.bool | None = False, text: _InputRichMessage | None = None, translate_to_lang: _b.str | None = None, tone: _InputAiComposeTone | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_ComposedRichMessageWithAI: ...
     class ComposedMessageWithAI(_TLObject):
@@ -12171,7 +12171,7 @@ class messages:
         users: _b.list[_InputUser]
         title: _b.str
         ttl_period: _b.int | None
-        def __init__(self, *, users: _b.list[_InputUser], title: _b.str, ttl_period: _b.int | None = None) -> None: ...
+        def __init__(self, *, users: _Sequence[_InputUser], title: _b.str, ttl_period: _b.int | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_InvitedUsers: ...
     class CreateForumTopic(_TLFunction):
@@ -12183,7 +12183,7 @@ class messages:
         icon_emoji_id: _b.int | None
         random_id: _b.int
         send_as: _InputPeer | None
-        def __init__(self, *, title_missing: _b.bool = False, peer: _InputPeer, title: _b.str, icon_color: _b.int | None = None, icon_emoji_id: _b.int | None = None, random_id: _b.int, send_as: _InputPeer | None = None) -> None: ...
+        def __init__(self, *, title_missing: _b.bool | None = False, peer: _InputPeer, title: _b.str, icon_color: _b.int | None = None, icon_emoji_id: _b.int | None = None, random_id: _b.int, send_as: _InputPeer | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class DeclineUrlAuth(_TLFunction):
@@ -12203,7 +12203,7 @@ class messages:
         revoke_history: _b.bool
         chat_id: _b.int
         user_id: _InputUser
-        def __init__(self, *, revoke_history: _b.bool = False, chat_id: _b.int, user_id: _InputUser) -> None: ...
+        def __init__(self, *, revoke_history: _b.bool | None = False, chat_id: _b.int, user_id: _InputUser) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class DeleteExportedChatInvite(_TLFunction):
@@ -12228,14 +12228,14 @@ class messages:
         max_id: _b.int
         min_date: _b.int | None
         max_date: _b.int | None
-        def __init__(self, *, just_clear: _b.bool = False, revoke: _b.bool = False, peer: _InputPeer, max_id: _b.int, min_date: _b.int | None = None, max_date: _b.int | None = None) -> None: ...
+        def __init__(self, *, just_clear: _b.bool | None = False, revoke: _b.bool | None = False, peer: _InputPeer, max_id: _b.int, min_date: _b.int | None = None, max_date: _b.int | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_AffectedHistory: ...
     class DeleteMessages(_TLFunction):
         """messages.deleteMessages#e58e95d2 flags:# revoke:flags.0?true id:Vector<int> = messages.AffectedMessages;"""
         revoke: _b.bool
         id: _b.list[_b.int]
-        def __init__(self, *, revoke: _b.bool = False, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, revoke: _b.bool | None = False, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_AffectedMessages: ...
     class DeleteParticipantReaction(_TLFunction):
@@ -12256,7 +12256,7 @@ class messages:
     class DeletePhoneCallHistory(_TLFunction):
         """messages.deletePhoneCallHistory#f9cbe409 flags:# revoke:flags.0?true = messages.AffectedFoundMessages;"""
         revoke: _b.bool
-        def __init__(self, *, revoke: _b.bool = False) -> None: ...
+        def __init__(self, *, revoke: _b.bool | None = False) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_AffectedFoundMessages: ...
     class DeletePollAnswer(_TLFunction):
@@ -12271,7 +12271,7 @@ class messages:
         """messages.deleteQuickReplyMessages#e105e910 shortcut_id:int id:Vector<int> = Updates;"""
         shortcut_id: _b.int
         id: _b.list[_b.int]
-        def __init__(self, *, shortcut_id: _b.int, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, shortcut_id: _b.int, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class DeleteQuickReplyShortcut(_TLFunction):
@@ -12301,7 +12301,7 @@ class messages:
         """messages.deleteScheduledMessages#59ae2b16 peer:InputPeer id:Vector<int> = Updates;"""
         peer: _InputPeer
         id: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class DeleteTopicHistory(_TLFunction):
@@ -12326,14 +12326,14 @@ class messages:
         """messages.dialogFilters#2ad93719 flags:# tags_enabled:flags.0?true filters:Vector<DialogFilter> = messages.DialogFilters;"""
         tags_enabled: _b.bool
         filters: _b.list[_DialogFilter]
-        def __init__(self, *, tags_enabled: _b.bool = False, filters: _b.list[_DialogFilter]) -> None: ...
+        def __init__(self, *, tags_enabled: _b.bool | None = False, filters: _Sequence[_DialogFilter]) -> None: ...
     class Dialogs(_TLObject):
         """messages.dialogs#15ba6c40 dialogs:Vector<Dialog> messages:Vector<Message> chats:Vector<Chat> users:Vector<User> = messages.Dialogs;"""
         dialogs: _b.list[_Dialog]
         messages: _b.list[_Message]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, dialogs: _b.list[_Dialog], messages: _b.list[_Message], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, dialogs: _Sequence[_Dialog], messages: _Sequence[_Message], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class DialogsNotModified(_TLObject):
         """messages.dialogsNotModified#f0e3e596 count:int = messages.Dialogs;"""
         count: _b.int
@@ -12345,12 +12345,12 @@ class messages:
         messages: _b.list[_Message]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, dialogs: _b.list[_Dialog], messages: _b.list[_Message], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, dialogs: _Sequence[_Dialog], messages: _Sequence[_Message], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class DiscardEncryption(_TLFunction):
         """messages.discardEncryption#f393aea0 flags:# delete_history:flags.0?true chat_id:int = Bool;"""
         delete_history: _b.bool
         chat_id: _b.int
-        def __init__(self, *, delete_history: _b.bool = False, chat_id: _b.int) -> None: ...
+        def __init__(self, *, delete_history: _b.bool | None = False, chat_id: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class DiscussionMessage(_TLObject):
@@ -12362,7 +12362,7 @@ class messages:
         unread_count: _b.int
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, messages: _b.list[_Message], max_id: _b.int | None = None, read_inbox_max_id: _b.int | None = None, read_outbox_max_id: _b.int | None = None, unread_count: _b.int, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, messages: _Sequence[_Message], max_id: _b.int | None = None, read_inbox_max_id: _b.int | None = None, read_outbox_max_id: _b.int | None = None, unread_count: _b.int, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class EditChatAbout(_TLFunction):
         """messages.editChatAbout#def60797 peer:InputPeer about:string = Bool;"""
         peer: _InputPeer
@@ -12424,7 +12424,7 @@ class messages:
         usage_limit: _b.int | None
         request_needed: _b.bool | None
         title: _b.str | None
-        def __init__(self, *, revoked: _b.bool = False, peer: _InputPeer, link: _b.str, expire_date: _b.int | None = None, usage_limit: _b.int | None = None, request_needed: _b.bool | None = None, title: _b.str | None = None) -> None: ...
+        def __init__(self, *, revoked: _b.bool | None = False, peer: _InputPeer, link: _b.str, expire_date: _b.int | None = None, usage_limit: _b.int | None = None, request_needed: _b.bool | None = None, title: _b.str | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_ExportedChatInvite: ...
     class EditFactCheck(_TLFunction):
@@ -12456,7 +12456,7 @@ class messages:
         reply_markup: _ReplyMarkup | None
         entities: _b.list[_MessageEntity] | None
         rich_message: _InputRichMessage | None
-        def __init__(self, *, no_webpage: _b.bool = False, invert_media: _b.bool = False, id: _InputBotInlineMessageID, message: _b.str | None = None, media: _InputMedia | None = None, reply_markup: _ReplyMarkup | None = None, entities: _b.list[_MessageEntity] | None = None, rich_message: _InputRichMessage | None = None) -> None: ...
+        def __init__(self, *, no_webpage: _b.bool | None = False, invert_media: _b.bool | None = False, id: _InputBotInlineMessageID, message: _b.str | None = None, media: _InputMedia | None = None, reply_markup: _ReplyMarkup | None = None, entities: _Sequence[_MessageEntity] | None = None, rich_message: _InputRichMessage | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class EditMessage(_TLFunction):
@@ -12473,7 +12473,7 @@ class messages:
         schedule_repeat_period: _b.int | None
         quick_reply_shortcut_id: _b.int | None
         rich_message: _InputRichMessage | None
-        def __init__(self, *, no_webpage: _b.bool = False, invert_media: _b.bool = False, peer: _InputPeer, id: _b.int, message: _b.str | None = None, media: _InputMedia | None = None, reply_markup: _ReplyMarkup | None = None, entities: _b.list[_MessageEntity] | None = None, schedule_date: _b.int | None = None, schedule_repeat_period: _b.int | None = None, quick_reply_shortcut_id: _b.int | None = None, rich_message: _InputRichMessage | None = None) -> None: ...
+        def __init__(self, *, no_webpage: _b.bool | None = False, invert_media: _b.bool | None = False, peer: _InputPeer, id: _b.int, message: _b.str | None = None, media: _InputMedia | None = None, reply_markup: _ReplyMarkup | None = None, entities: _Sequence[_MessageEntity] | None = None, schedule_date: _b.int | None = None, schedule_repeat_period: _b.int | None = None, quick_reply_shortcut_id: _b.int | None = None, rich_message: _InputRichMessage | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class EditQuickReplyShortcut(_TLFunction):
@@ -12490,7 +12490,7 @@ class messages:
         current_streak: _b.int
         params: _b.list[_b.int]
         plays_left: _b.int | None
-        def __init__(self, *, game_hash: _b.str, prev_stake: _b.int, current_streak: _b.int, params: _b.list[_b.int], plays_left: _b.int | None = None) -> None: ...
+        def __init__(self, *, game_hash: _b.str, prev_stake: _b.int, current_streak: _b.int, params: _Sequence[_b.int], plays_left: _b.int | None = None) -> None: ...
     class EmojiGameOutcome(_TLObject):
         """messages.emojiGameOutcome#da2ad647 seed:bytes stake_ton_amount:long ton_amount:long = messages.EmojiGameOutcome;"""
         seed: _b.bytes
@@ -12504,7 +12504,7 @@ class messages:
         """messages.emojiGroups#881fb94b hash:int groups:Vector<EmojiGroup> = messages.EmojiGroups;"""
         hash: _b.int
         groups: _b.list[_EmojiGroup]
-        def __init__(self, *, hash: _b.int, groups: _b.list[_EmojiGroup]) -> None: ...
+        def __init__(self, *, hash: _b.int, groups: _Sequence[_EmojiGroup]) -> None: ...
     class EmojiGroupsNotModified(_TLObject):
         """messages.emojiGroupsNotModified#6fb4ad87 = messages.EmojiGroups;"""
         def __init__(self) -> None: ...
@@ -12517,26 +12517,26 @@ class messages:
         usage_limit: _b.int | None
         title: _b.str | None
         subscription_pricing: _StarsSubscriptionPricing | None
-        def __init__(self, *, legacy_revoke_permanent: _b.bool = False, request_needed: _b.bool = False, peer: _InputPeer, expire_date: _b.int | None = None, usage_limit: _b.int | None = None, title: _b.str | None = None, subscription_pricing: _StarsSubscriptionPricing | None = None) -> None: ...
+        def __init__(self, *, legacy_revoke_permanent: _b.bool | None = False, request_needed: _b.bool | None = False, peer: _InputPeer, expire_date: _b.int | None = None, usage_limit: _b.int | None = None, title: _b.str | None = None, subscription_pricing: _StarsSubscriptionPricing | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _ExportedChatInvite: ...
     class ExportedChatInvite(_TLObject):
         """messages.exportedChatInvite#1871be50 invite:ExportedChatInvite users:Vector<User> = messages.ExportedChatInvite;"""
         invite: _ExportedChatInvite
         users: _b.list[_User]
-        def __init__(self, *, invite: _ExportedChatInvite, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, invite: _ExportedChatInvite, users: _Sequence[_User]) -> None: ...
     class ExportedChatInviteReplaced(_TLObject):
         """messages.exportedChatInviteReplaced#222600ef invite:ExportedChatInvite new_invite:ExportedChatInvite users:Vector<User> = messages.ExportedChatInvite;"""
         invite: _ExportedChatInvite
         new_invite: _ExportedChatInvite
         users: _b.list[_User]
-        def __init__(self, *, invite: _ExportedChatInvite, new_invite: _ExportedChatInvite, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, invite: _ExportedChatInvite, new_invite: _ExportedChatInvite, users: _Sequence[_User]) -> None: ...
     class ExportedChatInvites(_TLObject):
         """messages.exportedChatInvites#bdc62dcc count:int invites:Vector<ExportedChatInvite> users:Vector<User> = messages.ExportedChatInvites;"""
         count: _b.int
         invites: _b.list[_ExportedChatInvite]
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, invites: _b.list[_ExportedChatInvite], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, invites: _Sequence[_ExportedChatInvite], users: _Sequence[_User]) -> None: ...
     class FaveSticker(_TLFunction):
         """messages.faveSticker#b9ffc55b id:InputDocument unfave:Bool = Bool;"""
         id: _InputDocument
@@ -12549,7 +12549,7 @@ class messages:
         hash: _b.int
         packs: _b.list[_StickerPack]
         stickers: _b.list[_Document]
-        def __init__(self, *, hash: _b.int, packs: _b.list[_StickerPack], stickers: _b.list[_Document]) -> None: ...
+        def __init__(self, *, hash: _b.int, packs: _Sequence[_StickerPack], stickers: _Sequence[_Document]) -> None: ...
     class FavedStickersNotModified(_TLObject):
         """messages.favedStickersNotModified#9e8fa6d3 = messages.FavedStickers;"""
         def __init__(self) -> None: ...
@@ -12560,7 +12560,7 @@ class messages:
         count: _b.int
         sets: _b.list[_StickerSetCovered]
         unread: _b.list[_b.int]
-        def __init__(self, *, premium: _b.bool = False, hash: _b.int, count: _b.int, sets: _b.list[_StickerSetCovered], unread: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, premium: _b.bool | None = False, hash: _b.int, count: _b.int, sets: _Sequence[_StickerSetCovered], unread: _Sequence[_b.int]) -> None: ...
     class FeaturedStickersNotModified(_TLObject):
         """messages.featuredStickersNotModified#c6dc0c66 count:int = messages.FeaturedStickers;"""
         count: _b.int
@@ -12574,7 +12574,7 @@ class messages:
         chats: _b.list[_Chat]
         users: _b.list[_User]
         pts: _b.int
-        def __init__(self, *, order_by_create_date: _b.bool = False, count: _b.int, topics: _b.list[_ForumTopic], messages: _b.list[_Message], chats: _b.list[_Chat], users: _b.list[_User], pts: _b.int) -> None: ...
+        def __init__(self, *, order_by_create_date: _b.bool | None = False, count: _b.int, topics: _Sequence[_ForumTopic], messages: _Sequence[_Message], chats: _Sequence[_Chat], users: _Sequence[_User], pts: _b.int) -> None: ...
     class ForwardMessages(_TLFunction):
         """messages.forwardMessages#13704a7c flags:# silent:flags.5?true background:flags.6?true with_my_score:flags.8?true drop_author:flags.11?true drop_media_captions:flags.12?true noforwards:flags.14?true allow_paid_floodskip:flags.19?true from_peer:InputPeer id:Vector<int> random_id:Vector<long> to_peer:InputPeer top_msg_id:flags.9?int reply_to:flags.22?InputReplyTo schedule_date:flags.10?int schedule_repeat_period:flags.24?int send_as:flags.13?InputPeer quick_reply_shortcut:flags.17?InputQuickReplyShortcut effect:flags.18?long video_timestamp:flags.20?int allow_paid_stars:flags.21?long suggested_post:flags.23?SuggestedPost = Updates;"""
         silent: _b.bool
@@ -12598,14 +12598,14 @@ class messages:
         video_timestamp: _b.int | None
         allow_paid_stars: _b.int | None
         suggested_post: _SuggestedPost | None
-        def __init__(self, *, silent: _b.bool = False, background: _b.bool = False, with_my_score: _b.bool = False, drop_author: _b.bool = False, drop_media_captions: _b.bool = False, noforwards: _b.bool = False, allow_paid_floodskip: _b.bool = False, from_peer: _InputPeer, id: _b.list[_b.int], random_id: _b.list[_b.int], to_peer: _InputPeer, top_msg_id: _b.int | None = None, reply_to: _InputReplyTo | None = None, schedule_date: _b.int | None = None, schedule_repeat_period: _b.int | None = None, send_as: _InputPeer | None = None, quick_reply_shortcut: _InputQuickReplyShortcut | None = None, effect: _b.int | None = None, video_timestamp: _b.int | None = None, allow_paid_stars: _b.int | None = None, suggested_post: _SuggestedPost | None = None) -> None: ...
+        def __init__(self, *, silent: _b.bool | None = False, background: _b.bool | None = False, with_my_score: _b.bool | None = False, drop_author: _b.bool | None = False, drop_media_captions: _b.bool | None = False, noforwards: _b.bool | None = False, allow_paid_floodskip: _b.bool | None = False, from_peer: _InputPeer, id: _Sequence[_b.int], random_id: _Sequence[_b.int], to_peer: _InputPeer, top_msg_id: _b.int | None = None, reply_to: _InputReplyTo | None = None, schedule_date: _b.int | None = None, schedule_repeat_period: _b.int | None = None, send_as: _InputPeer | None = None, quick_reply_shortcut: _InputQuickReplyShortcut | None = None, effect: _b.int | None = None, video_timestamp: _b.int | None = None, allow_paid_stars: _b.int | None = None, suggested_post: _SuggestedPost | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class FoundStickerSets(_TLObject):
         """messages.foundStickerSets#8af09dd2 hash:long sets:Vector<StickerSetCovered> = messages.FoundStickerSets;"""
         hash: _b.int
         sets: _b.list[_StickerSetCovered]
-        def __init__(self, *, hash: _b.int, sets: _b.list[_StickerSetCovered]) -> None: ...
+        def __init__(self, *, hash: _b.int, sets: _Sequence[_StickerSetCovered]) -> None: ...
     class FoundStickerSetsNotModified(_TLObject):
         """messages.foundStickerSetsNotModified#d54b65d = messages.FoundStickerSets;"""
         def __init__(self) -> None: ...
@@ -12614,7 +12614,7 @@ class messages:
         next_offset: _b.int | None
         hash: _b.int
         stickers: _b.list[_Document]
-        def __init__(self, *, next_offset: _b.int | None = None, hash: _b.int, stickers: _b.list[_Document]) -> None: ...
+        def __init__(self, *, next_offset: _b.int | None = None, hash: _b.int, stickers: _Sequence[_Document]) -> None: ...
     class FoundStickersNotModified(_TLObject):
         """messages.foundStickersNotModified#6010c534 flags:# next_offset:flags.0?int = messages.FoundStickers;"""
         next_offset: _b.int | None
@@ -12642,7 +12642,7 @@ class messages:
         emojis: _b.bool
         offset_id: _b.int
         limit: _b.int
-        def __init__(self, *, masks: _b.bool = False, emojis: _b.bool = False, offset_id: _b.int, limit: _b.int) -> None: ...
+        def __init__(self, *, masks: _b.bool | None = False, emojis: _b.bool | None = False, offset_id: _b.int, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_ArchivedStickers: ...
     class GetAttachMenuBot(_TLFunction):
@@ -12689,7 +12689,7 @@ class messages:
         msg_id: _b.int
         data: _b.bytes | None
         password: _InputCheckPasswordSRP | None
-        def __init__(self, *, game: _b.bool = False, peer: _InputPeer, msg_id: _b.int, data: _b.bytes | None = None, password: _InputCheckPasswordSRP | None = None) -> None: ...
+        def __init__(self, *, game: _b.bool | None = False, peer: _InputPeer, msg_id: _b.int, data: _b.bytes | None = None, password: _InputCheckPasswordSRP | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_BotCallbackAnswer: ...
     class GetChatInviteImporters(_TLFunction):
@@ -12702,13 +12702,13 @@ class messages:
         offset_date: _b.int
         offset_user: _InputUser
         limit: _b.int
-        def __init__(self, *, requested: _b.bool = False, subscription_expired: _b.bool = False, peer: _InputPeer, link: _b.str | None = None, q: _b.str | None = None, offset_date: _b.int, offset_user: _InputUser, limit: _b.int) -> None: ...
+        def __init__(self, *, requested: _b.bool | None = False, subscription_expired: _b.bool | None = False, peer: _InputPeer, link: _b.str | None = None, q: _b.str | None = None, offset_date: _b.int, offset_user: _InputUser, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_ChatInviteImporters: ...
     class GetChats(_TLFunction):
         """messages.getChats#49e9528f id:Vector<long> = messages.Chats;"""
         id: _b.list[_b.int]
-        def __init__(self, *, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_Chats: ...
     class GetCommonChats(_TLFunction):
@@ -12722,7 +12722,7 @@ class messages:
     class GetCustomEmojiDocuments(_TLFunction):
         """messages.getCustomEmojiDocuments#d9ab0f54 document_id:Vector<long> = Vector<Document>;"""
         document_id: _b.list[_b.int]
-        def __init__(self, *, document_id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, document_id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_Document]: ...
     class GetDefaultHistoryTTL(_TLFunction):
@@ -12763,7 +12763,7 @@ class messages:
         offset_peer: _InputPeer
         limit: _b.int
         hash: _b.int
-        def __init__(self, *, exclude_pinned: _b.bool = False, folder_id: _b.int | None = None, offset_date: _b.int, offset_id: _b.int, offset_peer: _InputPeer, limit: _b.int, hash: _b.int) -> None: ...
+        def __init__(self, *, exclude_pinned: _b.bool | None = False, folder_id: _b.int | None = None, offset_date: _b.int, offset_id: _b.int, offset_peer: _InputPeer, limit: _b.int, hash: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_Dialogs: ...
     class GetDiscussionMessage(_TLFunction):
@@ -12808,7 +12808,7 @@ class messages:
     class GetEmojiKeywordsLanguages(_TLFunction):
         """messages.getEmojiKeywordsLanguages#4e9963b2 lang_codes:Vector<string> = Vector<EmojiLanguage>;"""
         lang_codes: _b.list[_b.str]
-        def __init__(self, *, lang_codes: _b.list[_b.str]) -> None: ...
+        def __init__(self, *, lang_codes: _Sequence[_b.str]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_EmojiLanguage]: ...
     class GetEmojiProfilePhotoGroups(_TLFunction):
@@ -12856,21 +12856,21 @@ class messages:
         offset_date: _b.int | None
         offset_link: _b.str | None
         limit: _b.int
-        def __init__(self, *, revoked: _b.bool = False, peer: _InputPeer, admin_id: _InputUser, offset_date: _b.int | None = None, offset_link: _b.str | None = None, limit: _b.int) -> None: ...
+        def __init__(self, *, revoked: _b.bool | None = False, peer: _InputPeer, admin_id: _InputUser, offset_date: _b.int | None = None, offset_link: _b.str | None = None, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_ExportedChatInvites: ...
     class GetExtendedMedia(_TLFunction):
         """messages.getExtendedMedia#84f80814 peer:InputPeer id:Vector<int> = Updates;"""
         peer: _InputPeer
         id: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class GetFactCheck(_TLFunction):
         """messages.getFactCheck#b9cdc5ee peer:InputPeer msg_id:Vector<int> = Vector<FactCheck>;"""
         peer: _InputPeer
         msg_id: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, msg_id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, msg_id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_FactCheck]: ...
     class GetFavedStickers(_TLFunction):
@@ -12906,7 +12906,7 @@ class messages:
         """messages.getForumTopicsByID#af0a4a08 peer:InputPeer topics:Vector<int> = messages.ForumTopics;"""
         peer: _InputPeer
         topics: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, topics: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, topics: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_ForumTopics: ...
     class GetFullChat(_TLFunction):
@@ -12992,14 +12992,14 @@ class messages:
     class GetMessages(_TLFunction):
         """messages.getMessages#63c66506 id:Vector<InputMessage> = messages.Messages;"""
         id: _b.list[_InputMessage]
-        def __init__(self, *, id: _b.list[_InputMessage]) -> None: ...
+        def __init__(self, *, id: _Sequence[_InputMessage]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_Messages: ...
     class GetMessagesReactions(_TLFunction):
         """messages.getMessagesReactions#8bba90e6 peer:InputPeer id:Vector<int> = Updates;"""
         peer: _InputPeer
         id: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class GetMessagesViews(_TLFunction):
@@ -13007,7 +13007,7 @@ class messages:
         peer: _InputPeer
         id: _b.list[_b.int]
         increment: _b.bool
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int], increment: _b.bool) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int], increment: _b.bool) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_MessageViews: ...
     class GetMyStickers(_TLFunction):
@@ -13046,7 +13046,7 @@ class messages:
     class GetPeerDialogs(_TLFunction):
         """messages.getPeerDialogs#e470bcfd peers:Vector<InputDialogPeer> = messages.PeerDialogs;"""
         peers: _b.list[_InputDialogPeer]
-        def __init__(self, *, peers: _b.list[_InputDialogPeer]) -> None: ...
+        def __init__(self, *, peers: _Sequence[_InputDialogPeer]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_PeerDialogs: ...
     class GetPeerSettings(_TLFunction):
@@ -13112,7 +13112,7 @@ class messages:
         shortcut_id: _b.int
         id: _b.list[_b.int] | None
         hash: _b.int
-        def __init__(self, *, shortcut_id: _b.int, id: _b.list[_b.int] | None = None, hash: _b.int) -> None: ...
+        def __init__(self, *, shortcut_id: _b.int, id: _Sequence[_b.int] | None = None, hash: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_Messages: ...
     class GetRecentLocations(_TLFunction):
@@ -13134,7 +13134,7 @@ class messages:
         """messages.getRecentStickers#9da9403b flags:# attached:flags.0?true hash:long = messages.RecentStickers;"""
         attached: _b.bool
         hash: _b.int
-        def __init__(self, *, attached: _b.bool = False, hash: _b.int) -> None: ...
+        def __init__(self, *, attached: _b.bool | None = False, hash: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_RecentStickers: ...
     class GetReplies(_TLFunction):
@@ -13167,14 +13167,14 @@ class messages:
         offset_peer: _InputPeer
         limit: _b.int
         hash: _b.int
-        def __init__(self, *, exclude_pinned: _b.bool = False, parent_peer: _InputPeer | None = None, offset_date: _b.int, offset_id: _b.int, offset_peer: _InputPeer, limit: _b.int, hash: _b.int) -> None: ...
+        def __init__(self, *, exclude_pinned: _b.bool | None = False, parent_peer: _InputPeer | None = None, offset_date: _b.int, offset_id: _b.int, offset_peer: _InputPeer, limit: _b.int, hash: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_SavedDialogs: ...
     class GetSavedDialogsByID(_TLFunction):
         """messages.getSavedDialogsByID#6f6f9c96 flags:# parent_peer:flags.1?InputPeer ids:Vector<InputPeer> = messages.SavedDialogs;"""
         parent_peer: _InputPeer | None
         ids: _b.list[_InputPeer]
-        def __init__(self, *, parent_peer: _InputPeer | None = None, ids: _b.list[_InputPeer]) -> None: ...
+        def __init__(self, *, parent_peer: _InputPeer | None = None, ids: _Sequence[_InputPeer]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_SavedDialogs: ...
     class GetSavedGifs(_TLFunction):
@@ -13215,7 +13215,7 @@ class messages:
         """messages.getScheduledMessages#bdbb0464 peer:InputPeer id:Vector<int> = messages.Messages;"""
         peer: _InputPeer
         id: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_Messages: ...
     class GetSearchCounters(_TLFunction):
@@ -13224,7 +13224,7 @@ class messages:
         saved_peer_id: _InputPeer | None
         top_msg_id: _b.int | None
         filters: _b.list[_MessagesFilter]
-        def __init__(self, *, peer: _InputPeer, saved_peer_id: _InputPeer | None = None, top_msg_id: _b.int | None = None, filters: _b.list[_MessagesFilter]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, saved_peer_id: _InputPeer | None = None, top_msg_id: _b.int | None = None, filters: _Sequence[_MessagesFilter]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_messages_SearchCounter]: ...
     class GetSearchResultsCalendar(_TLFunction):
@@ -13333,7 +13333,7 @@ class messages:
         """messages.getWebPagePreview#570d6f6f flags:# message:string entities:flags.3?Vector<MessageEntity> = messages.WebPagePreview;"""
         message: _b.str
         entities: _b.list[_MessageEntity] | None
-        def __init__(self, *, message: _b.str, entities: _b.list[_MessageEntity] | None = None) -> None: ...
+        def __init__(self, *, message: _b.str, entities: _Sequence[_MessageEntity] | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_WebPagePreview: ...
     class HideAllChatJoinRequests(_TLFunction):
@@ -13341,7 +13341,7 @@ class messages:
         approved: _b.bool
         peer: _InputPeer
         link: _b.str | None
-        def __init__(self, *, approved: _b.bool = False, peer: _InputPeer, link: _b.str | None = None) -> None: ...
+        def __init__(self, *, approved: _b.bool | None = False, peer: _InputPeer, link: _b.str | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class HideChatJoinRequest(_TLFunction):
@@ -13349,7 +13349,7 @@ class messages:
         approved: _b.bool
         peer: _InputPeer
         user_id: _InputUser
-        def __init__(self, *, approved: _b.bool = False, peer: _InputPeer, user_id: _InputUser) -> None: ...
+        def __init__(self, *, approved: _b.bool | None = False, peer: _InputPeer, user_id: _InputUser) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class HidePeerSettingsBar(_TLFunction):
@@ -13362,7 +13362,7 @@ class messages:
         """messages.highScores#9a3bfd99 scores:Vector<HighScore> users:Vector<User> = messages.HighScores;"""
         scores: _b.list[_HighScore]
         users: _b.list[_User]
-        def __init__(self, *, scores: _b.list[_HighScore], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, scores: _Sequence[_HighScore], users: _Sequence[_User]) -> None: ...
     class HistoryImport(_TLObject):
         """messages.historyImport#1662af0b id:long = messages.HistoryImport;"""
         id: _b.int
@@ -13372,7 +13372,7 @@ class messages:
         pm: _b.bool
         group: _b.bool
         title: _b.str | None
-        def __init__(self, *, pm: _b.bool = False, group: _b.bool = False, title: _b.str | None = None) -> None: ...
+        def __init__(self, *, pm: _b.bool | None = False, group: _b.bool | None = False, title: _b.str | None = None) -> None: ...
     class ImportChatInvite(_TLFunction):
         """messages.importChatInvite#de91436e hash:string = messages.ChatInviteJoinResult;"""
         hash: _b.str
@@ -13384,7 +13384,7 @@ class messages:
         dates: _b.list[_b.int]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, dates: _b.list[_b.int], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, dates: _Sequence[_b.int], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class InitHistoryImport(_TLFunction):
         """messages.initHistoryImport#34090c3b peer:InputPeer file:InputFile media_count:int = messages.HistoryImport;"""
         peer: _InputPeer
@@ -13404,19 +13404,19 @@ class messages:
         """messages.invitedUsers#7f5defa6 updates:Updates missing_invitees:Vector<MissingInvitee> = messages.InvitedUsers;"""
         updates: _Updates
         missing_invitees: _b.list[_MissingInvitee]
-        def __init__(self, *, updates: _Updates, missing_invitees: _b.list[_MissingInvitee]) -> None: ...
+        def __init__(self, *, updates: _Updates, missing_invitees: _Sequence[_MissingInvitee]) -> None: ...
     class MarkDialogUnread(_TLFunction):
         """messages.markDialogUnread#8c5006f8 flags:# unread:flags.0?true parent_peer:flags.1?InputPeer peer:InputDialogPeer = Bool;"""
         unread: _b.bool
         parent_peer: _InputPeer | None
         peer: _InputDialogPeer
-        def __init__(self, *, unread: _b.bool = False, parent_peer: _InputPeer | None = None, peer: _InputDialogPeer) -> None: ...
+        def __init__(self, *, unread: _b.bool | None = False, parent_peer: _InputPeer | None = None, peer: _InputDialogPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class MessageEditData(_TLObject):
         """messages.messageEditData#26b5dde6 flags:# caption:flags.0?true = messages.MessageEditData;"""
         caption: _b.bool
-        def __init__(self, *, caption: _b.bool = False) -> None: ...
+        def __init__(self, *, caption: _b.bool | None = False) -> None: ...
     class MessageReactionsList(_TLObject):
         """messages.messageReactionsList#31bd492d flags:# count:int reactions:Vector<MessagePeerReaction> chats:Vector<Chat> users:Vector<User> next_offset:flags.0?string = messages.MessageReactionsList;"""
         count: _b.int
@@ -13424,20 +13424,20 @@ class messages:
         chats: _b.list[_Chat]
         users: _b.list[_User]
         next_offset: _b.str | None
-        def __init__(self, *, count: _b.int, reactions: _b.list[_MessagePeerReaction], chats: _b.list[_Chat], users: _b.list[_User], next_offset: _b.str | None = None) -> None: ...
+        def __init__(self, *, count: _b.int, reactions: _Sequence[_MessagePeerReaction], chats: _Sequence[_Chat], users: _Sequence[_User], next_offset: _b.str | None = None) -> None: ...
     class MessageViews(_TLObject):
         """messages.messageViews#b6c4f543 views:Vector<MessageViews> chats:Vector<Chat> users:Vector<User> = messages.MessageViews;"""
         views: _b.list[_MessageViews]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, views: _b.list[_MessageViews], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, views: _Sequence[_MessageViews], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class Messages(_TLObject):
         """messages.messages#1d73e7ea messages:Vector<Message> topics:Vector<ForumTopic> chats:Vector<Chat> users:Vector<User> = messages.Messages;"""
         messages: _b.list[_Message]
         topics: _b.list[_ForumTopic]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, messages: _b.list[_Message], topics: _b.list[_ForumTopic], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, messages: _Sequence[_Message], topics: _Sequence[_ForumTopic], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class MessagesNotModified(_TLObject):
         """messages.messagesNotModified#74535f21 count:int = messages.Messages;"""
         count: _b.int
@@ -13453,7 +13453,7 @@ class messages:
         topics: _b.list[_ForumTopic]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, inexact: _b.bool = False, count: _b.int, next_rate: _b.int | None = None, offset_id_offset: _b.int | None = None, search_flood: _SearchPostsFlood | None = None, messages: _b.list[_Message], topics: _b.list[_ForumTopic], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, inexact: _b.bool | None = False, count: _b.int, next_rate: _b.int | None = None, offset_id_offset: _b.int | None = None, search_flood: _SearchPostsFlood | None = None, messages: _Sequence[_Message], topics: _Sequence[_ForumTopic], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class MigrateChat(_TLFunction):
         """messages.migrateChat#a2875319 chat_id:long = Updates;"""
         chat_id: _b.int
@@ -13464,7 +13464,7 @@ class messages:
         """messages.myStickers#faff629d count:int sets:Vector<StickerSetCovered> = messages.MyStickers;"""
         count: _b.int
         sets: _b.list[_StickerSetCovered]
-        def __init__(self, *, count: _b.int, sets: _b.list[_StickerSetCovered]) -> None: ...
+        def __init__(self, *, count: _b.int, sets: _Sequence[_StickerSetCovered]) -> None: ...
     class PeerDialogs(_TLObject):
         """messages.peerDialogs#3371c354 dialogs:Vector<Dialog> messages:Vector<Message> chats:Vector<Chat> users:Vector<User> state:updates.State = messages.PeerDialogs;"""
         dialogs: _b.list[_Dialog]
@@ -13472,13 +13472,13 @@ class messages:
         chats: _b.list[_Chat]
         users: _b.list[_User]
         state: _updates_State
-        def __init__(self, *, dialogs: _b.list[_Dialog], messages: _b.list[_Message], chats: _b.list[_Chat], users: _b.list[_User], state: _updates_State) -> None: ...
+        def __init__(self, *, dialogs: _Sequence[_Dialog], messages: _Sequence[_Message], chats: _Sequence[_Chat], users: _Sequence[_User], state: _updates_State) -> None: ...
     class PeerSettings(_TLObject):
         """messages.peerSettings#6880b94d settings:PeerSettings chats:Vector<Chat> users:Vector<User> = messages.PeerSettings;"""
         settings: _PeerSettings
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, settings: _PeerSettings, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, settings: _PeerSettings, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class PreparedInlineMessage(_TLObject):
         """messages.preparedInlineMessage#ff57708d query_id:long result:BotInlineResult peer_types:Vector<InlineQueryPeerType> cache_time:int users:Vector<User> = messages.PreparedInlineMessage;"""
         query_id: _b.int
@@ -13486,7 +13486,7 @@ class messages:
         peer_types: _b.list[_InlineQueryPeerType]
         cache_time: _b.int
         users: _b.list[_User]
-        def __init__(self, *, query_id: _b.int, result: _BotInlineResult, peer_types: _b.list[_InlineQueryPeerType], cache_time: _b.int, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, query_id: _b.int, result: _BotInlineResult, peer_types: _Sequence[_InlineQueryPeerType], cache_time: _b.int, users: _Sequence[_User]) -> None: ...
     class ProlongWebView(_TLFunction):
         """messages.prolongWebView#b0d81a83 flags:# silent:flags.5?true peer:InputPeer bot:InputUser query_id:long reply_to:flags.0?InputReplyTo send_as:flags.13?InputPeer = Bool;"""
         silent: _b.bool
@@ -13495,7 +13495,7 @@ class messages:
         query_id: _b.int
         reply_to: _InputReplyTo | None
         send_as: _InputPeer | None
-        def __init__(self, *, silent: _b.bool = False, peer: _InputPeer, bot: _InputUser, query_id: _b.int, reply_to: _InputReplyTo | None = None, send_as: _InputPeer | None = None) -> None: ...
+        def __init__(self, *, silent: _b.bool | None = False, peer: _InputPeer, bot: _InputUser, query_id: _b.int, reply_to: _InputReplyTo | None = None, send_as: _InputPeer | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class QuickReplies(_TLObject):
@@ -13504,7 +13504,7 @@ class messages:
         messages: _b.list[_Message]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, quick_replies: _b.list[_QuickReply], messages: _b.list[_Message], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, quick_replies: _Sequence[_QuickReply], messages: _Sequence[_Message], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class QuickRepliesNotModified(_TLObject):
         """messages.quickRepliesNotModified#5f91eb5b = messages.QuickReplies;"""
         def __init__(self) -> None: ...
@@ -13521,7 +13521,7 @@ class messages:
         """messages.reactions#eafdf716 hash:long reactions:Vector<Reaction> = messages.Reactions;"""
         hash: _b.int
         reactions: _b.list[_Reaction]
-        def __init__(self, *, hash: _b.int, reactions: _b.list[_Reaction]) -> None: ...
+        def __init__(self, *, hash: _b.int, reactions: _Sequence[_Reaction]) -> None: ...
     class ReactionsNotModified(_TLObject):
         """messages.reactionsNotModified#b06fdbdf = messages.Reactions;"""
         def __init__(self) -> None: ...
@@ -13543,7 +13543,7 @@ class messages:
     class ReadFeaturedStickers(_TLFunction):
         """messages.readFeaturedStickers#5b118126 id:Vector<long> = Bool;"""
         id: _b.list[_b.int]
-        def __init__(self, *, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ReadHistory(_TLFunction):
@@ -13563,7 +13563,7 @@ class messages:
     class ReadMessageContents(_TLFunction):
         """messages.readMessageContents#36a73f77 id:Vector<int> = messages.AffectedMessages;"""
         id: _b.list[_b.int]
-        def __init__(self, *, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_AffectedMessages: ...
     class ReadPollVotes(_TLFunction):
@@ -13607,7 +13607,7 @@ class messages:
         packs: _b.list[_StickerPack]
         stickers: _b.list[_Document]
         dates: _b.list[_b.int]
-        def __init__(self, *, hash: _b.int, packs: _b.list[_StickerPack], stickers: _b.list[_Document], dates: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, hash: _b.int, packs: _Sequence[_StickerPack], stickers: _Sequence[_Document], dates: _Sequence[_b.int]) -> None: ...
     class RecentStickersNotModified(_TLObject):
         """messages.recentStickersNotModified#b17f890 = messages.RecentStickers;"""
         def __init__(self) -> None: ...
@@ -13616,7 +13616,7 @@ class messages:
         force: _b.bool
         folder_id: _b.int
         order: _b.list[_InputDialogPeer]
-        def __init__(self, *, force: _b.bool = False, folder_id: _b.int, order: _b.list[_InputDialogPeer]) -> None: ...
+        def __init__(self, *, force: _b.bool | None = False, folder_id: _b.int, order: _Sequence[_InputDialogPeer]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ReorderPinnedForumTopics(_TLFunction):
@@ -13624,20 +13624,20 @@ class messages:
         force: _b.bool
         peer: _InputPeer
         order: _b.list[_b.int]
-        def __init__(self, *, force: _b.bool = False, peer: _InputPeer, order: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, force: _b.bool | None = False, peer: _InputPeer, order: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class ReorderPinnedSavedDialogs(_TLFunction):
         """messages.reorderPinnedSavedDialogs#8b716587 flags:# force:flags.0?true order:Vector<InputDialogPeer> = Bool;"""
         force: _b.bool
         order: _b.list[_InputDialogPeer]
-        def __init__(self, *, force: _b.bool = False, order: _b.list[_InputDialogPeer]) -> None: ...
+        def __init__(self, *, force: _b.bool | None = False, order: _Sequence[_InputDialogPeer]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ReorderQuickReplies(_TLFunction):
         """messages.reorderQuickReplies#60331907 order:Vector<int> = Bool;"""
         order: _b.list[_b.int]
-        def __init__(self, *, order: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, order: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ReorderStickerSets(_TLFunction):
@@ -13645,7 +13645,7 @@ class messages:
         masks: _b.bool
         emojis: _b.bool
         order: _b.list[_b.int]
-        def __init__(self, *, masks: _b.bool = False, emojis: _b.bool = False, order: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, masks: _b.bool | None = False, emojis: _b.bool | None = False, order: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class Report(_TLFunction):
@@ -13654,7 +13654,7 @@ class messages:
         id: _b.list[_b.int]
         option: _b.bytes
         message: _b.str
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int], option: _b.bytes, message: _b.str) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int], option: _b.bytes, message: _b.str) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _ReportResult: ...
     class ReportEncryptedSpam(_TLFunction):
@@ -13668,7 +13668,7 @@ class messages:
         push: _b.bool
         peer: _InputPeer
         id: _b.list[_b.int]
-        def __init__(self, *, push: _b.bool = False, peer: _InputPeer, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, push: _b.bool | None = False, peer: _InputPeer, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ReportMusicListen(_TLFunction):
@@ -13690,7 +13690,7 @@ class messages:
         """messages.reportReadMetrics#4067c5e6 peer:InputPeer metrics:Vector<InputMessageReadMetric> = Bool;"""
         peer: _InputPeer
         metrics: _b.list[_InputMessageReadMetric]
-        def __init__(self, *, peer: _InputPeer, metrics: _b.list[_InputMessageReadMetric]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, metrics: _Sequence[_InputMessageReadMetric]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ReportSpam(_TLFunction):
@@ -13716,7 +13716,7 @@ class messages:
         start_param: _b.str | None
         theme_params: _DataJSON | None
         platform: _b.str
-        def __init__(self, *, write_allowed: _b.bool = False, compact: _b.bool = False, fullscreen: _b.bool = False, peer: _InputPeer, app: _InputBotApp, start_param: _b.str | None = None, theme_params: _DataJSON | None = None, platform: _b.str) -> None: ...
+        def __init__(self, *, write_allowed: _b.bool | None = False, compact: _b.bool | None = False, fullscreen: _b.bool | None = False, peer: _InputPeer, app: _InputBotApp, start_param: _b.str | None = None, theme_params: _DataJSON | None = None, platform: _b.str) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _WebViewResult: ...
     class RequestChatJoinWebView(_TLFunction):
@@ -13744,7 +13744,7 @@ class messages:
         start_param: _b.str | None
         theme_params: _DataJSON | None
         platform: _b.str
-        def __init__(self, *, compact: _b.bool = False, fullscreen: _b.bool = False, peer: _InputPeer, bot: _InputUser, start_param: _b.str | None = None, theme_params: _DataJSON | None = None, platform: _b.str) -> None: ...
+        def __init__(self, *, compact: _b.bool | None = False, fullscreen: _b.bool | None = False, peer: _InputPeer, bot: _InputUser, start_param: _b.str | None = None, theme_params: _DataJSON | None = None, platform: _b.str) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _WebViewResult: ...
     class RequestSimpleWebView(_TLFunction):
@@ -13758,7 +13758,7 @@ class messages:
         start_param: _b.str | None
         theme_params: _DataJSON | None
         platform: _b.str
-        def __init__(self, *, from_switch_webview: _b.bool = False, from_side_menu: _b.bool = False, compact: _b.bool = False, fullscreen: _b.bool = False, bot: _InputUser, url: _b.str | None = None, start_param: _b.str | None = None, theme_params: _DataJSON | None = None, platform: _b.str) -> None: ...
+        def __init__(self, *, from_switch_webview: _b.bool | None = False, from_side_menu: _b.bool | None = False, compact: _b.bool | None = False, fullscreen: _b.bool | None = False, bot: _InputUser, url: _b.str | None = None, start_param: _b.str | None = None, theme_params: _DataJSON | None = None, platform: _b.str) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _WebViewResult: ...
     class RequestUrlAuth(_TLFunction):
@@ -13785,7 +13785,7 @@ class messages:
         platform: _b.str
         reply_to: _InputReplyTo | None
         send_as: _InputPeer | None
-        def __init__(self, *, from_bot_menu: _b.bool = False, silent: _b.bool = False, compact: _b.bool = False, fullscreen: _b.bool = False, peer: _InputPeer, bot: _InputUser, url: _b.str | None = None, start_param: _b.str | None = None, theme_params: _DataJSON | None = None, platform: _b.str, reply_to: _InputReplyTo | None = None, send_as: _InputPeer | None = None) -> None: ...
+        def __init__(self, *, from_bot_menu: _b.bool | None = False, silent: _b.bool | None = False, compact: _b.bool | None = False, fullscreen: _b.bool | None = False, peer: _InputPeer, bot: _InputUser, url: _b.str | None = None, start_param: _b.str | None = None, theme_params: _DataJSON | None = None, platform: _b.str, reply_to: _InputReplyTo | None = None, send_as: _InputPeer | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _WebViewResult: ...
     class SaveDefaultSendAs(_TLFunction):
@@ -13807,7 +13807,7 @@ class messages:
         effect: _b.int | None
         suggested_post: _SuggestedPost | None
         rich_message: _InputRichMessage | None
-        def __init__(self, *, no_webpage: _b.bool = False, invert_media: _b.bool = False, reply_to: _InputReplyTo | None = None, peer: _InputPeer, message: _b.str, entities: _b.list[_MessageEntity] | None = None, media: _InputMedia | None = None, effect: _b.int | None = None, suggested_post: _SuggestedPost | None = None, rich_message: _InputRichMessage | None = None) -> None: ...
+        def __init__(self, *, no_webpage: _b.bool | None = False, invert_media: _b.bool | None = False, reply_to: _InputReplyTo | None = None, peer: _InputPeer, message: _b.str, entities: _Sequence[_MessageEntity] | None = None, media: _InputMedia | None = None, effect: _b.int | None = None, suggested_post: _SuggestedPost | None = None, rich_message: _InputRichMessage | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SaveGif(_TLFunction):
@@ -13822,7 +13822,7 @@ class messages:
         result: _InputBotInlineResult
         user_id: _InputUser
         peer_types: _b.list[_InlineQueryPeerType] | None
-        def __init__(self, *, result: _InputBotInlineResult, user_id: _InputUser, peer_types: _b.list[_InlineQueryPeerType] | None = None) -> None: ...
+        def __init__(self, *, result: _InputBotInlineResult, user_id: _InputUser, peer_types: _Sequence[_InlineQueryPeerType] | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_BotPreparedInlineMessage: ...
     class SaveRecentSticker(_TLFunction):
@@ -13830,7 +13830,7 @@ class messages:
         attached: _b.bool
         id: _InputDocument
         unsave: _b.bool
-        def __init__(self, *, attached: _b.bool = False, id: _InputDocument, unsave: _b.bool) -> None: ...
+        def __init__(self, *, attached: _b.bool | None = False, id: _InputDocument, unsave: _b.bool) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SavedDialogs(_TLObject):
@@ -13839,7 +13839,7 @@ class messages:
         messages: _b.list[_Message]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, dialogs: _b.list[_SavedDialog], messages: _b.list[_Message], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, dialogs: _Sequence[_SavedDialog], messages: _Sequence[_Message], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class SavedDialogsNotModified(_TLObject):
         """messages.savedDialogsNotModified#c01f6fe8 count:int = messages.SavedDialogs;"""
         count: _b.int
@@ -13851,12 +13851,12 @@ class messages:
         messages: _b.list[_Message]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, dialogs: _b.list[_SavedDialog], messages: _b.list[_Message], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, dialogs: _Sequence[_SavedDialog], messages: _Sequence[_Message], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class SavedGifs(_TLObject):
         """messages.savedGifs#84a02a0d hash:long gifs:Vector<Document> = messages.SavedGifs;"""
         hash: _b.int
         gifs: _b.list[_Document]
-        def __init__(self, *, hash: _b.int, gifs: _b.list[_Document]) -> None: ...
+        def __init__(self, *, hash: _b.int, gifs: _Sequence[_Document]) -> None: ...
     class SavedGifsNotModified(_TLObject):
         """messages.savedGifsNotModified#e8025ca2 = messages.SavedGifs;"""
         def __init__(self) -> None: ...
@@ -13864,7 +13864,7 @@ class messages:
         """messages.savedReactionTags#3259950a tags:Vector<SavedReactionTag> hash:long = messages.SavedReactionTags;"""
         tags: _b.list[_SavedReactionTag]
         hash: _b.int
-        def __init__(self, *, tags: _b.list[_SavedReactionTag], hash: _b.int) -> None: ...
+        def __init__(self, *, tags: _Sequence[_SavedReactionTag], hash: _b.int) -> None: ...
     class SavedReactionTagsNotModified(_TLObject):
         """messages.savedReactionTagsNotModified#889b59ef = messages.SavedReactionTags;"""
         def __init__(self) -> None: ...
@@ -13885,7 +13885,7 @@ class messages:
         max_id: _b.int
         min_id: _b.int
         hash: _b.int
-        def __init__(self, *, peer: _InputPeer, q: _b.str, from_id: _InputPeer | None = None, saved_peer_id: _InputPeer | None = None, saved_reaction: _b.list[_Reaction] | None = None, top_msg_id: _b.int | None = None, filter: _MessagesFilter, min_date: _b.int, max_date: _b.int, offset_id: _b.int, add_offset: _b.int, limit: _b.int, max_id: _b.int, min_id: _b.int, hash: _b.int) -> None: ...
+        def __init__(self, *, peer: _InputPeer, q: _b.str, from_id: _InputPeer | None = None, saved_peer_id: _InputPeer | None = None, saved_reaction: _Sequence[_Reaction] | None = None, top_msg_id: _b.int | None = None, filter: _MessagesFilter, min_date: _b.int, max_date: _b.int, offset_id: _b.int, add_offset: _b.int, limit: _b.int, max_id: _b.int, min_id: _b.int, hash: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_Messages: ...
     class SearchCounter(_TLObject):
@@ -13893,7 +13893,7 @@ class messages:
         inexact: _b.bool
         filter: _MessagesFilter
         count: _b.int
-        def __init__(self, *, inexact: _b.bool = False, filter: _MessagesFilter, count: _b.int) -> None: ...
+        def __init__(self, *, inexact: _b.bool | None = False, filter: _MessagesFilter, count: _b.int) -> None: ...
     class SearchCustomEmoji(_TLFunction):
         """messages.searchCustomEmoji#2c11c0d7 emoticon:string hash:long = EmojiList;"""
         emoticon: _b.str
@@ -13906,7 +13906,7 @@ class messages:
         exclude_featured: _b.bool
         q: _b.str
         hash: _b.int
-        def __init__(self, *, exclude_featured: _b.bool = False, q: _b.str, hash: _b.int) -> None: ...
+        def __init__(self, *, exclude_featured: _b.bool | None = False, q: _b.str, hash: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_FoundStickerSets: ...
     class SearchGlobal(_TLFunction):
@@ -13924,7 +13924,7 @@ class messages:
         offset_peer: _InputPeer
         offset_id: _b.int
         limit: _b.int
-        def __init__(self, *, broadcasts_only: _b.bool = False, groups_only: _b.bool = False, users_only: _b.bool = False, folder_id: _b.int | None = None, community: _InputChannel | None = None, q: _b.str, filter: _MessagesFilter, min_date: _b.int, max_date: _b.int, offset_rate: _b.int, offset_peer: _InputPeer, offset_id: _b.int, limit: _b.int) -> None: ...
+        def __init__(self, *, broadcasts_only: _b.bool | None = False, groups_only: _b.bool | None = False, users_only: _b.bool | None = False, folder_id: _b.int | None = None, community: _InputChannel | None = None, q: _b.str, filter: _MessagesFilter, min_date: _b.int, max_date: _b.int, offset_rate: _b.int, offset_peer: _InputPeer, offset_id: _b.int, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_Messages: ...
     class SearchResultsCalendar(_TLObject):
@@ -13938,12 +13938,12 @@ class messages:
         messages: _b.list[_Message]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, inexact: _b.bool = False, count: _b.int, min_date: _b.int, min_msg_id: _b.int, offset_id_offset: _b.int | None = None, periods: _b.list[_SearchResultsCalendarPeriod], messages: _b.list[_Message], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, inexact: _b.bool | None = False, count: _b.int, min_date: _b.int, min_msg_id: _b.int, offset_id_offset: _b.int | None = None, periods: _Sequence[_SearchResultsCalendarPeriod], messages: _Sequence[_Message], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class SearchResultsPositions(_TLObject):
         """messages.searchResultsPositions#53b22baf count:int positions:Vector<SearchResultsPosition> = messages.SearchResultsPositions;"""
         count: _b.int
         positions: _b.list[_SearchResultsPosition]
-        def __init__(self, *, count: _b.int, positions: _b.list[_SearchResultsPosition]) -> None: ...
+        def __init__(self, *, count: _b.int, positions: _Sequence[_SearchResultsPosition]) -> None: ...
     class SearchSentMedia(_TLFunction):
         """messages.searchSentMedia#107e31a0 q:string filter:MessagesFilter limit:int = messages.Messages;"""
         q: _b.str
@@ -13957,7 +13957,7 @@ class messages:
         exclude_featured: _b.bool
         q: _b.str
         hash: _b.int
-        def __init__(self, *, exclude_featured: _b.bool = False, q: _b.str, hash: _b.int) -> None: ...
+        def __init__(self, *, exclude_featured: _b.bool | None = False, q: _b.str, hash: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_FoundStickerSets: ...
     class SearchStickers(_TLFunction):
@@ -13969,7 +13969,7 @@ class messages:
         offset: _b.int
         limit: _b.int
         hash: _b.int
-        def __init__(self, *, emojis: _b.bool = False, q: _b.str, emoticon: _b.str, lang_code: _b.list[_b.str], offset: _b.int, limit: _b.int, hash: _b.int) -> None: ...
+        def __init__(self, *, emojis: _b.bool | None = False, q: _b.str, emoticon: _b.str, lang_code: _Sequence[_b.str], offset: _b.int, limit: _b.int, hash: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_FoundStickers: ...
     class SendBotRequestedPeer(_TLFunction):
@@ -13979,7 +13979,7 @@ class messages:
         webapp_req_id: _b.str | None
         button_id: _b.int
         requested_peers: _b.list[_InputPeer]
-        def __init__(self, *, peer: _InputPeer, msg_id: _b.int | None = None, webapp_req_id: _b.str | None = None, button_id: _b.int, requested_peers: _b.list[_InputPeer]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, msg_id: _b.int | None = None, webapp_req_id: _b.str | None = None, button_id: _b.int, requested_peers: _Sequence[_InputPeer]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SendEncrypted(_TLFunction):
@@ -13988,7 +13988,7 @@ class messages:
         peer: _InputEncryptedChat
         random_id: _b.int
         data: _b.bytes
-        def __init__(self, *, silent: _b.bool = False, peer: _InputEncryptedChat, random_id: _b.int, data: _b.bytes) -> None: ...
+        def __init__(self, *, silent: _b.bool | None = False, peer: _InputEncryptedChat, random_id: _b.int, data: _b.bytes) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_SentEncryptedMessage: ...
     class SendEncryptedFile(_TLFunction):
@@ -13998,7 +13998,7 @@ class messages:
         random_id: _b.int
         data: _b.bytes
         file: _InputEncryptedFile
-        def __init__(self, *, silent: _b.bool = False, peer: _InputEncryptedChat, random_id: _b.int, data: _b.bytes, file: _InputEncryptedFile) -> None: ...
+        def __init__(self, *, silent: _b.bool | None = False, peer: _InputEncryptedChat, random_id: _b.int, data: _b.bytes, file: _InputEncryptedFile) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_SentEncryptedMessage: ...
     class SendEncryptedService(_TLFunction):
@@ -14024,7 +14024,7 @@ class messages:
         send_as: _InputPeer | None
         quick_reply_shortcut: _InputQuickReplyShortcut | None
         allow_paid_stars: _b.int | None
-        def __init__(self, *, silent: _b.bool = False, background: _b.bool = False, clear_draft: _b.bool = False, hide_via: _b.bool = False, peer: _InputPeer, reply_to: _InputReplyTo | None = None, random_id: _b.int, query_id: _b.int, id: _b.str, schedule_date: _b.int | None = None, send_as: _InputPeer | None = None, quick_reply_shortcut: _InputQuickReplyShortcut | None = None, allow_paid_stars: _b.int | None = None) -> None: ...
+        def __init__(self, *, silent: _b.bool | None = False, background: _b.bool | None = False, clear_draft: _b.bool | None = False, hide_via: _b.bool | None = False, peer: _InputPeer, reply_to: _InputReplyTo | None = None, random_id: _b.int, query_id: _b.int, id: _b.str, schedule_date: _b.int | None = None, send_as: _InputPeer | None = None, quick_reply_shortcut: _InputQuickReplyShortcut | None = None, allow_paid_stars: _b.int | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SendMedia(_TLFunction):
@@ -14050,7 +14050,7 @@ class messages:
         effect: _b.int | None
         allow_paid_stars: _b.int | None
         suggested_post: _SuggestedPost | None
-        def __init__(self, *, silent: _b.bool = False, background: _b.bool = False, clear_draft: _b.bool = False, noforwards: _b.bool = False, update_stickersets_order: _b.bool = False, invert_media: _b.bool = False, allow_paid_floodskip: _b.bool = False, peer: _InputPeer, reply_to: _InputReplyTo | None = None, media: _InputMedia, message: _b.str, random_id: _b.int, reply_markup: _ReplyMarkup | None = None, entities: _b.list[_MessageEntity] | None = None, schedule_date: _b.int | None = None, schedule_repeat_period: _b.int | None = None, send_as: _InputPeer | None = None, quick_reply_shortcut: _InputQuickReplyShortcut | None = None, effect: _b.int | None = None, allow_paid_stars: _b.int | None = None, suggested_post: _SuggestedPost | None = None) -> None: ...
+        def __init__(self, *, silent: _b.bool | None = False, background: _b.bool | None = False, clear_draft: _b.bool | None = False, noforwards: _b.bool | None = False, update_stickersets_order: _b.bool | None = False, invert_media: _b.bool | None = False, allow_paid_floodskip: _b.bool | None = False, peer: _InputPeer, reply_to: _InputReplyTo | None = None, media: _InputMedia, message: _b.str, random_id: _b.int, reply_markup: _ReplyMarkup | None = None, entities: _Sequence[_MessageEntity] | None = None, schedule_date: _b.int | None = None, schedule_repeat_period: _b.int | None = None, send_as: _InputPeer | None = None, quick_reply_shortcut: _InputQuickReplyShortcut | None = None, effect: _b.int | None = None, allow_paid_stars: _b.int | None = None, suggested_post: _SuggestedPost | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SendMessage(_TLFunction):
@@ -14077,7 +14077,7 @@ class messages:
         allow_paid_stars: _b.int | None
         suggested_post: _SuggestedPost | None
         rich_message: _InputRichMessage | None
-        def __init__(self, *, no_webpage: _b.bool = False, silent: _b.bool = False, background: _b.bool = False, clear_draft: _b.bool = False, noforwards: _b.bool = False, update_stickersets_order: _b.bool = False, invert_media: _b.bool = False, allow_paid_floodskip: _b.bool = False, peer: _InputPeer, reply_to: _InputReplyTo | None = None, message: _b.str, random_id: _b.int, reply_markup: _ReplyMarkup | None = None, entities: _b.list[_MessageEntity] | None = None, schedule_date: _b.int | None = None, schedule_repeat_period: _b.int | None = None, send_as: _InputPeer | None = None, quick_reply_shortcut: _InputQuickReplyShortcut | None = None, effect: _b.int | None = None, allow_paid_stars: _b.int | None = None, suggested_post: _SuggestedPost | None = None, rich_message: _InputRichMessage | None = None) -> None: ...
+        def __init__(self, *, no_webpage: _b.bool | None = False, silent: _b.bool | None = False, background: _b.bool | None = False, clear_draft: _b.bool | None = False, noforwards: _b.bool | None = False, update_stickersets_order: _b.bool | None = False, invert_media: _b.bool | None = False, allow_paid_floodskip: _b.bool | None = False, peer: _InputPeer, reply_to: _InputReplyTo | None = None, message: _b.str, random_id: _b.int, reply_markup: _ReplyMarkup | None = None, entities: _Sequence[_MessageEntity] | None = None, schedule_date: _b.int | None = None, schedule_repeat_period: _b.int | None = None, send_as: _InputPeer | None = None, quick_reply_shortcut: _InputQuickReplyShortcut | None = None, effect: _b.int | None = None, allow_paid_stars: _b.int | None = None, suggested_post: _SuggestedPost | None = None, rich_message: _InputRichMessage | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SendMultiMedia(_TLFunction):
@@ -14097,7 +14097,7 @@ class messages:
         quick_reply_shortcut: _InputQuickReplyShortcut | None
         effect: _b.int | None
         allow_paid_stars: _b.int | None
-        def __init__(self, *, silent: _b.bool = False, background: _b.bool = False, clear_draft: _b.bool = False, noforwards: _b.bool = False, update_stickersets_order: _b.bool = False, invert_media: _b.bool = False, allow_paid_floodskip: _b.bool = False, peer: _InputPeer, reply_to: _InputReplyTo | None = None, multi_media: _b.list[_InputSingleMedia], schedule_date: _b.int | None = None, send_as: _InputPeer | None = None, quick_reply_shortcut: _InputQuickReplyShortcut | None = None, effect: _b.int | None = None, allow_paid_stars: _b.int | None = None) -> None: ...
+        def __init__(self, *, silent: _b.bool | None = False, background: _b.bool | None = False, clear_draft: _b.bool | None = False, noforwards: _b.bool | None = False, update_stickersets_order: _b.bool | None = False, invert_media: _b.bool | None = False, allow_paid_floodskip: _b.bool | None = False, peer: _InputPeer, reply_to: _InputReplyTo | None = None, multi_media: _Sequence[_InputSingleMedia], schedule_date: _b.int | None = None, send_as: _InputPeer | None = None, quick_reply_shortcut: _InputQuickReplyShortcut | None = None, effect: _b.int | None = None, allow_paid_stars: _b.int | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SendPaidReaction(_TLFunction):
@@ -14116,7 +14116,7 @@ class messages:
         shortcut_id: _b.int
         id: _b.list[_b.int]
         random_id: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, shortcut_id: _b.int, id: _b.list[_b.int], random_id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, shortcut_id: _b.int, id: _Sequence[_b.int], random_id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SendReaction(_TLFunction):
@@ -14126,14 +14126,14 @@ class messages:
         peer: _InputPeer
         msg_id: _b.int
         reaction: _b.list[_Reaction] | None
-        def __init__(self, *, big: _b.bool = False, add_to_recent: _b.bool = False, peer: _InputPeer, msg_id: _b.int, reaction: _b.list[_Reaction] | None = None) -> None: ...
+        def __init__(self, *, big: _b.bool | None = False, add_to_recent: _b.bool | None = False, peer: _InputPeer, msg_id: _b.int, reaction: _Sequence[_Reaction] | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SendScheduledMessages(_TLFunction):
         """messages.sendScheduledMessages#bd38850a peer:InputPeer id:Vector<int> = Updates;"""
         peer: _InputPeer
         id: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SendScreenshotNotification(_TLFunction):
@@ -14149,7 +14149,7 @@ class messages:
         peer: _InputPeer
         msg_id: _b.int
         options: _b.list[_b.bytes]
-        def __init__(self, *, peer: _InputPeer, msg_id: _b.int, options: _b.list[_b.bytes]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, msg_id: _b.int, options: _Sequence[_b.bytes]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SendWebViewData(_TLFunction):
@@ -14184,7 +14184,7 @@ class messages:
         message: _b.str | None
         url: _b.str | None
         cache_time: _b.int
-        def __init__(self, *, alert: _b.bool = False, query_id: _b.int, message: _b.str | None = None, url: _b.str | None = None, cache_time: _b.int) -> None: ...
+        def __init__(self, *, alert: _b.bool | None = False, query_id: _b.int, message: _b.str | None = None, url: _b.str | None = None, cache_time: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SetBotGuestChatResult(_TLFunction):
@@ -14199,7 +14199,7 @@ class messages:
         success: _b.bool
         query_id: _b.int
         error: _b.str | None
-        def __init__(self, *, success: _b.bool = False, query_id: _b.int, error: _b.str | None = None) -> None: ...
+        def __init__(self, *, success: _b.bool | None = False, query_id: _b.int, error: _b.str | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SetBotShippingResults(_TLFunction):
@@ -14207,7 +14207,7 @@ class messages:
         query_id: _b.int
         error: _b.str | None
         shipping_options: _b.list[_ShippingOption] | None
-        def __init__(self, *, query_id: _b.int, error: _b.str | None = None, shipping_options: _b.list[_ShippingOption] | None = None) -> None: ...
+        def __init__(self, *, query_id: _b.int, error: _b.str | None = None, shipping_options: _Sequence[_ShippingOption] | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SetChatAvailableReactions(_TLFunction):
@@ -14234,7 +14234,7 @@ class messages:
         wallpaper: _InputWallPaper | None
         settings: _WallPaperSettings | None
         id: _b.int | None
-        def __init__(self, *, for_both: _b.bool = False, revert: _b.bool = False, peer: _InputPeer, wallpaper: _InputWallPaper | None = None, settings: _WallPaperSettings | None = None, id: _b.int | None = None) -> None: ...
+        def __init__(self, *, for_both: _b.bool | None = False, revert: _b.bool | None = False, peer: _InputPeer, wallpaper: _InputWallPaper | None = None, settings: _WallPaperSettings | None = None, id: _b.int | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SetDefaultHistoryTTL(_TLFunction):
@@ -14264,7 +14264,7 @@ class messages:
         id: _b.int
         user_id: _InputUser
         score: _b.int
-        def __init__(self, *, edit_message: _b.bool = False, force: _b.bool = False, peer: _InputPeer, id: _b.int, user_id: _InputUser, score: _b.int) -> None: ...
+        def __init__(self, *, edit_message: _b.bool | None = False, force: _b.bool | None = False, peer: _InputPeer, id: _b.int, user_id: _InputUser, score: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SetHistoryTTL(_TLFunction):
@@ -14284,7 +14284,7 @@ class messages:
         next_offset: _b.str | None
         switch_pm: _InlineBotSwitchPM | None
         switch_webview: _InlineBotWebView | None
-        def __init__(self, *, gallery: _b.bool = False, private: _b.bool = False, query_id: _b.int, results: _b.list[_InputBotInlineResult], cache_time: _b.int, next_offset: _b.str | None = None, switch_pm: _InlineBotSwitchPM | None = None, switch_webview: _InlineBotWebView | None = None) -> None: ...
+        def __init__(self, *, gallery: _b.bool | None = False, private: _b.bool | None = False, query_id: _b.int, results: _Sequence[_InputBotInlineResult], cache_time: _b.int, next_offset: _b.str | None = None, switch_pm: _InlineBotSwitchPM | None = None, switch_webview: _InlineBotWebView | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SetInlineGameScore(_TLFunction):
@@ -14294,7 +14294,7 @@ class messages:
         id: _InputBotInlineMessageID
         user_id: _InputUser
         score: _b.int
-        def __init__(self, *, edit_message: _b.bool = False, force: _b.bool = False, id: _InputBotInlineMessageID, user_id: _InputUser, score: _b.int) -> None: ...
+        def __init__(self, *, edit_message: _b.bool | None = False, force: _b.bool | None = False, id: _InputBotInlineMessageID, user_id: _InputUser, score: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SetTyping(_TLFunction):
@@ -14313,7 +14313,7 @@ class messages:
         messages: _b.list[_SponsoredMessage]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, posts_between: _b.int | None = None, start_delay: _b.int | None = None, between_delay: _b.int | None = None, messages: _b.list[_SponsoredMessage], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, posts_between: _b.int | None = None, start_delay: _b.int | None = None, between_delay: _b.int | None = None, messages: _Sequence[_SponsoredMessage], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class SponsoredMessagesEmpty(_TLObject):
         """messages.sponsoredMessagesEmpty#1839490f = messages.SponsoredMessages;"""
         def __init__(self) -> None: ...
@@ -14339,11 +14339,11 @@ class messages:
         packs: _b.list[_StickerPack]
         keywords: _b.list[_StickerKeyword]
         documents: _b.list[_Document]
-        def __init__(self, *, set: _StickerSet, packs: _b.list[_StickerPack], keywords: _b.list[_StickerKeyword], documents: _b.list[_Document]) -> None: ...
+        def __init__(self, *, set: _StickerSet, packs: _Sequence[_StickerPack], keywords: _Sequence[_StickerKeyword], documents: _Sequence[_Document]) -> None: ...
     class StickerSetInstallResultArchive(_TLObject):
         """messages.stickerSetInstallResultArchive#35e410a8 sets:Vector<StickerSetCovered> = messages.StickerSetInstallResult;"""
         sets: _b.list[_StickerSetCovered]
-        def __init__(self, *, sets: _b.list[_StickerSetCovered]) -> None: ...
+        def __init__(self, *, sets: _Sequence[_StickerSetCovered]) -> None: ...
     class StickerSetInstallResultSuccess(_TLObject):
         """messages.stickerSetInstallResultSuccess#38641628 = messages.StickerSetInstallResult;"""
         def __init__(self) -> None: ...
@@ -14354,7 +14354,7 @@ class messages:
         """messages.stickers#30a6ec7e hash:long stickers:Vector<Document> = messages.Stickers;"""
         hash: _b.int
         stickers: _b.list[_Document]
-        def __init__(self, *, hash: _b.int, stickers: _b.list[_Document]) -> None: ...
+        def __init__(self, *, hash: _b.int, stickers: _Sequence[_Document]) -> None: ...
     class StickersNotModified(_TLObject):
         """messages.stickersNotModified#f1749a22 = messages.Stickers;"""
         def __init__(self) -> None: ...
@@ -14372,7 +14372,7 @@ class messages:
         write_allowed: _b.bool
         bot: _InputUser
         enabled: _b.bool
-        def __init__(self, *, write_allowed: _b.bool = False, bot: _InputUser, enabled: _b.bool) -> None: ...
+        def __init__(self, *, write_allowed: _b.bool | None = False, bot: _InputUser, enabled: _b.bool) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ToggleDialogFilterTags(_TLFunction):
@@ -14385,7 +14385,7 @@ class messages:
         """messages.toggleDialogPin#a731e257 flags:# pinned:flags.0?true peer:InputDialogPeer = Bool;"""
         pinned: _b.bool
         peer: _InputDialogPeer
-        def __init__(self, *, pinned: _b.bool = False, peer: _InputDialogPeer) -> None: ...
+        def __init__(self, *, pinned: _b.bool | None = False, peer: _InputDialogPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ToggleNoForwards(_TLFunction):
@@ -14408,14 +14408,14 @@ class messages:
         """messages.togglePeerTranslations#e47cb579 flags:# disabled:flags.0?true peer:InputPeer = Bool;"""
         disabled: _b.bool
         peer: _InputPeer
-        def __init__(self, *, disabled: _b.bool = False, peer: _InputPeer) -> None: ...
+        def __init__(self, *, disabled: _b.bool | None = False, peer: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ToggleSavedDialogPin(_TLFunction):
         """messages.toggleSavedDialogPin#ac81bbde flags:# pinned:flags.0?true peer:InputDialogPeer = Bool;"""
         pinned: _b.bool
         peer: _InputDialogPeer
-        def __init__(self, *, pinned: _b.bool = False, peer: _InputDialogPeer) -> None: ...
+        def __init__(self, *, pinned: _b.bool | None = False, peer: _InputDialogPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ToggleStickerSets(_TLFunction):
@@ -14424,7 +14424,7 @@ class messages:
         archive: _b.bool
         unarchive: _b.bool
         stickersets: _b.list[_InputStickerSet]
-        def __init__(self, *, uninstall: _b.bool = False, archive: _b.bool = False, unarchive: _b.bool = False, stickersets: _b.list[_InputStickerSet]) -> None: ...
+        def __init__(self, *, uninstall: _b.bool | None = False, archive: _b.bool | None = False, unarchive: _b.bool | None = False, stickersets: _Sequence[_InputStickerSet]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ToggleSuggestedPostApproval(_TLFunction):
@@ -14434,7 +14434,7 @@ class messages:
         msg_id: _b.int
         schedule_date: _b.int | None
         reject_comment: _b.str | None
-        def __init__(self, *, reject: _b.bool = False, peer: _InputPeer, msg_id: _b.int, schedule_date: _b.int | None = None, reject_comment: _b.str | None = None) -> None: ...
+        def __init__(self, *, reject: _b.bool | None = False, peer: _InputPeer, msg_id: _b.int, schedule_date: _b.int | None = None, reject_comment: _b.str | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class ToggleTodoCompleted(_TLFunction):
@@ -14443,7 +14443,7 @@ class messages:
         msg_id: _b.int
         completed: _b.list[_b.int]
         incompleted: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, msg_id: _b.int, completed: _b.list[_b.int], incompleted: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, msg_id: _b.int, completed: _Sequence[_b.int], incompleted: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class TranscribeAudio(_TLFunction):
@@ -14460,11 +14460,11 @@ class messages:
         text: _b.str
         trial_remains_num: _b.int | None
         trial_remains_until_date: _b.int | None
-        def __init__(self, *, pending: _b.bool = False, transcription_id: _b.int, text: _b.str, trial_remains_num: _b.int | None = None, trial_remains_until_date: _b.int | None = None) -> None: ...
+        def __init__(self, *, pending: _b.bool | None = False, transcription_id: _b.int, text: _b.str, trial_remains_num: _b.int | None = None, trial_remains_until_date: _b.int | None = None) -> None: ...
     class TranslateResult(_TLObject):
         """messages.translateResult#33db32f8 result:Vector<TextWithEntities> = messages.TranslatedText;"""
         result: _b.list[_TextWithEntities]
-        def __init__(self, *, result: _b.list[_TextWithEntities]) -> None: ...
+        def __init__(self, *, result: _Sequence[_TextWithEntities]) -> None: ...
     class TranslateRichMessage(_TLFunction):
         """messages.translateRichMessage#1a542004 flags:# peer:flags.0?InputPeer id:flags.0?Vector<int> text:flags.1?Vector<InputRichMessage> to_lang:string tone:flags.2?string = messages.TranslatedRichMessage;"""
         peer: _InputPeer | None
@@ -14472,7 +14472,7 @@ class messages:
         text: _b.list[_InputRichMessage] | None
         to_lang: _b.str
         tone: _b.str | None
-        def __init__(self, *, peer: _InputPeer | None = None, id: _b.list[_b.int] | None = None, text: _b.list[_InputRichMessage] | None = None, to_lang: _b.str, tone: _b.str | None = None) -> None: ...
+        def __init__(self, *, peer: _InputPeer | None = None, id: _Sequence[_b.int] | None = None, text: _Sequence[_InputRichMessage] | None = None, to_lang: _b.str, tone: _b.str | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_TranslatedRichMessage: ...
     class TranslateText(_TLFunction):
@@ -14482,13 +14482,13 @@ class messages:
         text: _b.list[_TextWithEntities] | None
         to_lang: _b.str
         tone: _b.str | None
-        def __init__(self, *, peer: _InputPeer | None = None, id: _b.list[_b.int] | None = None, text: _b.list[_TextWithEntities] | None = None, to_lang: _b.str, tone: _b.str | None = None) -> None: ...
+        def __init__(self, *, peer: _InputPeer | None = None, id: _Sequence[_b.int] | None = None, text: _Sequence[_TextWithEntities] | None = None, to_lang: _b.str, tone: _b.str | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_TranslatedText: ...
     class TranslatedRichMessage(_TLObject):
         """messages.translatedRichMessage#4203998f result:Vector<RichMessage> = messages.TranslatedRichMessage;"""
         result: _b.list[_RichMessage]
-        def __init__(self, *, result: _b.list[_RichMessage]) -> None: ...
+        def __init__(self, *, result: _Sequence[_RichMessage]) -> None: ...
     class UninstallStickerSet(_TLFunction):
         """messages.uninstallStickerSet#f96e55de stickerset:InputStickerSet = Bool;"""
         stickerset: _InputStickerSet
@@ -14513,7 +14513,7 @@ class messages:
     class UpdateDialogFiltersOrder(_TLFunction):
         """messages.updateDialogFiltersOrder#c563c1e4 order:Vector<int> = Bool;"""
         order: _b.list[_b.int]
-        def __init__(self, *, order: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, order: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class UpdatePinnedForumTopic(_TLFunction):
@@ -14531,7 +14531,7 @@ class messages:
         pm_oneside: _b.bool
         peer: _InputPeer
         id: _b.int
-        def __init__(self, *, silent: _b.bool = False, unpin: _b.bool = False, pm_oneside: _b.bool = False, peer: _InputPeer, id: _b.int) -> None: ...
+        def __init__(self, *, silent: _b.bool | None = False, unpin: _b.bool | None = False, pm_oneside: _b.bool | None = False, peer: _InputPeer, id: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class UpdateSavedReactionTag(_TLFunction):
@@ -14578,19 +14578,19 @@ class messages:
         chats: _b.list[_Chat]
         users: _b.list[_User]
         next_offset: _b.str | None
-        def __init__(self, *, count: _b.int, votes: _b.list[_MessagePeerVote], chats: _b.list[_Chat], users: _b.list[_User], next_offset: _b.str | None = None) -> None: ...
+        def __init__(self, *, count: _b.int, votes: _Sequence[_MessagePeerVote], chats: _Sequence[_Chat], users: _Sequence[_User], next_offset: _b.str | None = None) -> None: ...
     class WebPage(_TLObject):
         """messages.webPage#fd5e12bd webpage:WebPage chats:Vector<Chat> users:Vector<User> = messages.WebPage;"""
         webpage: _WebPage
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, webpage: _WebPage, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, webpage: _WebPage, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class WebPagePreview(_TLObject):
         """messages.webPagePreview#8c9a88ac media:MessageMedia chats:Vector<Chat> users:Vector<User> = messages.WebPagePreview;"""
         media: _MessageMedia
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, media: _MessageMedia, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, media: _MessageMedia, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
 class payments:
     class ApplyGiftCode(_TLFunction):
         """payments.applyGiftCode#f6e26854 slug:string = Updates;"""
@@ -14616,13 +14616,13 @@ class payments:
         """payments.bankCardData#3e24e573 title:string open_urls:Vector<BankCardOpenUrl> = payments.BankCardData;"""
         title: _b.str
         open_urls: _b.list[_BankCardOpenUrl]
-        def __init__(self, *, title: _b.str, open_urls: _b.list[_BankCardOpenUrl]) -> None: ...
+        def __init__(self, *, title: _b.str, open_urls: _Sequence[_BankCardOpenUrl]) -> None: ...
     class BotCancelStarsSubscription(_TLFunction):
         """payments.botCancelStarsSubscription#6dfa0622 flags:# restore:flags.0?true user_id:InputUser charge_id:string = Bool;"""
         restore: _b.bool
         user_id: _InputUser
         charge_id: _b.str
-        def __init__(self, *, restore: _b.bool = False, user_id: _InputUser, charge_id: _b.str) -> None: ...
+        def __init__(self, *, restore: _b.bool | None = False, user_id: _InputUser, charge_id: _b.str) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class CanPurchaseStore(_TLFunction):
@@ -14669,12 +14669,12 @@ class payments:
         used_date: _b.int | None
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, via_giveaway: _b.bool = False, from_id: _Peer | None = None, giveaway_msg_id: _b.int | None = None, to_id: _b.int | None = None, date: _b.int, days: _b.int, used_date: _b.int | None = None, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, via_giveaway: _b.bool | None = False, from_id: _Peer | None = None, giveaway_msg_id: _b.int | None = None, to_id: _b.int | None = None, date: _b.int, days: _b.int, used_date: _b.int | None = None, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class ClearSavedInfo(_TLFunction):
         """payments.clearSavedInfo#d83d70c1 flags:# credentials:flags.0?true info:flags.1?true = Bool;"""
         credentials: _b.bool
         info: _b.bool
-        def __init__(self, *, credentials: _b.bool = False, info: _b.bool = False) -> None: ...
+        def __init__(self, *, credentials: _b.bool | None = False, info: _b.bool | None = False) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ConnectStarRefBot(_TLFunction):
@@ -14689,7 +14689,7 @@ class payments:
         count: _b.int
         connected_bots: _b.list[_ConnectedBotStarRef]
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, connected_bots: _b.list[_ConnectedBotStarRef], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, connected_bots: _Sequence[_ConnectedBotStarRef], users: _Sequence[_User]) -> None: ...
     class ConvertStarGift(_TLFunction):
         """payments.convertStarGift#74bf076b stargift:InputSavedStarGift = Bool;"""
         stargift: _InputSavedStarGift
@@ -14699,7 +14699,7 @@ class payments:
     class CraftStarGift(_TLFunction):
         """payments.craftStarGift#b0f9684f stargift:Vector<InputSavedStarGift> = Updates;"""
         stargift: _b.list[_InputSavedStarGift]
-        def __init__(self, *, stargift: _b.list[_InputSavedStarGift]) -> None: ...
+        def __init__(self, *, stargift: _Sequence[_InputSavedStarGift]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class CreateStarGiftCollection(_TLFunction):
@@ -14707,7 +14707,7 @@ class payments:
         peer: _InputPeer
         title: _b.str
         stargift: _b.list[_InputSavedStarGift]
-        def __init__(self, *, peer: _InputPeer, title: _b.str, stargift: _b.list[_InputSavedStarGift]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, title: _b.str, stargift: _Sequence[_InputSavedStarGift]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _StarGiftCollection: ...
     class DeleteStarGiftCollection(_TLFunction):
@@ -14722,7 +14722,7 @@ class payments:
         revoked: _b.bool
         peer: _InputPeer
         link: _b.str
-        def __init__(self, *, revoked: _b.bool = False, peer: _InputPeer, link: _b.str) -> None: ...
+        def __init__(self, *, revoked: _b.bool | None = False, peer: _InputPeer, link: _b.str) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _payments_ConnectedStarRefBots: ...
     class ExportInvoice(_TLFunction):
@@ -14810,7 +14810,7 @@ class payments:
         attributes: _b.list[_StarGiftAttributeId] | None
         offset: _b.str
         limit: _b.int
-        def __init__(self, *, sort_by_price: _b.bool = False, sort_by_num: _b.bool = False, for_craft: _b.bool = False, stars_only: _b.bool = False, attributes_hash: _b.int | None = None, gift_id: _b.int, attributes: _b.list[_StarGiftAttributeId] | None = None, offset: _b.str, limit: _b.int) -> None: ...
+        def __init__(self, *, sort_by_price: _b.bool | None = False, sort_by_num: _b.bool | None = False, for_craft: _b.bool | None = False, stars_only: _b.bool | None = False, attributes_hash: _b.int | None = None, gift_id: _b.int, attributes: _Sequence[_StarGiftAttributeId] | None = None, offset: _b.str, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _payments_ResaleStarGifts: ...
     class GetSavedInfo(_TLFunction):
@@ -14821,7 +14821,7 @@ class payments:
     class GetSavedStarGift(_TLFunction):
         """payments.getSavedStarGift#b455a106 stargift:Vector<InputSavedStarGift> = payments.SavedStarGifts;"""
         stargift: _b.list[_InputSavedStarGift]
-        def __init__(self, *, stargift: _b.list[_InputSavedStarGift]) -> None: ...
+        def __init__(self, *, stargift: _Sequence[_InputSavedStarGift]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _payments_SavedStarGifts: ...
     class GetSavedStarGifts(_TLFunction):
@@ -14839,7 +14839,7 @@ class payments:
         collection_id: _b.int | None
         offset: _b.str
         limit: _b.int
-        def __init__(self, *, exclude_unsaved: _b.bool = False, exclude_saved: _b.bool = False, exclude_unlimited: _b.bool = False, exclude_unique: _b.bool = False, sort_by_value: _b.bool = False, exclude_upgradable: _b.bool = False, exclude_unupgradable: _b.bool = False, peer_color_available: _b.bool = False, exclude_hosted: _b.bool = False, peer: _InputPeer, collection_id: _b.int | None = None, offset: _b.str, limit: _b.int) -> None: ...
+        def __init__(self, *, exclude_unsaved: _b.bool | None = False, exclude_saved: _b.bool | None = False, exclude_unlimited: _b.bool | None = False, exclude_unique: _b.bool | None = False, sort_by_value: _b.bool | None = False, exclude_upgradable: _b.bool | None = False, exclude_unupgradable: _b.bool | None = False, peer_color_available: _b.bool | None = False, exclude_hosted: _b.bool | None = False, peer: _InputPeer, collection_id: _b.int | None = None, offset: _b.str, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _payments_SavedStarGifts: ...
     class GetStarGiftActiveAuctions(_TLFunction):
@@ -14915,7 +14915,7 @@ class payments:
         dark: _b.bool
         ton: _b.bool
         peer: _InputPeer
-        def __init__(self, *, dark: _b.bool = False, ton: _b.bool = False, peer: _InputPeer) -> None: ...
+        def __init__(self, *, dark: _b.bool | None = False, ton: _b.bool | None = False, peer: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _payments_StarsRevenueStats: ...
     class GetStarsRevenueWithdrawalUrl(_TLFunction):
@@ -14924,14 +14924,14 @@ class payments:
         peer: _InputPeer
         amount: _b.int | None
         password: _InputCheckPasswordSRP
-        def __init__(self, *, ton: _b.bool = False, peer: _InputPeer, amount: _b.int | None = None, password: _InputCheckPasswordSRP) -> None: ...
+        def __init__(self, *, ton: _b.bool | None = False, peer: _InputPeer, amount: _b.int | None = None, password: _InputCheckPasswordSRP) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _payments_StarsRevenueWithdrawalUrl: ...
     class GetStarsStatus(_TLFunction):
         """payments.getStarsStatus#4ea9b3bf flags:# ton:flags.0?true peer:InputPeer = payments.StarsStatus;"""
         ton: _b.bool
         peer: _InputPeer
-        def __init__(self, *, ton: _b.bool = False, peer: _InputPeer) -> None: ...
+        def __init__(self, *, ton: _b.bool | None = False, peer: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _payments_StarsStatus: ...
     class GetStarsSubscriptions(_TLFunction):
@@ -14939,7 +14939,7 @@ class payments:
         missing_balance: _b.bool
         peer: _InputPeer
         offset: _b.str
-        def __init__(self, *, missing_balance: _b.bool = False, peer: _InputPeer, offset: _b.str) -> None: ...
+        def __init__(self, *, missing_balance: _b.bool | None = False, peer: _InputPeer, offset: _b.str) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _payments_StarsStatus: ...
     class GetStarsTopupOptions(_TLFunction):
@@ -14957,7 +14957,7 @@ class payments:
         peer: _InputPeer
         offset: _b.str
         limit: _b.int
-        def __init__(self, *, inbound: _b.bool = False, outbound: _b.bool = False, ascending: _b.bool = False, ton: _b.bool = False, subscription_id: _b.str | None = None, peer: _InputPeer, offset: _b.str, limit: _b.int) -> None: ...
+        def __init__(self, *, inbound: _b.bool | None = False, outbound: _b.bool | None = False, ascending: _b.bool | None = False, ton: _b.bool | None = False, subscription_id: _b.str | None = None, peer: _InputPeer, offset: _b.str, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _payments_StarsStatus: ...
     class GetStarsTransactionsByID(_TLFunction):
@@ -14965,7 +14965,7 @@ class payments:
         ton: _b.bool
         peer: _InputPeer
         id: _b.list[_InputStarsTransaction]
-        def __init__(self, *, ton: _b.bool = False, peer: _InputPeer, id: _b.list[_InputStarsTransaction]) -> None: ...
+        def __init__(self, *, ton: _b.bool | None = False, peer: _InputPeer, id: _Sequence[_InputStarsTransaction]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _payments_StarsStatus: ...
     class GetSuggestedStarRefBots(_TLFunction):
@@ -14975,7 +14975,7 @@ class payments:
         peer: _InputPeer
         offset: _b.str
         limit: _b.int
-        def __init__(self, *, order_by_revenue: _b.bool = False, order_by_date: _b.bool = False, peer: _InputPeer, offset: _b.str, limit: _b.int) -> None: ...
+        def __init__(self, *, order_by_revenue: _b.bool | None = False, order_by_date: _b.bool | None = False, peer: _InputPeer, offset: _b.str, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _payments_SuggestedStarRefBots: ...
     class GetUniqueStarGift(_TLFunction):
@@ -14998,7 +14998,7 @@ class payments:
         joined_too_early_date: _b.int | None
         admin_disallowed_chat_id: _b.int | None
         disallowed_country: _b.str | None
-        def __init__(self, *, participating: _b.bool = False, preparing_results: _b.bool = False, start_date: _b.int, joined_too_early_date: _b.int | None = None, admin_disallowed_chat_id: _b.int | None = None, disallowed_country: _b.str | None = None) -> None: ...
+        def __init__(self, *, participating: _b.bool | None = False, preparing_results: _b.bool | None = False, start_date: _b.int, joined_too_early_date: _b.int | None = None, admin_disallowed_chat_id: _b.int | None = None, disallowed_country: _b.str | None = None) -> None: ...
     class GiveawayInfoResults(_TLObject):
         """payments.giveawayInfoResults#e175e66f flags:# winner:flags.0?true refunded:flags.1?true start_date:int gift_code_slug:flags.3?string stars_prize:flags.4?long finish_date:int winners_count:int activated_count:flags.2?int = payments.GiveawayInfo;"""
         winner: _b.bool
@@ -15009,7 +15009,7 @@ class payments:
         finish_date: _b.int
         winners_count: _b.int
         activated_count: _b.int | None
-        def __init__(self, *, winner: _b.bool = False, refunded: _b.bool = False, start_date: _b.int, gift_code_slug: _b.str | None = None, stars_prize: _b.int | None = None, finish_date: _b.int, winners_count: _b.int, activated_count: _b.int | None = None) -> None: ...
+        def __init__(self, *, winner: _b.bool | None = False, refunded: _b.bool | None = False, start_date: _b.int, gift_code_slug: _b.str | None = None, stars_prize: _b.int | None = None, finish_date: _b.int, winners_count: _b.int, activated_count: _b.int | None = None) -> None: ...
     class LaunchPrepaidGiveaway(_TLFunction):
         """payments.launchPrepaidGiveaway#5ff58f20 peer:InputPeer giveaway_id:long purpose:InputStorePaymentPurpose = Updates;"""
         peer: _InputPeer
@@ -15036,7 +15036,7 @@ class payments:
         saved_info: _PaymentRequestedInfo | None
         saved_credentials: _b.list[_PaymentSavedCredentials] | None
         users: _b.list[_User]
-        def __init__(self, *, can_save_credentials: _b.bool = False, password_missing: _b.bool = False, form_id: _b.int, bot_id: _b.int, title: _b.str, description: _b.str, photo: _WebDocument | None = None, invoice: _Invoice, provider_id: _b.int, url: _b.str, native_provider: _b.str | None = None, native_params: _DataJSON | None = None, additional_methods: _b.list[_PaymentFormMethod] | None = None, saved_info: _PaymentRequestedInfo | None = None, saved_credentials: _b.list[_PaymentSavedCredentials] | None = None, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, can_save_credentials: _b.bool | None = False, password_missing: _b.bool | None = False, form_id: _b.int, bot_id: _b.int, title: _b.str, description: _b.str, photo: _WebDocument | None = None, invoice: _Invoice, provider_id: _b.int, url: _b.str, native_provider: _b.str | None = None, native_params: _DataJSON | None = None, additional_methods: _Sequence[_PaymentFormMethod] | None = None, saved_info: _PaymentRequestedInfo | None = None, saved_credentials: _Sequence[_PaymentSavedCredentials] | None = None, users: _Sequence[_User]) -> None: ...
     class PaymentFormStarGift(_TLObject):
         """payments.paymentFormStarGift#b425cfe1 form_id:long invoice:Invoice = payments.PaymentForm;"""
         form_id: _b.int
@@ -15051,7 +15051,7 @@ class payments:
         photo: _WebDocument | None
         invoice: _Invoice
         users: _b.list[_User]
-        def __init__(self, *, form_id: _b.int, bot_id: _b.int, title: _b.str, description: _b.str, photo: _WebDocument | None = None, invoice: _Invoice, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, form_id: _b.int, bot_id: _b.int, title: _b.str, description: _b.str, photo: _WebDocument | None = None, invoice: _Invoice, users: _Sequence[_User]) -> None: ...
     class PaymentReceipt(_TLObject):
         """payments.paymentReceipt#70c4fe03 flags:# date:int bot_id:long provider_id:long title:string description:string photo:flags.2?WebDocument invoice:Invoice info:flags.0?PaymentRequestedInfo shipping:flags.1?ShippingOption tip_amount:flags.3?long currency:string total_amount:long credentials_title:string users:Vector<User> = payments.PaymentReceipt;"""
         date: _b.int
@@ -15068,7 +15068,7 @@ class payments:
         total_amount: _b.int
         credentials_title: _b.str
         users: _b.list[_User]
-        def __init__(self, *, date: _b.int, bot_id: _b.int, provider_id: _b.int, title: _b.str, description: _b.str, photo: _WebDocument | None = None, invoice: _Invoice, info: _PaymentRequestedInfo | None = None, shipping: _ShippingOption | None = None, tip_amount: _b.int | None = None, currency: _b.str, total_amount: _b.int, credentials_title: _b.str, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, date: _b.int, bot_id: _b.int, provider_id: _b.int, title: _b.str, description: _b.str, photo: _WebDocument | None = None, invoice: _Invoice, info: _PaymentRequestedInfo | None = None, shipping: _ShippingOption | None = None, tip_amount: _b.int | None = None, currency: _b.str, total_amount: _b.int, credentials_title: _b.str, users: _Sequence[_User]) -> None: ...
     class PaymentReceiptStars(_TLObject):
         """payments.paymentReceiptStars#dabbf83a flags:# date:int bot_id:long title:string description:string photo:flags.2?WebDocument invoice:Invoice currency:string total_amount:long transaction_id:string users:Vector<User> = payments.PaymentReceipt;"""
         date: _b.int
@@ -15081,7 +15081,7 @@ class payments:
         total_amount: _b.int
         transaction_id: _b.str
         users: _b.list[_User]
-        def __init__(self, *, date: _b.int, bot_id: _b.int, title: _b.str, description: _b.str, photo: _WebDocument | None = None, invoice: _Invoice, currency: _b.str, total_amount: _b.int, transaction_id: _b.str, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, date: _b.int, bot_id: _b.int, title: _b.str, description: _b.str, photo: _WebDocument | None = None, invoice: _Invoice, currency: _b.str, total_amount: _b.int, transaction_id: _b.str, users: _Sequence[_User]) -> None: ...
     class PaymentResult(_TLObject):
         """payments.paymentResult#4e5f810d updates:Updates = payments.PaymentResult;"""
         updates: _Updates
@@ -15101,7 +15101,7 @@ class payments:
         """payments.reorderStarGiftCollections#c32af4cc peer:InputPeer order:Vector<int> = Bool;"""
         peer: _InputPeer
         order: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, order: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, order: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ResaleStarGifts(_TLObject):
@@ -15114,26 +15114,26 @@ class payments:
         chats: _b.list[_Chat]
         counters: _b.list[_StarGiftAttributeCounter] | None
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, gifts: _b.list[_StarGift], next_offset: _b.str | None = None, attributes: _b.list[_StarGiftAttribute] | None = None, attributes_hash: _b.int | None = None, chats: _b.list[_Chat], counters: _b.list[_StarGiftAttributeCounter] | None = None, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, gifts: _Sequence[_StarGift], next_offset: _b.str | None = None, attributes: _Sequence[_StarGiftAttribute] | None = None, attributes_hash: _b.int | None = None, chats: _Sequence[_Chat], counters: _Sequence[_StarGiftAttributeCounter] | None = None, users: _Sequence[_User]) -> None: ...
     class ResolveStarGiftOffer(_TLFunction):
         """payments.resolveStarGiftOffer#e9ce781c flags:# decline:flags.0?true offer_msg_id:int = Updates;"""
         decline: _b.bool
         offer_msg_id: _b.int
-        def __init__(self, *, decline: _b.bool = False, offer_msg_id: _b.int) -> None: ...
+        def __init__(self, *, decline: _b.bool | None = False, offer_msg_id: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SaveStarGift(_TLFunction):
         """payments.saveStarGift#2a2a697c flags:# unsave:flags.0?true stargift:InputSavedStarGift = Bool;"""
         unsave: _b.bool
         stargift: _InputSavedStarGift
-        def __init__(self, *, unsave: _b.bool = False, stargift: _InputSavedStarGift) -> None: ...
+        def __init__(self, *, unsave: _b.bool | None = False, stargift: _InputSavedStarGift) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SavedInfo(_TLObject):
         """payments.savedInfo#fb8fe43c flags:# has_saved_credentials:flags.1?true saved_info:flags.0?PaymentRequestedInfo = payments.SavedInfo;"""
         has_saved_credentials: _b.bool
         saved_info: _PaymentRequestedInfo | None
-        def __init__(self, *, has_saved_credentials: _b.bool = False, saved_info: _PaymentRequestedInfo | None = None) -> None: ...
+        def __init__(self, *, has_saved_credentials: _b.bool | None = False, saved_info: _PaymentRequestedInfo | None = None) -> None: ...
     class SavedStarGifts(_TLObject):
         """payments.savedStarGifts#95f389b1 flags:# count:int chat_notifications_enabled:flags.1?Bool gifts:Vector<SavedStarGift> next_offset:flags.0?string chats:Vector<Chat> users:Vector<User> = payments.SavedStarGifts;"""
         count: _b.int
@@ -15142,7 +15142,7 @@ class payments:
         next_offset: _b.str | None
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, chat_notifications_enabled: _b.bool | None = None, gifts: _b.list[_SavedStarGift], next_offset: _b.str | None = None, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, chat_notifications_enabled: _b.bool | None = None, gifts: _Sequence[_SavedStarGift], next_offset: _b.str | None = None, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class SendPaymentForm(_TLFunction):
         """payments.sendPaymentForm#2d03522f flags:# form_id:long invoice:InputInvoice requested_info_id:flags.0?string shipping_option_id:flags.1?string credentials:InputPaymentCredentials tip_amount:flags.2?long = payments.PaymentResult;"""
         form_id: _b.int
@@ -15177,7 +15177,7 @@ class payments:
         auctions: _b.list[_StarGiftActiveAuctionState]
         users: _b.list[_User]
         chats: _b.list[_Chat]
-        def __init__(self, *, auctions: _b.list[_StarGiftActiveAuctionState], users: _b.list[_User], chats: _b.list[_Chat]) -> None: ...
+        def __init__(self, *, auctions: _Sequence[_StarGiftActiveAuctionState], users: _Sequence[_User], chats: _Sequence[_Chat]) -> None: ...
     class StarGiftActiveAuctionsNotModified(_TLObject):
         """payments.starGiftActiveAuctionsNotModified#db33dad0 = payments.StarGiftActiveAuctions;"""
         def __init__(self) -> None: ...
@@ -15186,7 +15186,7 @@ class payments:
         gifts: _b.list[_StarGiftAuctionAcquiredGift]
         users: _b.list[_User]
         chats: _b.list[_Chat]
-        def __init__(self, *, gifts: _b.list[_StarGiftAuctionAcquiredGift], users: _b.list[_User], chats: _b.list[_Chat]) -> None: ...
+        def __init__(self, *, gifts: _Sequence[_StarGiftAuctionAcquiredGift], users: _Sequence[_User], chats: _Sequence[_Chat]) -> None: ...
     class StarGiftAuctionState(_TLObject):
         """payments.starGiftAuctionState#6b39f4ec gift:StarGift state:StarGiftAuctionState user_state:StarGiftAuctionUserState timeout:int users:Vector<User> chats:Vector<Chat> = payments.StarGiftAuctionState;"""
         gift: _StarGift
@@ -15195,24 +15195,24 @@ class payments:
         timeout: _b.int
         users: _b.list[_User]
         chats: _b.list[_Chat]
-        def __init__(self, *, gift: _StarGift, state: _StarGiftAuctionState, user_state: _StarGiftAuctionUserState, timeout: _b.int, users: _b.list[_User], chats: _b.list[_Chat]) -> None: ...
+        def __init__(self, *, gift: _StarGift, state: _StarGiftAuctionState, user_state: _StarGiftAuctionUserState, timeout: _b.int, users: _Sequence[_User], chats: _Sequence[_Chat]) -> None: ...
     class StarGiftCollections(_TLObject):
         """payments.starGiftCollections#8a2932f3 collections:Vector<StarGiftCollection> = payments.StarGiftCollections;"""
         collections: _b.list[_StarGiftCollection]
-        def __init__(self, *, collections: _b.list[_StarGiftCollection]) -> None: ...
+        def __init__(self, *, collections: _Sequence[_StarGiftCollection]) -> None: ...
     class StarGiftCollectionsNotModified(_TLObject):
         """payments.starGiftCollectionsNotModified#a0ba4f17 = payments.StarGiftCollections;"""
         def __init__(self) -> None: ...
     class StarGiftUpgradeAttributes(_TLObject):
         """payments.starGiftUpgradeAttributes#46c6e36f attributes:Vector<StarGiftAttribute> = payments.StarGiftUpgradeAttributes;"""
         attributes: _b.list[_StarGiftAttribute]
-        def __init__(self, *, attributes: _b.list[_StarGiftAttribute]) -> None: ...
+        def __init__(self, *, attributes: _Sequence[_StarGiftAttribute]) -> None: ...
     class StarGiftUpgradePreview(_TLObject):
         """payments.starGiftUpgradePreview#3de1dfed sample_attributes:Vector<StarGiftAttribute> prices:Vector<StarGiftUpgradePrice> next_prices:Vector<StarGiftUpgradePrice> = payments.StarGiftUpgradePreview;"""
         sample_attributes: _b.list[_StarGiftAttribute]
         prices: _b.list[_StarGiftUpgradePrice]
         next_prices: _b.list[_StarGiftUpgradePrice]
-        def __init__(self, *, sample_attributes: _b.list[_StarGiftAttribute], prices: _b.list[_StarGiftUpgradePrice], next_prices: _b.list[_StarGiftUpgradePrice]) -> None: ...
+        def __init__(self, *, sample_attributes: _Sequence[_StarGiftAttribute], prices: _Sequence[_StarGiftUpgradePrice], next_prices: _Sequence[_StarGiftUpgradePrice]) -> None: ...
     class StarGiftWithdrawalUrl(_TLObject):
         """payments.starGiftWithdrawalUrl#84aa3a9c url:string = payments.StarGiftWithdrawalUrl;"""
         url: _b.str
@@ -15223,7 +15223,7 @@ class payments:
         gifts: _b.list[_StarGift]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, hash: _b.int, gifts: _b.list[_StarGift], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, hash: _b.int, gifts: _Sequence[_StarGift], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class StarGiftsNotModified(_TLObject):
         """payments.starGiftsNotModified#a388a368 = payments.StarGifts;"""
         def __init__(self) -> None: ...
@@ -15252,26 +15252,26 @@ class payments:
         next_offset: _b.str | None
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, balance: _StarsAmount, subscriptions: _b.list[_StarsSubscription] | None = None, subscriptions_next_offset: _b.str | None = None, subscriptions_missing_balance: _b.int | None = None, history: _b.list[_StarsTransaction] | None = None, next_offset: _b.str | None = None, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, balance: _StarsAmount, subscriptions: _Sequence[_StarsSubscription] | None = None, subscriptions_next_offset: _b.str | None = None, subscriptions_missing_balance: _b.int | None = None, history: _Sequence[_StarsTransaction] | None = None, next_offset: _b.str | None = None, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class SuggestedStarRefBots(_TLObject):
         """payments.suggestedStarRefBots#b4d5d859 flags:# count:int suggested_bots:Vector<StarRefProgram> users:Vector<User> next_offset:flags.0?string = payments.SuggestedStarRefBots;"""
         count: _b.int
         suggested_bots: _b.list[_StarRefProgram]
         users: _b.list[_User]
         next_offset: _b.str | None
-        def __init__(self, *, count: _b.int, suggested_bots: _b.list[_StarRefProgram], users: _b.list[_User], next_offset: _b.str | None = None) -> None: ...
+        def __init__(self, *, count: _b.int, suggested_bots: _Sequence[_StarRefProgram], users: _Sequence[_User], next_offset: _b.str | None = None) -> None: ...
     class ToggleChatStarGiftNotifications(_TLFunction):
         """payments.toggleChatStarGiftNotifications#60eaefa1 flags:# enabled:flags.0?true peer:InputPeer = Bool;"""
         enabled: _b.bool
         peer: _InputPeer
-        def __init__(self, *, enabled: _b.bool = False, peer: _InputPeer) -> None: ...
+        def __init__(self, *, enabled: _b.bool | None = False, peer: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class ToggleStarGiftsPinnedToTop(_TLFunction):
         """payments.toggleStarGiftsPinnedToTop#1513e7b0 peer:InputPeer stargift:Vector<InputSavedStarGift> = Bool;"""
         peer: _InputPeer
         stargift: _b.list[_InputSavedStarGift]
-        def __init__(self, *, peer: _InputPeer, stargift: _b.list[_InputSavedStarGift]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, stargift: _Sequence[_InputSavedStarGift]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class TransferStarGift(_TLFunction):
@@ -15286,7 +15286,7 @@ class payments:
         gift: _StarGift
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, gift: _StarGift, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, gift: _StarGift, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class UniqueStarGiftValueInfo(_TLObject):
         """payments.uniqueStarGiftValueInfo#512fe446 flags:# last_sale_on_fragment:flags.1?true value_is_average:flags.6?true currency:string value:long initial_sale_date:int initial_sale_stars:long initial_sale_price:long last_sale_date:flags.0?int last_sale_price:flags.0?long floor_price:flags.2?long average_price:flags.3?long listed_count:flags.4?int fragment_listed_count:flags.5?int fragment_listed_url:flags.5?string = payments.UniqueStarGiftValueInfo;"""
         last_sale_on_fragment: _b.bool
@@ -15303,7 +15303,7 @@ class payments:
         listed_count: _b.int | None
         fragment_listed_count: _b.int | None
         fragment_listed_url: _b.str | None
-        def __init__(self, *, last_sale_on_fragment: _b.bool = False, value_is_average: _b.bool = False, currency: _b.str, value: _b.int, initial_sale_date: _b.int, initial_sale_stars: _b.int, initial_sale_price: _b.int, last_sale_date: _b.int | None = None, last_sale_price: _b.int | None = None, floor_price: _b.int | None = None, average_price: _b.int | None = None, listed_count: _b.int | None = None, fragment_listed_count: _b.int | None = None, fragment_listed_url: _b.str | None = None) -> None: ...
+        def __init__(self, *, last_sale_on_fragment: _b.bool | None = False, value_is_average: _b.bool | None = False, currency: _b.str, value: _b.int, initial_sale_date: _b.int, initial_sale_stars: _b.int, initial_sale_price: _b.int, last_sale_date: _b.int | None = None, last_sale_price: _b.int | None = None, floor_price: _b.int | None = None, average_price: _b.int | None = None, listed_count: _b.int | None = None, fragment_listed_count: _b.int | None = None, fragment_listed_url: _b.str | None = None) -> None: ...
     class UpdateStarGiftCollection(_TLFunction):
         """payments.updateStarGiftCollection#4fddbee7 flags:# peer:InputPeer collection_id:int title:flags.0?string delete_stargift:flags.1?Vector<InputSavedStarGift> add_stargift:flags.2?Vector<InputSavedStarGift> order:flags.3?Vector<InputSavedStarGift> = StarGiftCollection;"""
         peer: _InputPeer
@@ -15312,7 +15312,7 @@ class payments:
         delete_stargift: _b.list[_InputSavedStarGift] | None
         add_stargift: _b.list[_InputSavedStarGift] | None
         order: _b.list[_InputSavedStarGift] | None
-        def __init__(self, *, peer: _InputPeer, collection_id: _b.int, title: _b.str | None = None, delete_stargift: _b.list[_InputSavedStarGift] | None = None, add_stargift: _b.list[_InputSavedStarGift] | None = None, order: _b.list[_InputSavedStarGift] | None = None) -> None: ...
+        def __init__(self, *, peer: _InputPeer, collection_id: _b.int, title: _b.str | None = None, delete_stargift: _Sequence[_InputSavedStarGift] | None = None, add_stargift: _Sequence[_InputSavedStarGift] | None = None, order: _Sequence[_InputSavedStarGift] | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _StarGiftCollection: ...
     class UpdateStarGiftPrice(_TLFunction):
@@ -15326,7 +15326,7 @@ class payments:
         """payments.upgradeStarGift#aed6e4f5 flags:# keep_original_details:flags.0?true stargift:InputSavedStarGift = Updates;"""
         keep_original_details: _b.bool
         stargift: _InputSavedStarGift
-        def __init__(self, *, keep_original_details: _b.bool = False, stargift: _InputSavedStarGift) -> None: ...
+        def __init__(self, *, keep_original_details: _b.bool | None = False, stargift: _InputSavedStarGift) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class ValidateRequestedInfo(_TLFunction):
@@ -15334,14 +15334,14 @@ class payments:
         save: _b.bool
         invoice: _InputInvoice
         info: _PaymentRequestedInfo
-        def __init__(self, *, save: _b.bool = False, invoice: _InputInvoice, info: _PaymentRequestedInfo) -> None: ...
+        def __init__(self, *, save: _b.bool | None = False, invoice: _InputInvoice, info: _PaymentRequestedInfo) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _payments_ValidatedRequestedInfo: ...
     class ValidatedRequestedInfo(_TLObject):
         """payments.validatedRequestedInfo#d1451883 flags:# id:flags.0?string shipping_options:flags.1?Vector<ShippingOption> = payments.ValidatedRequestedInfo;"""
         id: _b.str | None
         shipping_options: _b.list[_ShippingOption] | None
-        def __init__(self, *, id: _b.str | None = None, shipping_options: _b.list[_ShippingOption] | None = None) -> None: ...
+        def __init__(self, *, id: _b.str | None = None, shipping_options: _Sequence[_ShippingOption] | None = None) -> None: ...
 class phone:
     class AcceptCall(_TLFunction):
         """phone.acceptCall#3bd2b4a0 peer:InputPhoneCall g_b:bytes protocol:PhoneCallProtocol = phone.PhoneCall;"""
@@ -15355,7 +15355,7 @@ class phone:
         """phone.checkGroupCall#b59cf977 call:InputGroupCall sources:Vector<int> = Vector<int>;"""
         call: _InputGroupCall
         sources: _b.list[_b.int]
-        def __init__(self, *, call: _InputGroupCall, sources: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, call: _InputGroupCall, sources: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_b.int]: ...
     class ConfirmCall(_TLFunction):
@@ -15376,7 +15376,7 @@ class phone:
         public_key: _b.bytes | None
         block: _b.bytes | None
         params: _DataJSON | None
-        def __init__(self, *, muted: _b.bool = False, video_stopped: _b.bool = False, join: _b.bool = False, random_id: _b.int, public_key: _b.bytes | None = None, block: _b.bytes | None = None, params: _DataJSON | None = None) -> None: ...
+        def __init__(self, *, muted: _b.bool | None = False, video_stopped: _b.bool | None = False, join: _b.bool | None = False, random_id: _b.int, public_key: _b.bytes | None = None, block: _b.bytes | None = None, params: _DataJSON | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class CreateGroupCall(_TLFunction):
@@ -15386,7 +15386,7 @@ class phone:
         random_id: _b.int
         title: _b.str | None
         schedule_date: _b.int | None
-        def __init__(self, *, rtmp_stream: _b.bool = False, peer: _InputPeer, random_id: _b.int, title: _b.str | None = None, schedule_date: _b.int | None = None) -> None: ...
+        def __init__(self, *, rtmp_stream: _b.bool | None = False, peer: _InputPeer, random_id: _b.int, title: _b.str | None = None, schedule_date: _b.int | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class DeclineConferenceCallInvite(_TLFunction):
@@ -15402,7 +15402,7 @@ class phone:
         call: _InputGroupCall
         ids: _b.list[_b.int]
         block: _b.bytes
-        def __init__(self, *, only_left: _b.bool = False, kick: _b.bool = False, call: _InputGroupCall, ids: _b.list[_b.int], block: _b.bytes) -> None: ...
+        def __init__(self, *, only_left: _b.bool | None = False, kick: _b.bool | None = False, call: _InputGroupCall, ids: _Sequence[_b.int], block: _b.bytes) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class DeleteGroupCallMessages(_TLFunction):
@@ -15410,7 +15410,7 @@ class phone:
         report_spam: _b.bool
         call: _InputGroupCall
         messages: _b.list[_b.int]
-        def __init__(self, *, report_spam: _b.bool = False, call: _InputGroupCall, messages: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, report_spam: _b.bool | None = False, call: _InputGroupCall, messages: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class DeleteGroupCallParticipantMessages(_TLFunction):
@@ -15418,7 +15418,7 @@ class phone:
         report_spam: _b.bool
         call: _InputGroupCall
         participant: _InputPeer
-        def __init__(self, *, report_spam: _b.bool = False, call: _InputGroupCall, participant: _InputPeer) -> None: ...
+        def __init__(self, *, report_spam: _b.bool | None = False, call: _InputGroupCall, participant: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class DiscardCall(_TLFunction):
@@ -15428,7 +15428,7 @@ class phone:
         duration: _b.int
         reason: _PhoneCallDiscardReason
         connection_id: _b.int
-        def __init__(self, *, video: _b.bool = False, peer: _InputPhoneCall, duration: _b.int, reason: _PhoneCallDiscardReason, connection_id: _b.int) -> None: ...
+        def __init__(self, *, video: _b.bool | None = False, peer: _InputPhoneCall, duration: _b.int, reason: _PhoneCallDiscardReason, connection_id: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class DiscardGroupCall(_TLFunction):
@@ -15461,7 +15461,7 @@ class phone:
         """phone.exportGroupCallInvite#e6aa647f flags:# can_self_unmute:flags.0?true call:InputGroupCall = phone.ExportedGroupCallInvite;"""
         can_self_unmute: _b.bool
         call: _InputGroupCall
-        def __init__(self, *, can_self_unmute: _b.bool = False, call: _InputGroupCall) -> None: ...
+        def __init__(self, *, can_self_unmute: _b.bool | None = False, call: _InputGroupCall) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _phone_ExportedGroupCallInvite: ...
     class ExportedGroupCallInvite(_TLObject):
@@ -15512,7 +15512,7 @@ class phone:
         live_story: _b.bool
         peer: _InputPeer
         revoke: _b.bool
-        def __init__(self, *, live_story: _b.bool = False, peer: _InputPeer, revoke: _b.bool) -> None: ...
+        def __init__(self, *, live_story: _b.bool | None = False, peer: _InputPeer, revoke: _b.bool) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _phone_GroupCallStreamRtmpUrl: ...
     class GetGroupParticipants(_TLFunction):
@@ -15522,7 +15522,7 @@ class phone:
         sources: _b.list[_b.int]
         offset: _b.str
         limit: _b.int
-        def __init__(self, *, call: _InputGroupCall, ids: _b.list[_InputPeer], sources: _b.list[_b.int], offset: _b.str, limit: _b.int) -> None: ...
+        def __init__(self, *, call: _InputGroupCall, ids: _Sequence[_InputPeer], sources: _Sequence[_b.int], offset: _b.str, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _phone_GroupParticipants: ...
     class GroupCall(_TLObject):
@@ -15532,18 +15532,18 @@ class phone:
         participants_next_offset: _b.str
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, call: _GroupCall, participants: _b.list[_GroupCallParticipant], participants_next_offset: _b.str, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, call: _GroupCall, participants: _Sequence[_GroupCallParticipant], participants_next_offset: _b.str, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class GroupCallStars(_TLObject):
         """phone.groupCallStars#9d1dbd26 total_stars:long top_donors:Vector<GroupCallDonor> chats:Vector<Chat> users:Vector<User> = phone.GroupCallStars;"""
         total_stars: _b.int
         top_donors: _b.list[_GroupCallDonor]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, total_stars: _b.int, top_donors: _b.list[_GroupCallDonor], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, total_stars: _b.int, top_donors: _Sequence[_GroupCallDonor], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class GroupCallStreamChannels(_TLObject):
         """phone.groupCallStreamChannels#d0e482b2 channels:Vector<GroupCallStreamChannel> = phone.GroupCallStreamChannels;"""
         channels: _b.list[_GroupCallStreamChannel]
-        def __init__(self, *, channels: _b.list[_GroupCallStreamChannel]) -> None: ...
+        def __init__(self, *, channels: _Sequence[_GroupCallStreamChannel]) -> None: ...
     class GroupCallStreamRtmpUrl(_TLObject):
         """phone.groupCallStreamRtmpUrl#2dbf3432 url:string key:string = phone.GroupCallStreamRtmpUrl;"""
         url: _b.str
@@ -15557,20 +15557,20 @@ class phone:
         chats: _b.list[_Chat]
         users: _b.list[_User]
         version: _b.int
-        def __init__(self, *, count: _b.int, participants: _b.list[_GroupCallParticipant], next_offset: _b.str, chats: _b.list[_Chat], users: _b.list[_User], version: _b.int) -> None: ...
+        def __init__(self, *, count: _b.int, participants: _Sequence[_GroupCallParticipant], next_offset: _b.str, chats: _Sequence[_Chat], users: _Sequence[_User], version: _b.int) -> None: ...
     class InviteConferenceCallParticipant(_TLFunction):
         """phone.inviteConferenceCallParticipant#bcf22685 flags:# video:flags.0?true call:InputGroupCall user_id:InputUser = Updates;"""
         video: _b.bool
         call: _InputGroupCall
         user_id: _InputUser
-        def __init__(self, *, video: _b.bool = False, call: _InputGroupCall, user_id: _InputUser) -> None: ...
+        def __init__(self, *, video: _b.bool | None = False, call: _InputGroupCall, user_id: _InputUser) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class InviteToGroupCall(_TLFunction):
         """phone.inviteToGroupCall#7b393160 call:InputGroupCall users:Vector<InputUser> = Updates;"""
         call: _InputGroupCall
         users: _b.list[_InputUser]
-        def __init__(self, *, call: _InputGroupCall, users: _b.list[_InputUser]) -> None: ...
+        def __init__(self, *, call: _InputGroupCall, users: _Sequence[_InputUser]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class JoinAsPeers(_TLObject):
@@ -15578,7 +15578,7 @@ class phone:
         peers: _b.list[_Peer]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, peers: _b.list[_Peer], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, peers: _Sequence[_Peer], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class JoinGroupCall(_TLFunction):
         """phone.joinGroupCall#8fb53057 flags:# muted:flags.0?true video_stopped:flags.2?true call:InputGroupCall join_as:InputPeer invite_hash:flags.1?string public_key:flags.3?int256 block:flags.3?bytes params:DataJSON = Updates;"""
         muted: _b.bool
@@ -15589,7 +15589,7 @@ class phone:
         public_key: _b.bytes | None
         block: _b.bytes | None
         params: _DataJSON
-        def __init__(self, *, muted: _b.bool = False, video_stopped: _b.bool = False, call: _InputGroupCall, join_as: _InputPeer, invite_hash: _b.str | None = None, public_key: _b.bytes | None = None, block: _b.bytes | None = None, params: _DataJSON) -> None: ...
+        def __init__(self, *, muted: _b.bool | None = False, video_stopped: _b.bool | None = False, call: _InputGroupCall, join_as: _InputPeer, invite_hash: _b.str | None = None, public_key: _b.bytes | None = None, block: _b.bytes | None = None, params: _DataJSON) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class JoinGroupCallPresentation(_TLFunction):
@@ -15616,7 +15616,7 @@ class phone:
         """phone.phoneCall#ec82e140 phone_call:PhoneCall users:Vector<User> = phone.PhoneCall;"""
         phone_call: _PhoneCall
         users: _b.list[_User]
-        def __init__(self, *, phone_call: _PhoneCall, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, phone_call: _PhoneCall, users: _Sequence[_User]) -> None: ...
     class ReceivedCall(_TLFunction):
         """phone.receivedCall#17d54f61 peer:InputPhoneCall = Bool;"""
         peer: _InputPhoneCall
@@ -15630,7 +15630,7 @@ class phone:
         random_id: _b.int
         g_a_hash: _b.bytes
         protocol: _PhoneCallProtocol
-        def __init__(self, *, video: _b.bool = False, user_id: _InputUser, random_id: _b.int, g_a_hash: _b.bytes, protocol: _PhoneCallProtocol) -> None: ...
+        def __init__(self, *, video: _b.bool | None = False, user_id: _InputUser, random_id: _b.int, g_a_hash: _b.bytes, protocol: _PhoneCallProtocol) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _phone_PhoneCall: ...
     class SaveCallDebug(_TLFunction):
@@ -15698,7 +15698,7 @@ class phone:
         peer: _InputPhoneCall
         rating: _b.int
         comment: _b.str
-        def __init__(self, *, user_initiative: _b.bool = False, peer: _InputPhoneCall, rating: _b.int, comment: _b.str) -> None: ...
+        def __init__(self, *, user_initiative: _b.bool | None = False, peer: _InputPhoneCall, rating: _b.int, comment: _b.str) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class StartScheduledGroupCall(_TLFunction):
@@ -15714,7 +15714,7 @@ class phone:
         call: _InputGroupCall
         title: _b.str | None
         video_portrait: _b.bool | None
-        def __init__(self, *, start: _b.bool = False, video: _b.bool = False, call: _InputGroupCall, title: _b.str | None = None, video_portrait: _b.bool | None = None) -> None: ...
+        def __init__(self, *, start: _b.bool | None = False, video: _b.bool | None = False, call: _InputGroupCall, title: _b.str | None = None, video_portrait: _b.bool | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class ToggleGroupCallSettings(_TLFunction):
@@ -15724,7 +15724,7 @@ class phone:
         join_muted: _b.bool | None
         messages_enabled: _b.bool | None
         send_paid_messages_stars: _b.int | None
-        def __init__(self, *, reset_invite_hash: _b.bool = False, call: _InputGroupCall, join_muted: _b.bool | None = None, messages_enabled: _b.bool | None = None, send_paid_messages_stars: _b.int | None = None) -> None: ...
+        def __init__(self, *, reset_invite_hash: _b.bool | None = False, call: _InputGroupCall, join_muted: _b.bool | None = None, messages_enabled: _b.bool | None = None, send_paid_messages_stars: _b.int | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class ToggleGroupCallStartSubscription(_TLFunction):
@@ -15738,7 +15738,7 @@ class photos:
     class DeletePhotos(_TLFunction):
         """photos.deletePhotos#87cf7f2f id:Vector<InputPhoto> = Vector<long>;"""
         id: _b.list[_InputPhoto]
-        def __init__(self, *, id: _b.list[_InputPhoto]) -> None: ...
+        def __init__(self, *, id: _Sequence[_InputPhoto]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_b.int]: ...
     class GetUserPhotos(_TLFunction):
@@ -15754,24 +15754,24 @@ class photos:
         """photos.photo#20212ca8 photo:Photo users:Vector<User> = photos.Photo;"""
         photo: _Photo
         users: _b.list[_User]
-        def __init__(self, *, photo: _Photo, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, photo: _Photo, users: _Sequence[_User]) -> None: ...
     class Photos(_TLObject):
         """photos.photos#8dca6aa5 photos:Vector<Photo> users:Vector<User> = photos.Photos;"""
         photos: _b.list[_Photo]
         users: _b.list[_User]
-        def __init__(self, *, photos: _b.list[_Photo], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, photos: _Sequence[_Photo], users: _Sequence[_User]) -> None: ...
     class PhotosSlice(_TLObject):
         """photos.photosSlice#15051f54 count:int photos:Vector<Photo> users:Vector<User> = photos.Photos;"""
         count: _b.int
         photos: _b.list[_Photo]
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, photos: _b.list[_Photo], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, photos: _Sequence[_Photo], users: _Sequence[_User]) -> None: ...
     class UpdateProfilePhoto(_TLFunction):
         """photos.updateProfilePhoto#9e82039 flags:# fallback:flags.0?true bot:flags.1?InputUser id:InputPhoto = photos.Photo;"""
         fallback: _b.bool
         bot: _InputUser | None
         id: _InputPhoto
-        def __init__(self, *, fallback: _b.bool = False, bot: _InputUser | None = None, id: _InputPhoto) -> None: ...
+        def __init__(self, *, fallback: _b.bool | None = False, bot: _InputUser | None = None, id: _InputPhoto) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _photos_Photo: ...
     class UploadContactProfilePhoto(_TLFunction):
@@ -15783,7 +15783,7 @@ class photos:
         video: _InputFile | None
         video_start_ts: _b.float | None
         video_emoji_markup: _VideoSize | None
-        def __init__(self, *, suggest: _b.bool = False, save: _b.bool = False, user_id: _InputUser, file: _InputFile | None = None, video: _InputFile | None = None, video_start_ts: _b.float | None = None, video_emoji_markup: _VideoSize | None = None) -> None: ...
+        def __init__(self, *, suggest: _b.bool | None = False, save: _b.bool | None = False, user_id: _InputUser, file: _InputFile | None = None, video: _InputFile | None = None, video_start_ts: _b.float | None = None, video_emoji_markup: _VideoSize | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _photos_Photo: ...
     class UploadProfilePhoto(_TLFunction):
@@ -15794,7 +15794,7 @@ class photos:
         video: _InputFile | None
         video_start_ts: _b.float | None
         video_emoji_markup: _VideoSize | None
-        def __init__(self, *, fallback: _b.bool = False, bot: _InputUser | None = None, file: _InputFile | None = None, video: _InputFile | None = None, video_start_ts: _b.float | None = None, video_emoji_markup: _VideoSize | None = None) -> None: ...
+        def __init__(self, *, fallback: _b.bool | None = False, bot: _InputUser | None = None, file: _InputFile | None = None, video: _InputFile | None = None, video_start_ts: _b.float | None = None, video_emoji_markup: _VideoSize | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _photos_Photo: ...
 class premium:
@@ -15802,7 +15802,7 @@ class premium:
         """premium.applyBoost#6b7da746 flags:# slots:flags.0?Vector<int> peer:InputPeer = premium.MyBoosts;"""
         slots: _b.list[_b.int] | None
         peer: _InputPeer
-        def __init__(self, *, slots: _b.list[_b.int] | None = None, peer: _InputPeer) -> None: ...
+        def __init__(self, *, slots: _Sequence[_b.int] | None = None, peer: _InputPeer) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _premium_MyBoosts: ...
     class BoostsList(_TLObject):
@@ -15811,7 +15811,7 @@ class premium:
         boosts: _b.list[_Boost]
         next_offset: _b.str | None
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, boosts: _b.list[_Boost], next_offset: _b.str | None = None, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, boosts: _Sequence[_Boost], next_offset: _b.str | None = None, users: _Sequence[_User]) -> None: ...
     class BoostsStatus(_TLObject):
         """premium.boostsStatus#4959427a flags:# my_boost:flags.2?true level:int current_level_boosts:int boosts:int gift_boosts:flags.4?int next_level_boosts:flags.0?int premium_audience:flags.1?StatsPercentValue boost_url:string prepaid_giveaways:flags.3?Vector<PrepaidGiveaway> my_boost_slots:flags.2?Vector<int> = premium.BoostsStatus;"""
         my_boost: _b.bool
@@ -15824,14 +15824,14 @@ class premium:
         boost_url: _b.str
         prepaid_giveaways: _b.list[_PrepaidGiveaway] | None
         my_boost_slots: _b.list[_b.int] | None
-        def __init__(self, *, my_boost: _b.bool = False, level: _b.int, current_level_boosts: _b.int, boosts: _b.int, gift_boosts: _b.int | None = None, next_level_boosts: _b.int | None = None, premium_audience: _StatsPercentValue | None = None, boost_url: _b.str, prepaid_giveaways: _b.list[_PrepaidGiveaway] | None = None, my_boost_slots: _b.list[_b.int] | None = None) -> None: ...
+        def __init__(self, *, my_boost: _b.bool | None = False, level: _b.int, current_level_boosts: _b.int, boosts: _b.int, gift_boosts: _b.int | None = None, next_level_boosts: _b.int | None = None, premium_audience: _StatsPercentValue | None = None, boost_url: _b.str, prepaid_giveaways: _Sequence[_PrepaidGiveaway] | None = None, my_boost_slots: _Sequence[_b.int] | None = None) -> None: ...
     class GetBoostsList(_TLFunction):
         """premium.getBoostsList#60f67660 flags:# gifts:flags.0?true peer:InputPeer offset:string limit:int = premium.BoostsList;"""
         gifts: _b.bool
         peer: _InputPeer
         offset: _b.str
         limit: _b.int
-        def __init__(self, *, gifts: _b.bool = False, peer: _InputPeer, offset: _b.str, limit: _b.int) -> None: ...
+        def __init__(self, *, gifts: _b.bool | None = False, peer: _InputPeer, offset: _b.str, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _premium_BoostsList: ...
     class GetBoostsStatus(_TLFunction):
@@ -15857,7 +15857,7 @@ class premium:
         my_boosts: _b.list[_MyBoost]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, my_boosts: _b.list[_MyBoost], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, my_boosts: _Sequence[_MyBoost], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
 class smsjobs:
     class EligibleToJoin(_TLObject):
         """smsjobs.eligibleToJoin#dc8b44cf terms_url:string monthly_sent_sms:int = smsjobs.EligibilityToJoin;"""
@@ -15907,11 +15907,11 @@ class smsjobs:
         total_since: _b.int
         last_gift_slug: _b.str | None
         terms_url: _b.str
-        def __init__(self, *, allow_international: _b.bool = False, recent_sent: _b.int, recent_since: _b.int, recent_remains: _b.int, total_sent: _b.int, total_since: _b.int, last_gift_slug: _b.str | None = None, terms_url: _b.str) -> None: ...
+        def __init__(self, *, allow_international: _b.bool | None = False, recent_sent: _b.int, recent_since: _b.int, recent_remains: _b.int, total_sent: _b.int, total_since: _b.int, last_gift_slug: _b.str | None = None, terms_url: _b.str) -> None: ...
     class UpdateSettings(_TLFunction):
         """smsjobs.updateSettings#93fa0bf flags:# allow_international:flags.0?true = Bool;"""
         allow_international: _b.bool
-        def __init__(self, *, allow_international: _b.bool = False) -> None: ...
+        def __init__(self, *, allow_international: _b.bool | None = False) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
 class stats:
@@ -15939,19 +15939,19 @@ class stats:
         story_interactions_graph: _StatsGraph
         story_reactions_by_emotion_graph: _StatsGraph
         recent_posts_interactions: _b.list[_PostInteractionCounters]
-        def __init__(self, *, period: _StatsDateRangeDays, followers: _StatsAbsValueAndPrev, views_per_post: _StatsAbsValueAndPrev, shares_per_post: _StatsAbsValueAndPrev, reactions_per_post: _StatsAbsValueAndPrev, views_per_story: _StatsAbsValueAndPrev, shares_per_story: _StatsAbsValueAndPrev, reactions_per_story: _StatsAbsValueAndPrev, enabled_notifications: _StatsPercentValue, growth_graph: _StatsGraph, followers_graph: _StatsGraph, mute_graph: _StatsGraph, top_hours_graph: _StatsGraph, interactions_graph: _StatsGraph, iv_interactions_graph: _StatsGraph, views_by_source_graph: _StatsGraph, new_followers_by_source_graph: _StatsGraph, languages_graph: _StatsGraph, reactions_by_emotion_graph: _StatsGraph, story_interactions_graph: _StatsGraph, story_reactions_by_emotion_graph: _StatsGraph, recent_posts_interactions: _b.list[_PostInteractionCounters]) -> None: ...
+        def __init__(self, *, period: _StatsDateRangeDays, followers: _StatsAbsValueAndPrev, views_per_post: _StatsAbsValueAndPrev, shares_per_post: _StatsAbsValueAndPrev, reactions_per_post: _StatsAbsValueAndPrev, views_per_story: _StatsAbsValueAndPrev, shares_per_story: _StatsAbsValueAndPrev, reactions_per_story: _StatsAbsValueAndPrev, enabled_notifications: _StatsPercentValue, growth_graph: _StatsGraph, followers_graph: _StatsGraph, mute_graph: _StatsGraph, top_hours_graph: _StatsGraph, interactions_graph: _StatsGraph, iv_interactions_graph: _StatsGraph, views_by_source_graph: _StatsGraph, new_followers_by_source_graph: _StatsGraph, languages_graph: _StatsGraph, reactions_by_emotion_graph: _StatsGraph, story_interactions_graph: _StatsGraph, story_reactions_by_emotion_graph: _StatsGraph, recent_posts_interactions: _Sequence[_PostInteractionCounters]) -> None: ...
     class GetBroadcastStats(_TLFunction):
         """stats.getBroadcastStats#ab42441a flags:# dark:flags.0?true channel:InputChannel = stats.BroadcastStats;"""
         dark: _b.bool
         channel: _InputChannel
-        def __init__(self, *, dark: _b.bool = False, channel: _InputChannel) -> None: ...
+        def __init__(self, *, dark: _b.bool | None = False, channel: _InputChannel) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _stats_BroadcastStats: ...
     class GetMegagroupStats(_TLFunction):
         """stats.getMegagroupStats#dcdf8607 flags:# dark:flags.0?true channel:InputChannel = stats.MegagroupStats;"""
         dark: _b.bool
         channel: _InputChannel
-        def __init__(self, *, dark: _b.bool = False, channel: _InputChannel) -> None: ...
+        def __init__(self, *, dark: _b.bool | None = False, channel: _InputChannel) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _stats_MegagroupStats: ...
     class GetMessagePublicForwards(_TLFunction):
@@ -15968,7 +15968,7 @@ class stats:
         dark: _b.bool
         channel: _InputChannel
         msg_id: _b.int
-        def __init__(self, *, dark: _b.bool = False, channel: _InputChannel, msg_id: _b.int) -> None: ...
+        def __init__(self, *, dark: _b.bool | None = False, channel: _InputChannel, msg_id: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _stats_MessageStats: ...
     class GetPollStats(_TLFunction):
@@ -15976,7 +15976,7 @@ class stats:
         dark: _b.bool
         peer: _InputPeer
         msg_id: _b.int
-        def __init__(self, *, dark: _b.bool = False, peer: _InputPeer, msg_id: _b.int) -> None: ...
+        def __init__(self, *, dark: _b.bool | None = False, peer: _InputPeer, msg_id: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _stats_PollStats: ...
     class GetStoryPublicForwards(_TLFunction):
@@ -15993,7 +15993,7 @@ class stats:
         dark: _b.bool
         peer: _InputPeer
         id: _b.int
-        def __init__(self, *, dark: _b.bool = False, peer: _InputPeer, id: _b.int) -> None: ...
+        def __init__(self, *, dark: _b.bool | None = False, peer: _InputPeer, id: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _stats_StoryStats: ...
     class LoadAsyncGraph(_TLFunction):
@@ -16022,7 +16022,7 @@ class stats:
         top_admins: _b.list[_StatsGroupTopAdmin]
         top_inviters: _b.list[_StatsGroupTopInviter]
         users: _b.list[_User]
-        def __init__(self, *, period: _StatsDateRangeDays, members: _StatsAbsValueAndPrev, messages: _StatsAbsValueAndPrev, viewers: _StatsAbsValueAndPrev, posters: _StatsAbsValueAndPrev, growth_graph: _StatsGraph, members_graph: _StatsGraph, new_members_by_source_graph: _StatsGraph, languages_graph: _StatsGraph, messages_graph: _StatsGraph, actions_graph: _StatsGraph, top_hours_graph: _StatsGraph, weekdays_graph: _StatsGraph, top_posters: _b.list[_StatsGroupTopPoster], top_admins: _b.list[_StatsGroupTopAdmin], top_inviters: _b.list[_StatsGroupTopInviter], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, period: _StatsDateRangeDays, members: _StatsAbsValueAndPrev, messages: _StatsAbsValueAndPrev, viewers: _StatsAbsValueAndPrev, posters: _StatsAbsValueAndPrev, growth_graph: _StatsGraph, members_graph: _StatsGraph, new_members_by_source_graph: _StatsGraph, languages_graph: _StatsGraph, messages_graph: _StatsGraph, actions_graph: _StatsGraph, top_hours_graph: _StatsGraph, weekdays_graph: _StatsGraph, top_posters: _Sequence[_StatsGroupTopPoster], top_admins: _Sequence[_StatsGroupTopAdmin], top_inviters: _Sequence[_StatsGroupTopInviter], users: _Sequence[_User]) -> None: ...
     class MessageStats(_TLObject):
         """stats.messageStats#7fe91c14 views_graph:StatsGraph reactions_by_emotion_graph:StatsGraph = stats.MessageStats;"""
         views_graph: _StatsGraph
@@ -16039,7 +16039,7 @@ class stats:
         next_offset: _b.str | None
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, forwards: _b.list[_PublicForward], next_offset: _b.str | None = None, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, forwards: _Sequence[_PublicForward], next_offset: _b.str | None = None, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class StoryStats(_TLObject):
         """stats.storyStats#50cd067c views_graph:StatsGraph reactions_by_emotion_graph:StatsGraph = stats.StoryStats;"""
         views_graph: _StatsGraph
@@ -16086,7 +16086,7 @@ class stickers:
         thumb: _InputDocument | None
         stickers: _b.list[_InputStickerSetItem]
         software: _b.str | None
-        def __init__(self, *, masks: _b.bool = False, emojis: _b.bool = False, text_color: _b.bool = False, user_id: _InputUser, title: _b.str, short_name: _b.str, thumb: _InputDocument | None = None, stickers: _b.list[_InputStickerSetItem], software: _b.str | None = None) -> None: ...
+        def __init__(self, *, masks: _b.bool | None = False, emojis: _b.bool | None = False, text_color: _b.bool | None = False, user_id: _InputUser, title: _b.str, short_name: _b.str, thumb: _InputDocument | None = None, stickers: _Sequence[_InputStickerSetItem], software: _b.str | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _messages_StickerSet: ...
     class DeleteStickerSet(_TLFunction):
@@ -16169,14 +16169,14 @@ class stories:
         """stories.activateStealthMode#57bbd166 flags:# past:flags.0?true future:flags.1?true = Updates;"""
         past: _b.bool
         future: _b.bool
-        def __init__(self, *, past: _b.bool = False, future: _b.bool = False) -> None: ...
+        def __init__(self, *, past: _b.bool | None = False, future: _b.bool | None = False) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class Albums(_TLObject):
         """stories.albums#c3987a3a hash:long albums:Vector<StoryAlbum> = stories.Albums;"""
         hash: _b.int
         albums: _b.list[_StoryAlbum]
-        def __init__(self, *, hash: _b.int, albums: _b.list[_StoryAlbum]) -> None: ...
+        def __init__(self, *, hash: _b.int, albums: _Sequence[_StoryAlbum]) -> None: ...
     class AlbumsNotModified(_TLObject):
         """stories.albumsNotModified#564edaeb = stories.Albums;"""
         def __init__(self) -> None: ...
@@ -16189,7 +16189,7 @@ class stories:
         chats: _b.list[_Chat]
         users: _b.list[_User]
         stealth_mode: _StoriesStealthMode
-        def __init__(self, *, has_more: _b.bool = False, count: _b.int, state: _b.str, peer_stories: _b.list[_PeerStories], chats: _b.list[_Chat], users: _b.list[_User], stealth_mode: _StoriesStealthMode) -> None: ...
+        def __init__(self, *, has_more: _b.bool | None = False, count: _b.int, state: _b.str, peer_stories: _Sequence[_PeerStories], chats: _Sequence[_Chat], users: _Sequence[_User], stealth_mode: _StoriesStealthMode) -> None: ...
     class AllStoriesNotModified(_TLObject):
         """stories.allStoriesNotModified#1158fe3e flags:# state:string stealth_mode:StoriesStealthMode = stories.AllStories;"""
         flags: _b.int
@@ -16211,7 +16211,7 @@ class stories:
         peer: _InputPeer
         title: _b.str
         stories: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, title: _b.str, stories: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, title: _b.str, stories: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _StoryAlbum: ...
     class DeleteAlbum(_TLFunction):
@@ -16225,7 +16225,7 @@ class stories:
         """stories.deleteStories#ae59db5f peer:InputPeer id:Vector<int> = Vector<int>;"""
         peer: _InputPeer
         id: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_b.int]: ...
     class EditStory(_TLFunction):
@@ -16238,7 +16238,7 @@ class stories:
         entities: _b.list[_MessageEntity] | None
         privacy_rules: _b.list[_InputPrivacyRule] | None
         music: _InputDocument | None
-        def __init__(self, *, peer: _InputPeer, id: _b.int, media: _InputMedia | None = None, media_areas: _b.list[_MediaArea] | None = None, caption: _b.str | None = None, entities: _b.list[_MessageEntity] | None = None, privacy_rules: _b.list[_InputPrivacyRule] | None = None, music: _InputDocument | None = None) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _b.int, media: _InputMedia | None = None, media_areas: _Sequence[_MediaArea] | None = None, caption: _b.str | None = None, entities: _Sequence[_MessageEntity] | None = None, privacy_rules: _Sequence[_InputPrivacyRule] | None = None, music: _InputDocument | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class ExportStoryLink(_TLFunction):
@@ -16255,7 +16255,7 @@ class stories:
         next_offset: _b.str | None
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, stories: _b.list[_FoundStory], next_offset: _b.str | None = None, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, stories: _Sequence[_FoundStory], next_offset: _b.str | None = None, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class GetAlbumStories(_TLFunction):
         """stories.getAlbumStories#ac806d61 peer:InputPeer album_id:int offset:int limit:int = stories.Stories;"""
         peer: _InputPeer
@@ -16282,7 +16282,7 @@ class stories:
         next: _b.bool
         hidden: _b.bool
         state: _b.str | None
-        def __init__(self, *, next: _b.bool = False, hidden: _b.bool = False, state: _b.str | None = None) -> None: ...
+        def __init__(self, *, next: _b.bool | None = False, hidden: _b.bool | None = False, state: _b.str | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _stories_AllStories: ...
     class GetChatsToSend(_TLFunction):
@@ -16293,7 +16293,7 @@ class stories:
     class GetPeerMaxIDs(_TLFunction):
         """stories.getPeerMaxIDs#78499170 id:Vector<InputPeer> = Vector<RecentStory>;"""
         id: _b.list[_InputPeer]
-        def __init__(self, *, id: _b.list[_InputPeer]) -> None: ...
+        def __init__(self, *, id: _Sequence[_InputPeer]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_RecentStory]: ...
     class GetPeerStories(_TLFunction):
@@ -16322,14 +16322,14 @@ class stories:
         """stories.getStoriesByID#5774ca74 peer:InputPeer id:Vector<int> = stories.Stories;"""
         peer: _InputPeer
         id: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _stories_Stories: ...
     class GetStoriesViews(_TLFunction):
         """stories.getStoriesViews#28e16cc8 peer:InputPeer id:Vector<int> = stories.StoryViews;"""
         peer: _InputPeer
         id: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _stories_StoryViews: ...
     class GetStoryReactionsList(_TLFunction):
@@ -16340,7 +16340,7 @@ class stories:
         reaction: _Reaction | None
         offset: _b.str | None
         limit: _b.int
-        def __init__(self, *, forwards_first: _b.bool = False, peer: _InputPeer, id: _b.int, reaction: _Reaction | None = None, offset: _b.str | None = None, limit: _b.int) -> None: ...
+        def __init__(self, *, forwards_first: _b.bool | None = False, peer: _InputPeer, id: _b.int, reaction: _Reaction | None = None, offset: _b.str | None = None, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _stories_StoryReactionsList: ...
     class GetStoryViewsList(_TLFunction):
@@ -16353,14 +16353,14 @@ class stories:
         id: _b.int
         offset: _b.str
         limit: _b.int
-        def __init__(self, *, just_contacts: _b.bool = False, reactions_first: _b.bool = False, forwards_first: _b.bool = False, peer: _InputPeer, q: _b.str | None = None, id: _b.int, offset: _b.str, limit: _b.int) -> None: ...
+        def __init__(self, *, just_contacts: _b.bool | None = False, reactions_first: _b.bool | None = False, forwards_first: _b.bool | None = False, peer: _InputPeer, q: _b.str | None = None, id: _b.int, offset: _b.str, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _stories_StoryViewsList: ...
     class IncrementStoryViews(_TLFunction):
         """stories.incrementStoryViews#b2028afb peer:InputPeer id:Vector<int> = Bool;"""
         peer: _InputPeer
         id: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class PeerStories(_TLObject):
@@ -16368,7 +16368,7 @@ class stories:
         stories: _PeerStories
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, stories: _PeerStories, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, stories: _PeerStories, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class ReadStories(_TLFunction):
         """stories.readStories#a556dac8 peer:InputPeer max_id:int = Vector<int>;"""
         peer: _InputPeer
@@ -16380,7 +16380,7 @@ class stories:
         """stories.reorderAlbums#8535fbd9 peer:InputPeer order:Vector<int> = Bool;"""
         peer: _InputPeer
         order: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, order: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, order: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class Report(_TLFunction):
@@ -16389,7 +16389,7 @@ class stories:
         id: _b.list[_b.int]
         option: _b.bytes
         message: _b.str
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int], option: _b.bytes, message: _b.str) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int], option: _b.bytes, message: _b.str) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _ReportResult: ...
     class SearchPosts(_TLFunction):
@@ -16408,7 +16408,7 @@ class stories:
         peer: _InputPeer
         story_id: _b.int
         reaction: _Reaction
-        def __init__(self, *, add_to_recent: _b.bool = False, peer: _InputPeer, story_id: _b.int, reaction: _Reaction) -> None: ...
+        def __init__(self, *, add_to_recent: _b.bool | None = False, peer: _InputPeer, story_id: _b.int, reaction: _Reaction) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class SendStory(_TLFunction):
@@ -16428,7 +16428,7 @@ class stories:
         fwd_from_story: _b.int | None
         albums: _b.list[_b.int] | None
         music: _InputDocument | None
-        def __init__(self, *, pinned: _b.bool = False, noforwards: _b.bool = False, fwd_modified: _b.bool = False, peer: _InputPeer, media: _InputMedia, media_areas: _b.list[_MediaArea] | None = None, caption: _b.str | None = None, entities: _b.list[_MessageEntity] | None = None, privacy_rules: _b.list[_InputPrivacyRule], random_id: _b.int, period: _b.int | None = None, fwd_from_id: _InputPeer | None = None, fwd_from_story: _b.int | None = None, albums: _b.list[_b.int] | None = None, music: _InputDocument | None = None) -> None: ...
+        def __init__(self, *, pinned: _b.bool | None = False, noforwards: _b.bool | None = False, fwd_modified: _b.bool | None = False, peer: _InputPeer, media: _InputMedia, media_areas: _Sequence[_MediaArea] | None = None, caption: _b.str | None = None, entities: _Sequence[_MessageEntity] | None = None, privacy_rules: _Sequence[_InputPrivacyRule], random_id: _b.int, period: _b.int | None = None, fwd_from_id: _InputPeer | None = None, fwd_from_story: _b.int | None = None, albums: _Sequence[_b.int] | None = None, music: _InputDocument | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class StartLive(_TLFunction):
@@ -16443,7 +16443,7 @@ class stories:
         random_id: _b.int
         messages_enabled: _b.bool | None
         send_paid_messages_stars: _b.int | None
-        def __init__(self, *, pinned: _b.bool = False, noforwards: _b.bool = False, rtmp_stream: _b.bool = False, peer: _InputPeer, caption: _b.str | None = None, entities: _b.list[_MessageEntity] | None = None, privacy_rules: _b.list[_InputPrivacyRule], random_id: _b.int, messages_enabled: _b.bool | None = None, send_paid_messages_stars: _b.int | None = None) -> None: ...
+        def __init__(self, *, pinned: _b.bool | None = False, noforwards: _b.bool | None = False, rtmp_stream: _b.bool | None = False, peer: _InputPeer, caption: _b.str | None = None, entities: _Sequence[_MessageEntity] | None = None, privacy_rules: _Sequence[_InputPrivacyRule], random_id: _b.int, messages_enabled: _b.bool | None = None, send_paid_messages_stars: _b.int | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _Updates: ...
     class Stories(_TLObject):
@@ -16453,7 +16453,7 @@ class stories:
         pinned_to_top: _b.list[_b.int] | None
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, stories: _b.list[_StoryItem], pinned_to_top: _b.list[_b.int] | None = None, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, stories: _Sequence[_StoryItem], pinned_to_top: _Sequence[_b.int] | None = None, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class StoryReactionsList(_TLObject):
         """stories.storyReactionsList#aa5f789c flags:# count:int reactions:Vector<StoryReaction> chats:Vector<Chat> users:Vector<User> next_offset:flags.0?string = stories.StoryReactionsList;"""
         count: _b.int
@@ -16461,12 +16461,12 @@ class stories:
         chats: _b.list[_Chat]
         users: _b.list[_User]
         next_offset: _b.str | None
-        def __init__(self, *, count: _b.int, reactions: _b.list[_StoryReaction], chats: _b.list[_Chat], users: _b.list[_User], next_offset: _b.str | None = None) -> None: ...
+        def __init__(self, *, count: _b.int, reactions: _Sequence[_StoryReaction], chats: _Sequence[_Chat], users: _Sequence[_User], next_offset: _b.str | None = None) -> None: ...
     class StoryViews(_TLObject):
         """stories.storyViews#de9eed1d views:Vector<StoryViews> users:Vector<User> = stories.StoryViews;"""
         views: _b.list[_StoryViews]
         users: _b.list[_User]
-        def __init__(self, *, views: _b.list[_StoryViews], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, views: _Sequence[_StoryViews], users: _Sequence[_User]) -> None: ...
     class StoryViewsList(_TLObject):
         """stories.storyViewsList#59d78fc5 flags:# count:int views_count:int forwards_count:int reactions_count:int views:Vector<StoryView> chats:Vector<Chat> users:Vector<User> next_offset:flags.0?string = stories.StoryViewsList;"""
         count: _b.int
@@ -16477,7 +16477,7 @@ class stories:
         chats: _b.list[_Chat]
         users: _b.list[_User]
         next_offset: _b.str | None
-        def __init__(self, *, count: _b.int, views_count: _b.int, forwards_count: _b.int, reactions_count: _b.int, views: _b.list[_StoryView], chats: _b.list[_Chat], users: _b.list[_User], next_offset: _b.str | None = None) -> None: ...
+        def __init__(self, *, count: _b.int, views_count: _b.int, forwards_count: _b.int, reactions_count: _b.int, views: _Sequence[_StoryView], chats: _Sequence[_Chat], users: _Sequence[_User], next_offset: _b.str | None = None) -> None: ...
     class ToggleAllStoriesHidden(_TLFunction):
         """stories.toggleAllStoriesHidden#7c2557c4 hidden:Bool = Bool;"""
         hidden: _b.bool
@@ -16496,14 +16496,14 @@ class stories:
         peer: _InputPeer
         id: _b.list[_b.int]
         pinned: _b.bool
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int], pinned: _b.bool) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int], pinned: _b.bool) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_b.int]: ...
     class TogglePinnedToTop(_TLFunction):
         """stories.togglePinnedToTop#b297e9b peer:InputPeer id:Vector<int> = Bool;"""
         peer: _InputPeer
         id: _b.list[_b.int]
-        def __init__(self, *, peer: _InputPeer, id: _b.list[_b.int]) -> None: ...
+        def __init__(self, *, peer: _InputPeer, id: _Sequence[_b.int]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class UpdateAlbum(_TLFunction):
@@ -16514,7 +16514,7 @@ class stories:
         delete_stories: _b.list[_b.int] | None
         add_stories: _b.list[_b.int] | None
         order: _b.list[_b.int] | None
-        def __init__(self, *, peer: _InputPeer, album_id: _b.int, title: _b.str | None = None, delete_stories: _b.list[_b.int] | None = None, add_stories: _b.list[_b.int] | None = None, order: _b.list[_b.int] | None = None) -> None: ...
+        def __init__(self, *, peer: _InputPeer, album_id: _b.int, title: _b.str | None = None, delete_stories: _Sequence[_b.int] | None = None, add_stories: _Sequence[_b.int] | None = None, order: _Sequence[_b.int] | None = None) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _StoryAlbum: ...
 class test:
@@ -16529,13 +16529,13 @@ class updates:
         other_updates: _b.list[_Update]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, final: _b.bool = False, pts: _b.int, timeout: _b.int | None = None, new_messages: _b.list[_Message], other_updates: _b.list[_Update], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, final: _b.bool | None = False, pts: _b.int, timeout: _b.int | None = None, new_messages: _Sequence[_Message], other_updates: _Sequence[_Update], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class ChannelDifferenceEmpty(_TLObject):
         """updates.channelDifferenceEmpty#3e11affb flags:# final:flags.0?true pts:int timeout:flags.1?int = updates.ChannelDifference;"""
         final: _b.bool
         pts: _b.int
         timeout: _b.int | None
-        def __init__(self, *, final: _b.bool = False, pts: _b.int, timeout: _b.int | None = None) -> None: ...
+        def __init__(self, *, final: _b.bool | None = False, pts: _b.int, timeout: _b.int | None = None) -> None: ...
     class ChannelDifferenceTooLong(_TLObject):
         """updates.channelDifferenceTooLong#a4bcc6fe flags:# final:flags.0?true timeout:flags.1?int dialog:Dialog messages:Vector<Message> chats:Vector<Chat> users:Vector<User> = updates.ChannelDifference;"""
         final: _b.bool
@@ -16544,7 +16544,7 @@ class updates:
         messages: _b.list[_Message]
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, final: _b.bool = False, timeout: _b.int | None = None, dialog: _Dialog, messages: _b.list[_Message], chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, final: _b.bool | None = False, timeout: _b.int | None = None, dialog: _Dialog, messages: _Sequence[_Message], chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class Difference(_TLObject):
         """updates.difference#f49ca0 new_messages:Vector<Message> new_encrypted_messages:Vector<EncryptedMessage> other_updates:Vector<Update> chats:Vector<Chat> users:Vector<User> state:updates.State = updates.Difference;"""
         new_messages: _b.list[_Message]
@@ -16553,7 +16553,7 @@ class updates:
         chats: _b.list[_Chat]
         users: _b.list[_User]
         state: _updates_State
-        def __init__(self, *, new_messages: _b.list[_Message], new_encrypted_messages: _b.list[_EncryptedMessage], other_updates: _b.list[_Update], chats: _b.list[_Chat], users: _b.list[_User], state: _updates_State) -> None: ...
+        def __init__(self, *, new_messages: _Sequence[_Message], new_encrypted_messages: _Sequence[_EncryptedMessage], other_updates: _Sequence[_Update], chats: _Sequence[_Chat], users: _Sequence[_User], state: _updates_State) -> None: ...
     class DifferenceEmpty(_TLObject):
         """updates.differenceEmpty#5d75a138 date:int seq:int = updates.Difference;"""
         date: _b.int
@@ -16567,7 +16567,7 @@ class updates:
         chats: _b.list[_Chat]
         users: _b.list[_User]
         intermediate_state: _updates_State
-        def __init__(self, *, new_messages: _b.list[_Message], new_encrypted_messages: _b.list[_EncryptedMessage], other_updates: _b.list[_Update], chats: _b.list[_Chat], users: _b.list[_User], intermediate_state: _updates_State) -> None: ...
+        def __init__(self, *, new_messages: _Sequence[_Message], new_encrypted_messages: _Sequence[_EncryptedMessage], other_updates: _Sequence[_Update], chats: _Sequence[_Chat], users: _Sequence[_User], intermediate_state: _updates_State) -> None: ...
     class DifferenceTooLong(_TLObject):
         """updates.differenceTooLong#4afe8f6d pts:int = updates.Difference;"""
         pts: _b.int
@@ -16579,7 +16579,7 @@ class updates:
         filter: _ChannelMessagesFilter
         pts: _b.int
         limit: _b.int
-        def __init__(self, *, force: _b.bool = False, channel: _InputChannel, filter: _ChannelMessagesFilter, pts: _b.int, limit: _b.int) -> None: ...
+        def __init__(self, *, force: _b.bool | None = False, channel: _InputChannel, filter: _ChannelMessagesFilter, pts: _b.int, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _updates_ChannelDifference: ...
     class GetDifference(_TLFunction):
@@ -16628,7 +16628,7 @@ class upload:
         encryption_key: _b.bytes
         encryption_iv: _b.bytes
         file_hashes: _b.list[_FileHash]
-        def __init__(self, *, dc_id: _b.int, file_token: _b.bytes, encryption_key: _b.bytes, encryption_iv: _b.bytes, file_hashes: _b.list[_FileHash]) -> None: ...
+        def __init__(self, *, dc_id: _b.int, file_token: _b.bytes, encryption_key: _b.bytes, encryption_iv: _b.bytes, file_hashes: _Sequence[_FileHash]) -> None: ...
     class GetCdnFile(_TLFunction):
         """upload.getCdnFile#395f69da file_token:bytes offset:long limit:int = upload.CdnFile;"""
         file_token: _b.bytes
@@ -16651,7 +16651,7 @@ class upload:
         location: _InputFileLocation
         offset: _b.int
         limit: _b.int
-        def __init__(self, *, precise: _b.bool = False, cdn_supported: _b.bool = False, location: _InputFileLocation, offset: _b.int, limit: _b.int) -> None: ...
+        def __init__(self, *, precise: _b.bool | None = False, cdn_supported: _b.bool | None = False, location: _InputFileLocation, offset: _b.int, limit: _b.int) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _upload_File: ...
     class GetFileHashes(_TLFunction):
@@ -16711,7 +16711,7 @@ class users:
     class GetRequirementsToContact(_TLFunction):
         """users.getRequirementsToContact#d89a83a3 id:Vector<InputUser> = Vector<RequirementToContact>;"""
         id: _b.list[_InputUser]
-        def __init__(self, *, id: _b.list[_InputUser]) -> None: ...
+        def __init__(self, *, id: _Sequence[_InputUser]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_RequirementToContact]: ...
     class GetSavedMusic(_TLFunction):
@@ -16727,20 +16727,20 @@ class users:
         """users.getSavedMusicByID#7573a4e9 id:InputUser documents:Vector<InputDocument> = users.SavedMusic;"""
         id: _InputUser
         documents: _b.list[_InputDocument]
-        def __init__(self, *, id: _InputUser, documents: _b.list[_InputDocument]) -> None: ...
+        def __init__(self, *, id: _InputUser, documents: _Sequence[_InputDocument]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _users_SavedMusic: ...
     class GetUsers(_TLFunction):
         """users.getUsers#d91a548 id:Vector<InputUser> = Vector<User>;"""
         id: _b.list[_InputUser]
-        def __init__(self, *, id: _b.list[_InputUser]) -> None: ...
+        def __init__(self, *, id: _Sequence[_InputUser]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.list[_User]: ...
     class SavedMusic(_TLObject):
         """users.savedMusic#34a2f297 count:int documents:Vector<Document> = users.SavedMusic;"""
         count: _b.int
         documents: _b.list[_Document]
-        def __init__(self, *, count: _b.int, documents: _b.list[_Document]) -> None: ...
+        def __init__(self, *, count: _b.int, documents: _Sequence[_Document]) -> None: ...
     class SavedMusicNotModified(_TLObject):
         """users.savedMusicNotModified#e3878aa4 count:int = users.SavedMusic;"""
         count: _b.int
@@ -16749,7 +16749,7 @@ class users:
         """users.setSecureValueErrors#90c894b5 id:InputUser errors:Vector<SecureValueError> = Bool;"""
         id: _InputUser
         errors: _b.list[_SecureValueError]
-        def __init__(self, *, id: _InputUser, errors: _b.list[_SecureValueError]) -> None: ...
+        def __init__(self, *, id: _InputUser, errors: _Sequence[_SecureValueError]) -> None: ...
         @staticmethod
         def read_result(data: _b.bytes | _b.bytearray | _b.memoryview) -> _b.bool: ...
     class SuggestBirthday(_TLFunction):
@@ -16764,13 +16764,13 @@ class users:
         full_user: _UserFull
         chats: _b.list[_Chat]
         users: _b.list[_User]
-        def __init__(self, *, full_user: _UserFull, chats: _b.list[_Chat], users: _b.list[_User]) -> None: ...
+        def __init__(self, *, full_user: _UserFull, chats: _Sequence[_Chat], users: _Sequence[_User]) -> None: ...
     class Users(_TLObject):
         """users.users#62d706b8 users:Vector<User> = users.Users;"""
         users: _b.list[_User]
-        def __init__(self, *, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, users: _Sequence[_User]) -> None: ...
     class UsersSlice(_TLObject):
         """users.usersSlice#315a4974 count:int users:Vector<User> = users.Users;"""
         count: _b.int
         users: _b.list[_User]
-        def __init__(self, *, count: _b.int, users: _b.list[_User]) -> None: ...
+        def __init__(self, *, count: _b.int, users: _Sequence[_User]) -> None: ...

@@ -3,7 +3,7 @@
 # (tests/tl/test_tl_stubs.py fails while they are out of date).
 
 import builtins as _b
-from typing import Any as _Any, TypeAlias as _TypeAlias, Union as _Union
+from typing import Any as _Any, Sequence as _Sequence, TypeAlias as _TypeAlias, Union as _Union
 
 from ._base import TLFunction as _TLFunction, TLObject as _TLObject
 
@@ -46,7 +46,7 @@ class AccessPointRule(_TLObject):
     phone_prefix_rules: _b.str
     dc_id: _b.int
     ips: _b.list[_IpPort]
-    def __init__(self, *, phone_prefix_rules: _b.str, dc_id: _b.int, ips: _b.list[_IpPort]) -> None: ...
+    def __init__(self, *, phone_prefix_rules: _b.str, dc_id: _b.int, ips: _Sequence[_IpPort]) -> None: ...
 class BadMsgNotification(_TLObject):
     """bad_msg_notification#a7eff811 bad_msg_id:long bad_msg_seqno:int error_code:int = BadMsgNotification;"""
     bad_msg_id: _b.int
@@ -132,7 +132,7 @@ class FutureSalts(_TLObject):
     req_msg_id: _b.int
     now: _b.int
     salts: _b.list[_bare_future_salt]
-    def __init__(self, *, req_msg_id: _b.int, now: _b.int, salts: _b.list[_bare_future_salt]) -> None: ...
+    def __init__(self, *, req_msg_id: _b.int, now: _b.int, salts: _Sequence[_bare_future_salt]) -> None: ...
 class GetFutureSalts(_TLFunction):
     """get_future_salts#b921bd04 num:int = FutureSalts;"""
     num: _b.int
@@ -170,7 +170,7 @@ class Message(_TLObject):
 class MsgContainer(_TLObject):
     """msg_container#73f1f8dc messages:vector<message> = MessageContainer;"""
     messages: _b.list[_bare_message]
-    def __init__(self, *, messages: _b.list[_bare_message]) -> None: ...
+    def __init__(self, *, messages: _Sequence[_bare_message]) -> None: ...
 class MsgCopy(_TLObject):
     """msg_copy#e06046b2 orig_message:Message = MessageCopy;"""
     orig_message: _Message
@@ -191,20 +191,20 @@ class MsgNewDetailedInfo(_TLObject):
 class MsgResendAnsReq(_TLObject):
     """msg_resend_ans_req#8610baeb msg_ids:Vector<long> = MsgResendReq;"""
     msg_ids: _b.list[_b.int]
-    def __init__(self, *, msg_ids: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, msg_ids: _Sequence[_b.int]) -> None: ...
 class MsgResendReq(_TLObject):
     """msg_resend_req#7d861a08 msg_ids:Vector<long> = MsgResendReq;"""
     msg_ids: _b.list[_b.int]
-    def __init__(self, *, msg_ids: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, msg_ids: _Sequence[_b.int]) -> None: ...
 class MsgsAck(_TLObject):
     """msgs_ack#62d6b459 msg_ids:Vector<long> = MsgsAck;"""
     msg_ids: _b.list[_b.int]
-    def __init__(self, *, msg_ids: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, msg_ids: _Sequence[_b.int]) -> None: ...
 class MsgsAllInfo(_TLObject):
     """msgs_all_info#8cc0d131 msg_ids:Vector<long> info:bytes = MsgsAllInfo;"""
     msg_ids: _b.list[_b.int]
     info: _b.bytes
-    def __init__(self, *, msg_ids: _b.list[_b.int], info: _b.bytes) -> None: ...
+    def __init__(self, *, msg_ids: _Sequence[_b.int], info: _b.bytes) -> None: ...
 class MsgsStateInfo(_TLObject):
     """msgs_state_info#04deb57d req_msg_id:long info:bytes = MsgsStateInfo;"""
     req_msg_id: _b.int
@@ -213,7 +213,7 @@ class MsgsStateInfo(_TLObject):
 class MsgsStateReq(_TLObject):
     """msgs_state_req#da69fb52 msg_ids:Vector<long> = MsgsStateReq;"""
     msg_ids: _b.list[_b.int]
-    def __init__(self, *, msg_ids: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, msg_ids: _Sequence[_b.int]) -> None: ...
 class NewSessionCreated(_TLObject):
     """new_session_created#9ec20908 first_msg_id:long unique_id:long server_salt:long = NewSession;"""
     first_msg_id: _b.int
@@ -307,7 +307,7 @@ class ResPQ(_TLObject):
     server_nonce: _b.bytes
     pq: _b.bytes
     server_public_key_fingerprints: _b.list[_b.int]
-    def __init__(self, *, nonce: _b.bytes, server_nonce: _b.bytes, pq: _b.bytes, server_public_key_fingerprints: _b.list[_b.int]) -> None: ...
+    def __init__(self, *, nonce: _b.bytes, server_nonce: _b.bytes, pq: _b.bytes, server_public_key_fingerprints: _Sequence[_b.int]) -> None: ...
 class RpcAnswerDropped(_TLObject):
     """rpc_answer_dropped#a43ad8b7 msg_id:long seq_no:int bytes:int = RpcDropAnswer;"""
     msg_id: _b.int
@@ -371,4 +371,4 @@ class help:
         date: _b.int
         expires: _b.int
         rules: _b.list[_AccessPointRule]
-        def __init__(self, *, date: _b.int, expires: _b.int, rules: _b.list[_AccessPointRule]) -> None: ...
+        def __init__(self, *, date: _b.int, expires: _b.int, rules: _Sequence[_AccessPointRule]) -> None: ...
