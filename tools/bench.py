@@ -1155,7 +1155,8 @@ def w_hs_dcpool(p: dict[str, Any]) -> dict[str, Any]:
     import trio
 
     from dcpool.crypto.rsa import RsaPublicKey
-    from dcpool.mtproto.handshake import ClientHandshake, HandshakeResult
+    from dcpool.mtproto.handshake import ClientHandshake
+    from dcpool.net.handshake import drive_handshake
     from dcpool.transport import ClientTransport, Frame, TransportKind
 
     info = p["info"]
@@ -1171,30 +1172,20 @@ def w_hs_dcpool(p: dict[str, Any]) -> dict[str, Any]:
             transport = ClientTransport(TransportKind.ABRIDGED)
             c0, t0 = time.process_time(), time.perf_counter()
             hs = ClientHandshake({key.fingerprint: key}, HOME_DC, os.urandom)
-            transport.send_frame(hs.start(time.time()))
-            await stream.send_all(transport.data_to_send())
             first = True
-            while True:
-                data = await stream.receive_some(1 << 16)
-                if not data:
-                    raise BenchError("the emulator closed the connection during the handshake")
-                done = False
-                for event in transport.receive_data(data):
-                    if not isinstance(event, Frame):
-                        raise BenchError(f"unexpected {event!r} during the handshake")
-                    if first:
-                        c_pause = time.process_time()
-                        pqs.append(_pq_of(event.payload))  # not part of the measured work
-                        c0 += time.process_time() - c_pause
-                        first = False
-                    res = hs.receive(event.payload, time.time())
-                    if isinstance(res, HandshakeResult):
-                        done = True
-                        break
-                    transport.send_frame(res)
-                if done:
-                    break
-                await stream.send_all(transport.data_to_send())
+
+            def observe(event: Any) -> None:
+                nonlocal first, c0
+                if not isinstance(event, Frame):
+                    raise BenchError(f"unexpected {event!r} during the handshake")
+                if first:
+                    c_pause = time.process_time()
+                    pqs.append(_pq_of(event.payload))  # not part of the measured work
+                    c0 += time.process_time() - c_pause
+                    first = False
+
+            # the one handshake driver (dcpool.net.handshake), as the pool runs it
+            await drive_handshake(stream, transport, hs, observe=observe)
             cpu_ms.append((time.process_time() - c0) * 1000)
             wall_ms.append((time.perf_counter() - t0) * 1000)
         finally:
