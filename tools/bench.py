@@ -812,7 +812,7 @@ def w_dl_dcpool(p: dict[str, Any]) -> dict[str, Any]:
                     h.update(chunk)
                 if h.hexdigest() != f["sha256"]:
                     raise BenchError("warm-up download: wrong content")
-                result["pool_download_connections"] = pool.download_connections
+                result["pool_download_connections"] = pool.config.download_connections
                 if profiler is not None:
                     profiler.start()
                 for par in p["parallels"]:

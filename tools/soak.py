@@ -312,7 +312,7 @@ class Injector:
         elif kind == "move_user":
             account = world.user(self.user_id)
             target = self.move_target
-            state = self.pool._dcs.get(target)
+            state = next((s for s in self.pool.dc_states() if s.dc_id == target), None)
             authorized = state is not None and state.authorized_user == self.user_id
             self.report.home_moves.append(f"user moved {account.home_dc} -> {target}"
                                           f"{'' if authorized else ' (not authorized there yet)'}")
