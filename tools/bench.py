@@ -808,8 +808,9 @@ def w_dl_dcpool(p: dict[str, Any]) -> dict[str, Any]:
             async with dcpool.open_pool(**_dcpool_options(p["info"])) as pool:
                 await pool.sign_in(PHONE, CODE)
                 h = hashlib.sha256()
-                async for chunk in pool.download(loc, dc_id=FILE_DC, size=size, parallel=max(p["parallels"])):
-                    h.update(chunk)
+                async with pool.download(loc, dc_id=FILE_DC, size=size, parallel=max(p["parallels"])) as chunks:
+                    async for chunk in chunks:
+                        h.update(chunk)
                 if h.hexdigest() != f["sha256"]:
                     raise BenchError("warm-up download: wrong content")
                 result["pool_download_connections"] = pool.config.download_connections
@@ -822,8 +823,9 @@ def w_dl_dcpool(p: dict[str, Any]) -> dict[str, Any]:
                             gc.collect()
                         n = 0
                         t0, c0 = time.perf_counter(), time.process_time()
-                        async for chunk in pool.download(loc, dc_id=FILE_DC, size=size, parallel=par):
-                            n += len(chunk)
+                        async with pool.download(loc, dc_id=FILE_DC, size=size, parallel=par) as chunks:
+                            async for chunk in chunks:
+                                n += len(chunk)
                         t1, c1 = time.perf_counter(), time.process_time()
                         if n != size:
                             raise BenchError(f"downloaded {n} bytes, expected {size}")
@@ -922,10 +924,9 @@ def w_fb_dcpool(p: dict[str, Any]) -> dict[str, Any]:
                     await _dcpool_wait_config(pool)
                     await trio.sleep(0.2)  # let the sign-in's acks and the config fetch settle
                 t0, c0 = time.perf_counter(), time.process_time()
-                it = pool.download(loc, dc_id=FILE_DC, size=f["size"]).__aiter__()
-                chunk = await it.__anext__()
-                t1, c1 = time.perf_counter(), time.process_time()
-                await it.aclose()
+                async with pool.download(loc, dc_id=FILE_DC, size=f["size"]) as chunks:
+                    chunk = await chunks.__aiter__().__anext__()
+                    t1, c1 = time.perf_counter(), time.process_time()
                 out.update(seconds=t1 - t0, cpu_seconds=c1 - c0, chunk_bytes=len(chunk))
 
     trio.run(run)
@@ -1332,9 +1333,10 @@ def w_mem_dcpool(p: dict[str, Any]) -> dict[str, Any]:
                 nursery.start_soon(functools.partial(pool.invoke, reqs[dc], dc_id=dc))
 
     async def open_downloads(pool: Any) -> None:
-        async for _ in pool.download(_dcpool_location(big), dc_id=FILE_DC, size=big["size"],
-                                     part_size=4096, parallel=k):
-            pass
+        async with pool.download(_dcpool_location(big), dc_id=FILE_DC, size=big["size"],
+                                 part_size=4096, parallel=k) as chunks:
+            async for _ in chunks:
+                pass
 
     async def each(pools: list[Any], fn: Callable[[Any], Any]) -> None:
         async with trio.open_nursery() as nursery:

@@ -28,7 +28,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import attrs
@@ -100,14 +100,14 @@ class Call:
     idempotent: bool
     dc_id: int
     done: trio.Event = attrs.field(factory=trio.Event)
-    result: bytes | None = None
+    result: bytes | memoryview | None = None
     error: BaseException | None = None
     pending: PendingRequest | None = None
     conn: MtprotoConnection | None = None
     wrapped: bool = False
     sends: int = 0
 
-    def resolve(self, body: bytes) -> None:
+    def resolve(self, body: bytes | memoryview) -> None:
         if not self.done.is_set():
             self.result = body
             self.done.set()
@@ -561,7 +561,7 @@ class MtprotoConnection:
         requeued, orphaned = session.connection_lost()
         self._orphaned(orphaned)
 
-    def _orphaned(self, orphaned) -> None:
+    def _orphaned(self, orphaned: Iterable[PendingRequest]) -> None:
         session = self.session
         for req in orphaned:
             call = req.token

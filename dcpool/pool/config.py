@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 import attrs
 
 from ..crypto import Rng
@@ -11,7 +12,7 @@ from ..transport import TransportKind
 __all__ = ["PoolConfig"]
 
 
-def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _positive(_: object, attribute: Any, value: Any) -> None:
     if value <= 0:
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
@@ -59,7 +60,7 @@ class PoolConfig:
     #: fetch help.getConfig at start and when it expires (spec §11.1)
     fetch_config: bool = True
 
-    def replace(self, **changes: object) -> PoolConfig:
+    def replace(self, **changes: Any) -> PoolConfig:
         """A copy with ``changes`` (TypeError on an unknown name)."""
         return attrs.evolve(self, **changes)
 

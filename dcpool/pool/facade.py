@@ -94,7 +94,8 @@ class Pool:
         self.config = config
         if rsa_keys is None:
             rsa_keys = TELEGRAM_TEST_KEYS if test_mode else TELEGRAM_PRODUCTION_KEYS
-        table = (DcTable(list(dc_list), test_mode=test_mode) if dc_list is not None
+        options: Any = None if dc_list is None else list(dc_list)
+        table = (DcTable(options, test_mode=test_mode) if options is not None
                  else DcTable.builtin(test_mode))
         self._rt = PoolRuntime(
             config=config, test_mode=test_mode, rsa_keys=dict(rsa_keys), table=table,

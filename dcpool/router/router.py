@@ -69,9 +69,12 @@ from ..pool.dc import DcRegistry, DcState
 from ..pool.runtime import PoolRuntime
 from .deadline import CallTrace, Stage
 
-__all__ = ["Router", "FILE_DC_MEMORY"]
+__all__ = ["Router", "Answer", "FILE_DC_MEMORY"]
 
 log = logging.getLogger("dcpool.router")
+
+#: a raw answer: the session hands out a view of the decrypted message where it can (no copy)
+Answer = bytes | memoryview
 
 #: How many FILE_MIGRATE corrections (file id -> DC) a pool remembers.
 FILE_DC_MEMORY = 4096
@@ -158,7 +161,7 @@ class Router:
     # ------------------------------------------------------------------ calls
 
     async def call(self, name: str, body: bytes, *, dc_id: int | None, lane: Lane,
-                   timeout: float | None, idempotent: bool | None = None) -> tuple[bytes, int]:
+                   timeout: float | None, idempotent: bool | None = None) -> tuple[Answer, int]:
         """Send ``body`` where it belongs, following migrations, within ``timeout`` seconds for
         the whole call; return the raw result and the DC that answered (downloads remember
         it).  RequestTimeout says which stage was running when the deadline passed."""
@@ -173,7 +176,7 @@ class Router:
         return self._user_id is not None and dc_id != self._home_dc and name not in NO_AUTH_NEEDED
 
     async def _route(self, name: str, body: bytes, dc_id: int | None, lane: Lane,
-                     idempotent: bool, trace: CallTrace) -> tuple[bytes, int]:
+                     idempotent: bool, trace: CallTrace) -> tuple[Answer, int]:
         hops = HopTracker(self._rt.config.max_hops)
         explicit = dc_id
         retried_auth = False
@@ -224,7 +227,7 @@ class Router:
                 # its transfer at the readiness gate)
 
     async def _attempt(self, name: str, body: bytes, dc_id: int, lane: Lane, idempotent: bool,
-                       trace: CallTrace, *, stage: Stage = Stage.ANSWER) -> bytes:
+                       trace: CallTrace, *, stage: Stage = Stage.ANSWER) -> Answer:
         """One attempt on one DC: submit (sync), then await the outcome.  The one place where
         an answer (result or error) passes through the router."""
         if not self._rt.open:
@@ -338,7 +341,7 @@ class Router:
                 self._rt.events.emit("transfer_flood_wait", dc_id, seconds=exc.seconds,
                                      deadline=deadline)
                 if exc.seconds > self.wait_flood:
-                    exc.deadline = deadline  # type: ignore[attr-defined]
+                    exc.deadline = deadline
                     raise
                 trace.stage = Stage.FLOOD_WAIT
                 await trio.sleep_until(deadline)
@@ -389,5 +392,5 @@ class Router:
 def _flood_error(wait: float, deadline: float) -> FloodWait:
     """A FloodWait for a remembered export deadline: ``seconds`` is what is left."""
     exc = FloodWait(420, f"FLOOD_WAIT_{max(1, math.ceil(wait))}", "auth.exportAuthorization")
-    exc.deadline = deadline  # type: ignore[attr-defined]
+    exc.deadline = deadline
     return exc

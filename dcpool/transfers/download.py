@@ -31,6 +31,7 @@ first short part (or ``size`` when known).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
@@ -89,7 +90,7 @@ class Download:
         self.buffered_bytes = 0
         self.peak_buffered_bytes = 0
         self._iterations: set[_Iteration] = set()  # open ones
-        self._nursery_manager: trio.NurseryManager | None = None
+        self._nursery_manager: AbstractAsyncContextManager[trio.Nursery] | None = None
         self._nursery: trio.Nursery | None = None
         self._workers = 0
         self._no_workers = trio.Event()
@@ -272,7 +273,7 @@ class _Parts:
         self._download.close_iteration(self._it)
 
 
-def file_bytes(raw: bytes) -> bytes:
+def file_bytes(raw: bytes | memoryview) -> bytes:
     """The ``bytes`` field of an ``upload.file`` without building the TL object (hot path).
 
     upload.file#96a18d5 type:storage.FileType mtime:int bytes:bytes = upload.File;
