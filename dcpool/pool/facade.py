@@ -366,22 +366,27 @@ class Pool:
 
     @asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:
+        """The pool's life (used by :func:`open_pool` only): every task in one nursery; at the
+        end, the streams end, the connections close, and queued storage writes are written."""
         rt = self._rt
-        async with trio.open_nursery() as nursery:
-            rt.nursery = nursery
-            nursery.start_soon(rt.writer.run)
-            if self.config.fetch_config:
-                nursery.start_soon(self._config_loop)
-            try:
-                yield
-            finally:
-                rt.closing = True
-                rt.updates.close()
-                rt.events.close()  # event streams end with the pool
-                for state in self._dcs.all():
-                    state.close_connections()
-                nursery.cancel_scope.cancel()
-        rt.nursery = None
+        try:
+            async with trio.open_nursery() as nursery:
+                rt.nursery = nursery
+                nursery.start_soon(rt.writer.run)
+                if self.config.fetch_config:
+                    nursery.start_soon(self._config_loop)
+                try:
+                    yield
+                finally:
+                    rt.closing = True
+                    rt.updates.close()
+                    rt.events.close()  # event streams end with the pool
+                    for state in self._dcs.all():
+                        state.close_connections()
+                    nursery.cancel_scope.cancel()
+        finally:
+            rt.nursery = None
+            await rt.writer.close()
 
 
 @asynccontextmanager
@@ -456,8 +461,6 @@ async def open_pool(
             if single is None:
                 raise
             raise single from None
-        finally:
-            await pool._rt.writer.close()
     finally:
         if owns_storage:
             store.close()
