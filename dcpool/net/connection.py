@@ -9,7 +9,8 @@ reconnect").  Its life is one task, :meth:`MtprotoConnection.run`, owned by the 
 
     loop until closed:
         dial (happy eyeballs over the DC's candidate endpoints)
-        create the DC's auth key on this stream if the DC has none (single-flight per DC)
+        create the DC's auth key on this stream if the DC has none (single-flight per DC, through
+        the owner, which runs the one handshake driver, :mod:`dcpool.net.handshake`)
         reader task + writer task + keep-alive task until something breaks
         classify what was in flight: never acked -> re-sent next time; acked -> the caller's
         policy (idempotent: re-sent; otherwise OutcomeUnknown)
