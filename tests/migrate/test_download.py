@@ -288,3 +288,19 @@ async def test_aclose_from_another_task_is_not_a_silent_end(cluster: Cluster) ->
                     await dl.aclose()  # e.g. a supervisor giving up on this download
             assert got == PART
             assert pool.statistics().in_flight == 0 and dl.buffered_bytes == 0
+
+
+async def test_download_to_writes_the_file_off_the_event_loop(cluster: Cluster, tmp_path) -> None:
+    f = cluster.add_file(4, size=5 * PART + 17)
+    path = tmp_path / "file.bin"
+    seen: list[tuple[int, int | None]] = []
+    with trio.fail_after(20):
+        async with dcpool.open_pool(home_dc=2, **pool_args(cluster)) as pool:
+            await pool.sign_in(PHONE_DC2, CODE_DC2)
+            written = await pool.download_to(f.input_location(), path, dc_id=4, size=f.size,
+                                             part_size=PART, parallel=3,
+                                             progress=lambda done, total: seen.append((done, total)))
+            assert pool.statistics().in_flight == 0
+    assert written == f.size == path.stat().st_size
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == f.sha256
+    assert seen[-1] == (f.size, f.size) and len(seen) == 6
