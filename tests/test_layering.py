@@ -190,3 +190,13 @@ def test_the_graph_sees_imports_inside_functions():
 def test_the_cycle_finder_finds_one():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_each_layer_imports_first_on_its_own():
+    # Package __init__s run before their submodules: a layer imported first must not need a
+    # layer above it half-initialized (the pool package reaches its facade lazily for that).
+    for module in ("dcpool.pool.dc", "dcpool.router", "dcpool.transfers", "dcpool.net.handshake",
+                   "dcpool.migrate", "dcpool.pool"):
+        code = f"import {module}\nimport dcpool\nassert dcpool.open_pool and dcpool.Pool\n"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, f"import {module} first: {out.stderr}"
