@@ -214,7 +214,10 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         uri += "?mode=ro"
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per write.
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=2.0)
+        # check_same_thread=False: the pool writes from a worker thread (dcpool.pool.writer),
+        # one write at a time, while the trio thread may read.
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=2.0,
+                               check_same_thread=False)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open session file {path}: {exc}") from exc
     return conn
