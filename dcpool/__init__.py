@@ -17,12 +17,13 @@ __version__ = "0.1.0"
 _LAZY = {
     "open_pool": "dcpool.pool",
     "Pool": "dcpool.pool",
+    "PoolConfig": "dcpool.pool",
 }
 
-__all__ = ["open_pool", "Pool", "__version__", *_error_names]
+__all__ = ["open_pool", "Pool", "PoolConfig", "__version__", *_error_names]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .pool import Pool, open_pool
+    from .pool import Pool, PoolConfig, open_pool
 
 
 def __getattr__(name: str) -> Any:

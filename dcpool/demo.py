@@ -86,10 +86,11 @@ async def _run_once(cluster, path: str, files, console, *, label: str, parallel:
                     async def fetch(f):
                         task = progress.add_task(f"DC {f.dc_id} file {f.id & 0xffff:04x}", total=f.size)
                         digest = hashlib.sha256()
-                        async for chunk in pool.download(f.input_location(), dc_id=f.dc_id,
-                                                         size=f.size, parallel=parallel):
-                            digest.update(chunk)
-                            progress.update(task, advance=len(chunk))
+                        async with pool.download(f.input_location(), dc_id=f.dc_id,
+                                                 size=f.size, parallel=parallel) as chunks:
+                            async for chunk in chunks:
+                                digest.update(chunk)
+                                progress.update(task, advance=len(chunk))
                         results[f.id] = digest.hexdigest() == f.sha256
 
                     async with trio.open_nursery() as downloads:

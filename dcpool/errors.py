@@ -268,7 +268,13 @@ class PoolClosed(NetworkError):
 
 
 class RequestTimeout(DcPoolError, TimeoutError):
-    """A request got no answer in the time allowed."""
+    """A request got no answer in the time allowed.  ``stage`` says what the call was doing
+    when its deadline passed (``"waiting for the answer"``, ``"connecting"``,
+    ``"authorization transfer"``, ``"flood wait"``, ``"migration"``, ``"routing"``)."""
+
+    def __init__(self, message: str = "", *, stage: str | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage
 
 
 class OutcomeUnknown(DcPoolError):

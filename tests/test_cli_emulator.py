@@ -322,3 +322,35 @@ async def test_emulator_subprocess_control_over_stdin():
                 proc.kill()
                 await proc.wait()
     assert returncode == 0
+
+
+async def test_control_drives_messaging():
+    """Other users' messages, channel posts, edits and lost sessions are scriptable over the control
+    channel (issue 16: clients in any language can be tested)."""
+    from dcpool.testing.control import Controller
+
+    with trio.fail_after(TIMEOUT):
+        async with open_cluster() as cluster:
+            ctl = Controller(cluster)
+            listed = {c["cmd"] for c in ctl.handle({"cmd": "help"})["result"]}
+            assert {"send_message", "create_channel", "post", "edit", "delete", "read",
+                    "push_faults", "updates_state", "lose_sessions"} <= listed
+            before = ctl.handle({"cmd": "updates_state", "user": "9996621111"})["result"]
+            sent = ctl.handle({"cmd": "send_message", "from_user": "9996631111",
+                               "to_user": "9996621111", "text": "hi"})
+            assert sent["ok"], sent
+            after = ctl.handle({"cmd": "updates_state", "user": "9996621111"})["result"]
+            assert after["pts"] == before["pts"] + sent["result"]["receiver"]["pts_count"] == sent["result"]["receiver"]["pts"]
+            mid = sent["result"]["receiver"]["message_id"]
+            edited = ctl.handle({"cmd": "edit", "user": "9996631111", "peer": "9996621111",
+                                 "message_id": mid, "text": "hi!"})
+            assert edited["ok"], edited
+            assert ctl.handle({"cmd": "updates_state", "user": "9996621111"})["result"]["pts"] > after["pts"]
+
+            channel = ctl.handle({"cmd": "create_channel", "creator": "9996631111",
+                                  "members": ["9996621111"]})["result"]
+            posted = ctl.handle({"cmd": "post", "channel_id": channel["channel_id"], "text": "news"})
+            assert posted["ok"] and posted["result"]["pts"] == channel["pts"] + 1
+            assert ctl.handle({"cmd": "send_message", "from_user": "9996631111", "to_user": "1",
+                               "text": "x"})["ok"] is False
+            assert ctl.handle({"cmd": "lose_sessions", "user": "9996621111"})["result"] == {"sessions_lost": 0}

@@ -953,11 +953,12 @@ def w_dl_dcpool(p: dict[str, Any]) -> dict[str, Any]:
             async with dcpool.open_pool(**_dcpool_options(p["info"])) as pool:
                 await pool.sign_in(PHONE, CODE)
                 h = hashlib.sha256()
-                async for chunk in pool.download(loc, dc_id=FILE_DC, size=size, parallel=max(p["parallels"])):
-                    h.update(chunk)
+                async with pool.download(loc, dc_id=FILE_DC, size=size, parallel=max(p["parallels"])) as chunks:
+                    async for chunk in chunks:
+                        h.update(chunk)
                 if h.hexdigest() != f["sha256"]:
                     raise BenchError("warm-up download: wrong content")
-                result["pool_download_connections"] = pool.download_connections
+                result["pool_download_connections"] = pool.config.download_connections
                 if profiler is not None:
                     profiler.start()
                 for par in p["parallels"]:
@@ -967,8 +968,9 @@ def w_dl_dcpool(p: dict[str, Any]) -> dict[str, Any]:
                             gc.collect()
                         n = 0
                         t0, c0 = time.perf_counter(), time.process_time()
-                        async for chunk in pool.download(loc, dc_id=FILE_DC, size=size, parallel=par):
-                            n += len(chunk)
+                        async with pool.download(loc, dc_id=FILE_DC, size=size, parallel=par) as chunks:
+                            async for chunk in chunks:
+                                n += len(chunk)
                         t1, c1 = time.perf_counter(), time.process_time()
                         if n != size:
                             raise BenchError(f"downloaded {n} bytes, expected {size}")
@@ -1094,10 +1096,9 @@ def w_fb_dcpool(p: dict[str, Any]) -> dict[str, Any]:
                     await _dcpool_wait_config(pool)
                     await trio.sleep(0.2)  # let the sign-in's acks and the config fetch settle
                 t0, c0 = time.perf_counter(), time.process_time()
-                it = pool.download(loc, dc_id=FILE_DC, size=f["size"]).__aiter__()
-                chunk = await it.__anext__()
-                t1, c1 = time.perf_counter(), time.process_time()
-                await it.aclose()
+                async with pool.download(loc, dc_id=FILE_DC, size=f["size"]) as chunks:
+                    chunk = await chunks.__aiter__().__anext__()
+                    t1, c1 = time.perf_counter(), time.process_time()
                 out.update(seconds=t1 - t0, cpu_seconds=c1 - c0, chunk_bytes=len(chunk))
 
     trio.run(run)
@@ -1430,7 +1431,8 @@ def w_hs_dcpool(p: dict[str, Any]) -> dict[str, Any]:
     import trio
 
     from dcpool.crypto.rsa import RsaPublicKey
-    from dcpool.mtproto.handshake import ClientHandshake, HandshakeResult
+    from dcpool.mtproto.handshake import ClientHandshake
+    from dcpool.net.handshake import drive_handshake
     from dcpool.transport import ClientTransport, Frame, TransportKind
 
     info = p["info"]
@@ -1446,30 +1448,20 @@ def w_hs_dcpool(p: dict[str, Any]) -> dict[str, Any]:
             transport = ClientTransport(TransportKind.ABRIDGED)
             c0, t0 = time.process_time(), time.perf_counter()
             hs = ClientHandshake({key.fingerprint: key}, HOME_DC, os.urandom)
-            transport.send_frame(hs.start(time.time()))
-            await stream.send_all(transport.data_to_send())
             first = True
-            while True:
-                data = await stream.receive_some(1 << 16)
-                if not data:
-                    raise BenchError("the emulator closed the connection during the handshake")
-                done = False
-                for event in transport.receive_data(data):
-                    if not isinstance(event, Frame):
-                        raise BenchError(f"unexpected {event!r} during the handshake")
-                    if first:
-                        c_pause = time.process_time()
-                        pqs.append(_pq_of(event.payload))  # not part of the measured work
-                        c0 += time.process_time() - c_pause
-                        first = False
-                    res = hs.receive(event.payload, time.time())
-                    if isinstance(res, HandshakeResult):
-                        done = True
-                        break
-                    transport.send_frame(res)
-                if done:
-                    break
-                await stream.send_all(transport.data_to_send())
+
+            def observe(event: Any) -> None:
+                nonlocal first, c0
+                if not isinstance(event, Frame):
+                    raise BenchError(f"unexpected {event!r} during the handshake")
+                if first:
+                    c_pause = time.process_time()
+                    pqs.append(_pq_of(event.payload))  # not part of the measured work
+                    c0 += time.process_time() - c_pause
+                    first = False
+
+            # the one handshake driver (dcpool.net.handshake), as the pool runs it
+            await drive_handshake(stream, transport, hs, observe=observe)
             cpu_ms.append((time.process_time() - c0) * 1000)
             wall_ms.append((time.perf_counter() - t0) * 1000)
         finally:
@@ -1616,9 +1608,10 @@ def w_mem_dcpool(p: dict[str, Any]) -> dict[str, Any]:
                 nursery.start_soon(functools.partial(pool.invoke, reqs[dc], dc_id=dc))
 
     async def open_downloads(pool: Any) -> None:
-        async for _ in pool.download(_dcpool_location(big), dc_id=FILE_DC, size=big["size"],
-                                     part_size=4096, parallel=k):
-            pass
+        async with pool.download(_dcpool_location(big), dc_id=FILE_DC, size=big["size"],
+                                 part_size=4096, parallel=k) as chunks:
+            async for _ in chunks:
+                pass
 
     async def each(pools: list[Any], fn: Callable[[Any], Any]) -> None:
         async with trio.open_nursery() as nursery:

@@ -69,7 +69,7 @@ def _timeit(fn: Callable[[], Any], min_seconds: float) -> float:
 def breakdown(min_seconds: float = 0.3, read: int = PART + 1024) -> dict[str, Any]:
     from dcpool import tl
     from dcpool.crypto import aes, kdf
-    from dcpool.migrate.download import _file_bytes
+    from dcpool.transfers.download import file_bytes
     from dcpool.mtproto import AuthKey, envelope
     from dcpool.mtproto import session as session_mod
     from dcpool.mtproto.session import ClientSession
@@ -161,8 +161,8 @@ def breakdown(min_seconds: float = 0.3, read: int = PART + 1024) -> dict[str, An
          lambda: envelope.parse_plaintext(trimmed))
     step("rpc_result decode (Reader.rest copy)", "dcpool/mtproto/session.py:_decode",
          lambda: session_mod._decode(trimmed[32:]))
-    step("upload.file bytes (_file_bytes)", "dcpool/migrate/download.py:_file_bytes",
-         lambda: _file_bytes(result_bytes))
+    step("upload.file bytes (file_bytes)", "dcpool/transfers/download.py:file_bytes",
+         lambda: file_bytes(result_bytes))
     step("one plain 512 KiB memcpy (reference)", "-", lambda: cipher[1:])
 
     floor_backend = _timeit(lambda: (aes.ige_decrypt(cipher, aes_key, aes_iv), kdf.msg_key(key.key, plain, 8)),

@@ -312,7 +312,7 @@ class Injector:
         elif kind == "move_user":
             account = world.user(self.user_id)
             target = self.move_target
-            state = self.pool._dcs.get(target)
+            state = next((s for s in self.pool.dc_states() if s.dc_id == target), None)
             authorized = state is not None and state.authorized_user == self.user_id
             self.report.home_moves.append(f"user moved {account.home_dc} -> {target}"
                                           f"{'' if authorized else ' (not authorized there yet)'}")
@@ -433,9 +433,10 @@ async def _execute(pool: Any, spec: Spec, files: dict, small: dict, nonidem: dic
     if spec.kind == "whole_file":
         f = small[spec.dc]
         data = bytearray()
-        async for chunk in pool.download(f.input_location(), dc_id=spec.dc, part_size=PART,
-                                         parallel=3):
-            data += chunk
+        async with pool.download(f.input_location(), dc_id=spec.dc, part_size=PART,
+                                 parallel=3) as chunks:
+            async for chunk in chunks:
+                data += chunk
         return bytes(data) == f.data
     if spec.kind == "home":
         result = await pool.invoke(api.users.GetFullUser(id=api.InputUserSelf()))

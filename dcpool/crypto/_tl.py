@@ -8,7 +8,7 @@ multiple of 4.  Otherwise ``0xFE`` + the length as 3 little-endian bytes + the d
 
 from __future__ import annotations
 
-from ..tl._binary import pack_bytes
+from ..tl import pack_bytes
 
 __all__ = ["int_to_be", "read_tl_bytes_len", "tl_bytes"]
 

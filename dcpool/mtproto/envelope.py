@@ -49,7 +49,7 @@ from ..errors import (
     TLDecodeError,
 )
 from ..tl import ids
-from ..tl._binary import Reader, pack_bytes, pack_int, pack_long, pack_uint
+from ..tl import Reader, pack_bytes, pack_int, pack_long, pack_uint
 
 __all__ = [
     "HEADER_SIZE",

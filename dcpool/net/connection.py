@@ -9,7 +9,8 @@ reconnect").  Its life is one task, :meth:`MtprotoConnection.run`, owned by the 
 
     loop until closed:
         dial (happy eyeballs over the DC's candidate endpoints)
-        create the DC's auth key on this stream if the DC has none (single-flight per DC)
+        create the DC's auth key on this stream if the DC has none (single-flight per DC, through
+        the owner, which runs the one handshake driver, :mod:`dcpool.net.handshake`)
         reader task + writer task + keep-alive task until something breaks
         classify what was in flight: never acked -> re-sent next time; acked -> the caller's
         policy (idempotent: re-sent; otherwise OutcomeUnknown)
@@ -22,12 +23,13 @@ the pool decides which slot serves a call (synchronously), then awaits the call'
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import attrs
@@ -121,17 +123,29 @@ class Call:
 # --------------------------------------------------------------------------- owner interface
 
 
+class ConnectionState(enum.StrEnum):
+    """Where a connection slot is in its life (see :meth:`MtprotoConnection.run`)."""
+
+    IDLE = "idle"  # no TCP connection (not yet, or between two)
+    CONNECTING = "connecting"  # dialing
+    HANDSHAKE = "handshake"  # creating the DC's auth key on the new stream
+    READY = "ready"  # serving calls
+    BACKOFF = "backoff"  # waiting before the next attempt
+    CLOSED = "closed"  # for good
+
+
 class ConnectionOwner(Protocol):
-    """What a connection needs from the per-DC state that owns it (implemented by the pool)."""
+    """What a connection needs from the per-DC state that owns it (``dcpool.pool.dc.DcState``)."""
 
     dc_id: int
-    auth_key: AuthKey | None
     salt: int
     time_offset: float
 
+    @property
+    def auth_key(self) -> AuthKey | None: ...  # pragma: no cover
     def endpoints(self, lane: str) -> list[Endpoint]: ...  # pragma: no cover
     def transport_for(self, endpoint: Endpoint) -> ClientTransport: ...  # pragma: no cover
-    async def ensure_key(self, conn: MtprotoConnection, stream: trio.SocketStream,
+    async def ensure_key(self, conn: MtprotoConnection, stream: trio.abc.Stream,
                          transport: ClientTransport) -> None: ...  # pragma: no cover
     def key_invalid(self, key_id: int) -> None: ...  # pragma: no cover
     def wrap_init(self, body: bytes) -> bytes: ...  # pragma: no cover
@@ -145,7 +159,7 @@ class ConnectionOwner(Protocol):
 @attrs.frozen
 class ConnectionStatistics:
     lane: str
-    state: str
+    state: ConnectionState
     endpoint: str | None
     in_flight: int
     reconnects: int
@@ -190,7 +204,7 @@ class MtprotoConnection:
         self.connect_attempts = connect_attempts
         self._last_error: DcPoolError | None = None
         self.session: ClientSession | None = None
-        self.state = "idle"  # idle | connecting | handshake | ready | backoff | closed
+        self.state = ConnectionState.IDLE
         self.endpoint: Endpoint | None = None
         self.calls: set[Call] = set()
         self.backlog: list[Call] = []  # submitted while no session exists yet
@@ -238,7 +252,7 @@ class MtprotoConnection:
         call.conn = self
         self.calls.add(call)
         self.last_activity = trio.current_time()
-        if self.session is None or self.state != "ready":
+        if self.session is None or self.state is not ConnectionState.READY:
             self.backlog.append(call)
         else:
             self._to_session(call)
@@ -326,7 +340,7 @@ class MtprotoConnection:
                 delay = min(self.backoff_cap, self.backoff_base * 2 ** (self._failures - 1))
                 delay *= 0.5 + random.random() / 2  # jitter: avoid reconnect storms
                 self.backoff_until = trio.current_time() + delay
-                self.state = "backoff"
+                self.state = ConnectionState.BACKOFF
                 self.owner.on_event("backoff", lane=self.lane, seconds=delay)
                 if (self.idle_timeout is not None and not self.calls
                         and self._failures >= self.connect_attempts):
@@ -339,7 +353,7 @@ class MtprotoConnection:
                         await self._wait_wakeup()
                 self.backoff_until = None
         finally:
-            self.state = "closed"
+            self.state = ConnectionState.CLOSED
             self._closed = True
             self._fail_all(PoolClosed("connection closed"))
 
@@ -355,7 +369,7 @@ class MtprotoConnection:
 
     async def _connect_and_serve(self) -> bool:
         """One TCP connection.  Returns True if it ended cleanly after being healthy."""
-        self.state = "connecting"
+        self.state = ConnectionState.CONNECTING
         endpoints = self.owner.endpoints(self.lane)
         failures: list[DialFailure] = []
         try:
@@ -373,7 +387,7 @@ class MtprotoConnection:
                 if self._closed:  # close() came while dialing, when there was nothing to cancel
                     self._cancel.cancel()
                 transport = self.owner.transport_for(endpoint)
-                self.state = "handshake"
+                self.state = ConnectionState.HANDSHAKE
                 await self.owner.ensure_key(self, stream, transport)
                 key = self.owner.auth_key
                 assert key is not None
@@ -395,7 +409,7 @@ class MtprotoConnection:
                         call.wrapped = True
                         self._needs_init = False
                         break
-                self.state = "ready"
+                self.state = ConnectionState.READY
                 self._failures = 0  # healthy: the next loss backs off from the base delay again
                 self.owner.endpoint_result(endpoint, True)
                 self.owner.on_event("connected", lane=self.lane, endpoint=str(endpoint))
@@ -547,16 +561,16 @@ class MtprotoConnection:
     def _after_loss(self) -> None:
         """The TCP connection is gone: decide the fate of everything in flight."""
         self._awaiting_pong = None
-        if self.state == "ready" and not self._closed:  # a close on purpose is no reconnect
+        if self.state is ConnectionState.READY and not self._closed:  # a close on purpose is no reconnect
             self.reconnects += 1
-        self.state = "idle"
+        self.state = ConnectionState.IDLE
         session = self.session
         if session is None:
             return
         requeued, orphaned = session.connection_lost()
         self._orphaned(orphaned)
 
-    def _orphaned(self, orphaned) -> None:
+    def _orphaned(self, orphaned: Iterable[PendingRequest]) -> None:
         session = self.session
         for req in orphaned:
             call = req.token

@@ -214,7 +214,10 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         uri += "?mode=ro"
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per write.
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=2.0)
+        # check_same_thread=False: the pool writes from a worker thread (dcpool.pool.writer),
+        # one write at a time, while the trio thread may read.
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=2.0,
+                               check_same_thread=False)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open session file {path}: {exc}") from exc
     return conn
@@ -556,7 +559,8 @@ class SqliteStorage:
         if not rows:
             return None
         channels = self._read("SELECT channel_id, pts FROM updates_channels WHERE pts IS NOT NULL")
-        return tuple(rows[0]), {int(c): int(p) for c, p in channels}  # type: ignore[return-value]
+        pts, qts, date, seq = (int(v) for v in rows[0])
+        return (pts, qts, date, seq), {int(c): int(p) for c, p in channels}
 
     def set_updates_state(self, pts: int, qts: int, date: int, seq: int,
                           channels: dict[int, int | None]) -> None:

@@ -345,9 +345,9 @@ def _serialize(result: Any, layer: int) -> bytes:
 
 def _is_known_id(cid: int) -> bool:
     try:
-        from ..tl import _runtime
+        from ..tl import reader_for_id
 
-        _runtime.reader_for_id(cid)
+        reader_for_id(cid)
         return True
     except TLDecodeError:
         return False

@@ -54,9 +54,9 @@ Plain functions for tests and the control channel: :func:`create_channel`, :func
 :func:`send_message`, :func:`post`, :func:`edit`, :func:`delete`, :func:`read`,
 :func:`bot_stopped`, :func:`push_too_long`, :func:`push_channel_too_long`,
 :func:`lose_sessions` (the server forgets the sessions, so the client gets
-``new_session_created``).  :data:`CONTROL_COMMANDS` / :func:`control` expose them to a control
-channel with JSON-able arguments (users by phone or id, channels by id) and JSON-able results,
-so that clients in any language can be tested.
+``new_session_created``).  Each is also a command of the emulator's JSON-lines control channel
+(:mod:`dcpool.testing.control`; ``{"cmd": "help"}`` lists them) with JSON-able arguments (users
+by phone or id, channels by id) and results, so that clients in any language can be tested.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ import attrs
 from .. import tl
 from ..errors import LocalProtocolError
 from .handlers import Access, Call, method
+from .control import Param, control_command
 
 if TYPE_CHECKING:
     from .world import Account, World
@@ -93,8 +94,6 @@ __all__ = [
     "push_too_long",
     "push_channel_too_long",
     "lose_sessions",
-    "CONTROL_COMMANDS",
-    "control",
 ]
 
 
@@ -1018,29 +1017,55 @@ def _cmd_state(world: World, user: int | str) -> Any:
     return {"pts": account.pts, "qts": account.qts, "seq": account.seq}
 
 
-#: name -> function(world, **json_arguments) -> JSON-able result (see :func:`control`)
-CONTROL_COMMANDS: dict[str, Any] = {
-    "send_message": _cmd_send_message,
-    "create_channel": _cmd_create_channel,
-    "join": _cmd_join,
-    "post": _cmd_post,
-    "edit": _cmd_edit,
-    "delete": _cmd_delete,
-    "read": _cmd_read,
-    "push_too_long": _cmd_push_too_long,
-    "push_faults": _cmd_push_faults,
-    "updates_state": _cmd_state,
-}
+# Each command is also a JSON-lines command of ``dcpool emulator --control``
+# (:mod:`dcpool.testing.control`), so clients in any language can script the same scenarios.
+_USER = "a user id, or a phone number (reserved test numbers come into existence)"
+_CONTROL = (
+    ("send_message", _cmd_send_message, "a test user sends a private message to another",
+     (Param("from_user", "any", _USER, required=True), Param("to_user", "any", _USER, required=True),
+      Param("text", "str", "the message text", required=True))),
+    ("create_channel", _cmd_create_channel, "a user creates a broadcast channel",
+     (Param("creator", "any", _USER, required=True), Param("title", "str", "its title"),
+      Param("members", "list", "users that join it at once"))),
+    ("join", _cmd_join, "a user joins a channel",
+     (Param("channel_id", "int", "the channel", required=True), Param("user", "any", _USER, required=True))),
+    ("post", _cmd_post, "post to a channel (advances the channel's pts)",
+     (Param("channel_id", "int", "the channel", required=True), Param("text", "str", "the text", required=True))),
+    ("edit", _cmd_edit, "edit a message (private, or a channel post with channel=true)",
+     (Param("user", "any", _USER, required=True), Param("peer", "any", "the chat: a user, or the channel id", required=True),
+      Param("message_id", "int", "the message", required=True), Param("text", "str", "the new text", required=True),
+      Param("channel", "bool", "peer is a channel id"))),
+    ("delete", _cmd_delete, "delete messages (private, or in a channel)",
+     (Param("user", "any", _USER, required=True), Param("ids", "list", "message ids", required=True),
+      Param("channel_id", "int", "the channel, for channel posts"), Param("revoke", "bool", "delete for both sides"))),
+    ("read", _cmd_read, "a user reads a private chat up to max_id",
+     (Param("user", "any", _USER, required=True), Param("peer", "any", _USER, required=True),
+      Param("max_id", "int", "the last message read", required=True))),
+    ("push_too_long", _cmd_push_too_long, "push updatesTooLong to a user",
+     (Param("user", "any", _USER, required=True),)),
+    ("push_faults", _cmd_push_faults, "arm (or, with no parameter, report) faults on pushed updates",
+     (Param("drop", "float", "drop rate 0..1"), Param("duplicate", "float", "duplicate rate 0..1"),
+      Param("reorder", "float", "reorder rate 0..1"), Param("drop_next", "int", "drop the next N pushes"),
+      Param("duplicate_next", "int", "duplicate the next N pushes"), Param("reorder_next", "int", "reorder the next N pushes"),
+      Param("delay", "bool", "true: hold pushes; false: release the held ones"), Param("seed", "int", "seed of the rates"))),
+    ("updates_state", _cmd_state, "a user's pts, qts and seq",
+     (Param("user", "any", _USER, required=True),)),
+)
 
 
-def control(world: World, command: str, arguments: dict[str, Any] | None = None) -> Any:
-    """Run one control-channel command; unknown commands and bad arguments raise
-    :class:`~dcpool.errors.LocalProtocolError`.  (``lose_sessions`` needs the cluster, not
-    the world: the control server calls it directly.)"""
-    fn = CONTROL_COMMANDS.get(command)
-    if fn is None:
-        raise LocalProtocolError(f"unknown command {command!r}")
-    try:
-        return fn(world, **(arguments or {}))
-    except TypeError as exc:
-        raise LocalProtocolError(f"{command}: {exc}") from None
+def _registered(fn: Any) -> Any:
+    def command(ctl: Any, **arguments: Any) -> Any:
+        return fn(ctl.world, **arguments)
+    return command
+
+
+for _name, _fn, _help, _params in _CONTROL:
+    control_command(_name, _help, *_params)(_registered(_fn))
+
+
+def _cmd_lose_sessions(ctl: Any, user: int | str) -> Any:
+    return {"sessions_lost": lose_sessions(ctl.cluster, _user_id(ctl.world, user))}
+
+
+control_command("lose_sessions", "the server forgets every session of a user (new_session_created)",
+                Param("user", "any", _USER, required=True))(_cmd_lose_sessions)

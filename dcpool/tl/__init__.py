@@ -72,6 +72,7 @@ from ._binary import (
     pack_ulong,
     pack_vector,
     put_bytes,
+    set_reader_resolver,
 )
 
 #: The API layer whose schema ``api`` implements.
@@ -85,6 +86,7 @@ __all__ = [
     "mtproto",
     "loads",
     "dumps",
+    "reader_for_id",
     "Reader",
     "Raw",
     "TLObject",
@@ -117,6 +119,16 @@ def loads(data: bytes | bytearray | memoryview) -> Any:
         return Reader(data).read_object()
     except RecursionError:
         raise TLDecodeError("TL data nested too deeply") from None
+
+
+def reader_for_id(cid: int) -> Any:
+    """The reader of constructor ``cid`` (TLDecodeError if no schema knows it)."""
+    from ._runtime import reader_for_id as find
+
+    return find(cid)
+
+
+set_reader_resolver(reader_for_id)  # Reader.read_object's fallback for ids it has not met
 
 
 def dumps(obj: Any) -> bytes:

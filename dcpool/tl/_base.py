@@ -48,9 +48,9 @@ class TLObject:
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> Any:
         """Read one boxed object and check that it is an instance of this class."""
-        from . import loads
+        from ._binary import Reader  # (not the package: a submodule must not import it back)
 
-        obj = loads(data)
+        obj = Reader(data).read_object()
         if type(obj) is not cls:
             from ..errors import TLDecodeError
 

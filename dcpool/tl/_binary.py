@@ -214,7 +214,7 @@ def gzip_pack(obj: Any) -> bytes:
 # --------------------------------------------------------------------------- Raw
 
 
-def _bytes_repr(b: bytes) -> str:
+def bytes_repr(b: bytes) -> str:
     if len(b) <= 48:
         return repr(b)
     return f"{bytes(b[:32])!r}...<{len(b)} bytes>"
@@ -250,7 +250,7 @@ class Raw:
         label = f"#{cid:08x}" if cid is not None else "?"
         if name:
             label += f" {name}"
-        return f"Raw({label}, {_bytes_repr(self.data)})"
+        return f"Raw({label}, {bytes_repr(self.data)})"
 
 
 # --------------------------------------------------------------------------- Reader
@@ -258,6 +258,20 @@ class Raw:
 #: constructor id -> function(reader) reading the rest of the boxed object.  Filled lazily by the
 #: schema runtime; the entries below need no schema.
 _READERS: dict[int, Callable[["Reader"], Any]] = {}
+
+
+def _no_resolver(cid: int) -> Callable[["Reader"], Any]:
+    raise TLDecodeError(f"unknown constructor id 0x{cid:08x} (no schema runtime installed)")
+
+
+#: builds the reader of an id not in ``_READERS`` yet: the schema runtime, installed by
+#: :mod:`dcpool.tl` (imported on first use), so that this module never imports it back
+_resolve_reader: Callable[[int], Callable[["Reader"], Any]] = _no_resolver
+
+
+def set_reader_resolver(resolve: Callable[[int], Callable[["Reader"], Any]]) -> None:
+    global _resolve_reader
+    _resolve_reader = resolve
 
 
 class Reader:
@@ -443,9 +457,7 @@ class Reader:
         cid = self.read_uint()
         reader = _READERS.get(cid)
         if reader is None:
-            from . import _runtime  # first use of this id: build its class (cached)
-
-            reader = _runtime.reader_for_id(cid)
+            reader = _resolve_reader(cid)  # first use of this id: build its class (cached)
         return reader(self)
 
     def _gunzip_reader(self) -> "Reader":

@@ -40,7 +40,7 @@ import attrs
 from ..errors import TLDecodeError
 from . import _binary, ids
 from ._base import TLFunction, TLObject
-from ._binary import Raw, Reader, _bytes_repr
+from ._binary import Raw, Reader, bytes_repr
 from .schema_parser import Combinator, Param, TLType, parse_schema, parse_type
 
 __all__ = ["schema", "namespace", "class_for", "reader_for_id", "Schema", "Namespace", "FieldSpec"]
@@ -488,7 +488,7 @@ def _annotation(t: TLType, optional: bool) -> str:
 
 def _field_repr_bytes(value: Any) -> str:
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return _bytes_repr(bytes(value))
+        return bytes_repr(bytes(value))
     if isinstance(value, list):
         return "[" + ", ".join(_field_repr_bytes(v) for v in value) + "]"
     return repr(value)

@@ -138,7 +138,10 @@ async def test_bounded_with_unknown_size_too(cluster: Cluster) -> None:
             assert dl.peak_buffered_bytes <= 4 * PART and dl.buffered_bytes == 0
 
 
-async def test_early_break_cancels_outstanding_parts(cluster: Cluster) -> None:
+async def test_bare_iteration_leaves_nothing_in_flight(cluster: Cluster) -> None:
+    # A bare `async for` owns no task between two steps: each step fetches the free room
+    # (parallel parts, in parallel) and waits for them.  Leaving the loop, however, leaves
+    # nothing in flight, at once.
     parallel = 6
     f = cluster.add_file(5, size=64 * PART)
     with trio.fail_after(20):
@@ -151,43 +154,64 @@ async def test_early_break_cancels_outstanding_parts(cluster: Cluster) -> None:
                 got += len(chunk)
                 break
             assert got == PART
-            # The abandoned iterator is collected at the break; trio runs its cleanup on the
-            # next tick: the outstanding part requests are cancelled and withdrawn.
-            await until(lambda: pool.statistics().in_flight == 0 and dl.buffered_bytes == 0)
-            # A part already on the wire at the break is still served by the DC (a sent request
-            # cannot be unsent); let the emulator finish those before taking the count.
-            served = await settled(lambda: cluster.statistics()[5].bytes_served)
-            assert served <= (parallel + 1) * PART  # nothing was requested after the break
-            # stays clean: no late worker wakes up and asks for more
-            for _ in range(50):
-                await trio.sleep(0)
-            st = pool.statistics()
-            assert st.in_flight == 0 and dl.buffered_bytes == 0
-            assert cluster.statistics()[5].bytes_served == served
+            assert pool.statistics().in_flight == 0
+            assert cluster.statistics()[5].bytes_served == parallel * PART  # nothing more
+            with pytest.raises(KeyError):
+                async for _ in pool.download(f.input_location(), dc_id=5, size=f.size,
+                                             part_size=PART, parallel=parallel):
+                    raise KeyError("consumer failed")
+            assert pool.statistics().in_flight == 0
+            with trio.move_on_after(3600) as scope:
+                async for _ in pool.download(f.input_location(), dc_id=5, size=f.size,
+                                             part_size=PART, parallel=parallel):
+                    scope.cancel()
+                    await trio.sleep(0)
+            assert scope.cancelled_caught
+            assert pool.statistics().in_flight == 0
+            assert cluster.statistics()[5].bytes_served == 3 * parallel * PART
             # the pool still works
             assert await fetch(pool, f) == f.sha256
 
 
-async def test_early_exit_by_exception_and_cancellation(cluster: Cluster) -> None:
-    f = cluster.add_file(4, size=32 * PART)
-    with trio.fail_after(20):
+@pytest.mark.parametrize("how", ["break", "exception", "cancel"])
+async def test_leaving_early_with_8_parts_in_flight_is_clean_at_once(
+        cluster: Cluster, autojump_clock, how: str) -> None:
+    # Done means (issue 11): leaving a download early (break, exception, cancellation) with
+    # 8 parts in flight leaves pool.statistics() clean at once -- no quiet-window wait.
+    f = cluster.add_file(3, size=64 * PART)
+    with trio.fail_after(600):
         async with dcpool.open_pool(home_dc=2, **pool_args(cluster)) as pool:
             await pool.sign_in(PHONE_DC2, CODE_DC2)
-            dl = pool.download(f.input_location(), dc_id=4, size=f.size, part_size=PART, parallel=5)
-            try:
-                async for _ in dl:
-                    raise KeyError("consumer failed")
-            except KeyError:
-                pass
-            await until(lambda: pool.statistics().in_flight == 0 and dl.buffered_bytes == 0)
+            assert await fetch(pool, f, parallel=2) == f.sha256  # key, transfer, connections
+            cluster.faults(3).latency = 30  # no part answers while we look (fake clock)
+            dl = pool.download(f.input_location(), dc_id=3, size=f.size, part_size=PART,
+                               parallel=8)
+            inner = trio.CancelScope()
+            async with trio.open_nursery() as watchers:
+                with trio.CancelScope() as outer:
 
-            dl2 = pool.download(f.input_location(), dc_id=4, size=f.size, part_size=PART, parallel=5)
-            with trio.move_on_after(3600) as scope:
-                async for _ in dl2:
-                    scope.cancel()
-            assert scope.cancelled_caught
-            await until(lambda: pool.statistics().in_flight == 0 and dl2.buffered_bytes == 0)
-            assert await fetch(pool, f) == f.sha256
+                    async def cut() -> None:
+                        await until(lambda: pool.statistics().in_flight == 8)
+                        (outer if how == "cancel" else inner).cancel()
+
+                    try:
+                        async with dl as chunks:
+                            with inner:
+                                watchers.start_soon(cut)
+                                async for _ in chunks:
+                                    pass
+                            if how == "exception":
+                                raise KeyError("consumer failed")
+                            # how == "break": the block is left with the loop unfinished
+                    except KeyError:
+                        assert how == "exception"
+                # no waiting: the block cancelled its 8 parts and waited for them
+                st = pool.statistics()
+                assert st.in_flight == 0 and dl.buffered_bytes == 0, st
+                for state in pool.dc_states():  # (connection slots stay: they are the pool's)
+                    assert all(not c.calls and not c.backlog for c in state.connections())
+            cluster.faults(3).latency = 0
+            assert await fetch(pool, f) == f.sha256  # the pool still works
 
 
 async def test_file_migrate_with_wrong_hint_is_followed_and_remembered(cluster: Cluster) -> None:
@@ -264,3 +288,19 @@ async def test_aclose_from_another_task_is_not_a_silent_end(cluster: Cluster) ->
                     await dl.aclose()  # e.g. a supervisor giving up on this download
             assert got == PART
             assert pool.statistics().in_flight == 0 and dl.buffered_bytes == 0
+
+
+async def test_download_to_writes_the_file_off_the_event_loop(cluster: Cluster, tmp_path) -> None:
+    f = cluster.add_file(4, size=5 * PART + 17)
+    path = tmp_path / "file.bin"
+    seen: list[tuple[int, int | None]] = []
+    with trio.fail_after(20):
+        async with dcpool.open_pool(home_dc=2, **pool_args(cluster)) as pool:
+            await pool.sign_in(PHONE_DC2, CODE_DC2)
+            written = await pool.download_to(f.input_location(), path, dc_id=4, size=f.size,
+                                             part_size=PART, parallel=3,
+                                             progress=lambda done, total: seen.append((done, total)))
+            assert pool.statistics().in_flight == 0
+    assert written == f.size == path.stat().st_size
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == f.sha256
+    assert seen[-1] == (f.size, f.size) and len(seen) == 6

@@ -246,7 +246,9 @@ async def test_phone_migrate_while_signed_in_carries_nothing_over(cluster: Clust
             second = await pool.sign_in(cluster.world.test_phone(4, 1), "44444")
             assert pool.home_dc == 4 and pool.user_id == second.id != first.id
             assert cluster.statistics().total("exports") == 1
+            await pool.flush_storage()  # (writes happen off the event loop)
             assert pool.storage.get_dc(3).authorized_user_id is None
+            await pool.flush_storage()  # (writes happen off the event loop)
             assert pool.storage.get_dc(4).authorized_user_id == second.id
             me = await pool.invoke(api.users.GetUsers(id=[api.InputUserSelf()]))
             assert me[0].id == second.id

@@ -112,7 +112,7 @@ async def test_flood_wait_on_export_is_waited_out_when_allowed(cluster: Cluster,
     with trio.fail_after(300):
         async with dcpool.open_pool(home_dc=2, **pool_args(cluster)) as pool:
             await pool.sign_in(PHONE_DC2, CODE_DC2)
-            pool.migrator.wait_flood = 60
+            pool.router.wait_flood = 60
             cluster.faults(2).flood_wait("auth.exportAuthorization", 30, count=1)
             start = trio.current_time()
             async with pool.events() as events:
@@ -139,7 +139,7 @@ async def test_remembered_flood_deadline_is_waited_for_when_allowed(cluster: Clu
                 await fetch(pool, f)
             # the caller now accepts waiting: the next request sleeps until the deadline and
             # exports only then
-            pool.migrator.wait_flood = 60
+            pool.router.wait_flood = 60
             await fetch(pool, f)
             assert trio.current_time() >= info.value.deadline
             assert export_calls(cluster) == 2 and cluster.statistics()[3].imports == 1
@@ -189,6 +189,7 @@ async def test_dc_id_invalid_means_nothing_to_transfer(cluster: Cluster) -> None
             # Give the pool a key on DC 4 and make DC 4 consider that key logged in (as if it
             # were the user's home too): exporting to it answers DC_ID_INVALID.
             await pool.invoke(api.help.GetNearestDc(), dc_id=4)
+            await pool.flush_storage()  # (writes happen off the event loop)
             key_id = pool.storage.get_dc(4).key_id
             cluster.world.authorize(4, key_id, user.id)
             cluster.faults(2).fail("auth.exportAuthorization", 400, "DC_ID_INVALID", count=1)
@@ -213,6 +214,7 @@ async def test_auth_key_unregistered_on_foreign_dc_transfers_again_once(cluster:
             assert cluster.statistics()[4].imports == 1
             # DC 4 forgets the authorization of our key; 20 parallel downloads all hear
             # AUTH_KEY_UNREGISTERED, and exactly one transfer repairs it.
+            await pool.flush_storage()  # (writes happen off the event loop)
             cluster.world.deauthorize(4, pool.storage.get_dc(4).key_id)
             async with trio.open_nursery() as nursery:
                 for _ in range(20):
@@ -234,6 +236,7 @@ async def test_auth_key_unregistered_on_home_is_raised(cluster: Cluster) -> None
     with trio.fail_after(20):
         async with dcpool.open_pool(home_dc=2, **pool_args(cluster)) as pool:
             await pool.sign_in(PHONE_DC2, CODE_DC2)
+            await pool.flush_storage()  # (writes happen off the event loop)
             cluster.world.deauthorize(2, pool.storage.get_dc(2).key_id)
             with pytest.raises(AuthKeyUnregistered):
                 await pool.invoke(api.users.GetUsers(id=[api.InputUserSelf()]))
@@ -249,24 +252,31 @@ async def test_sign_in_as_another_user_and_log_out_invalidate_every_mark(cluster
             for f in files:
                 await fetch(pool, f)
             assert cluster.statistics()[2].exports == 2
+            await pool.flush_storage()  # (writes happen off the event loop)
             assert pool.storage.get_dc(4).authorized_user_id == first.id
             # the same user again: marks stay
             await pool.sign_in(PHONE_DC2, CODE_DC2)
+            await pool.flush_storage()  # (writes happen off the event loop)
             assert pool.storage.get_dc(4).authorized_user_id == first.id
             # somebody else: every foreign mark is gone, in memory and on disk
             second = await pool.sign_in(cluster.world.test_phone(2, 5678), CODE_DC2)
             assert second.id != first.id
+            await pool.flush_storage()  # (writes happen off the event loop)
             assert [pool.storage.get_dc(dc).authorized_user_id for dc in (3, 4)] == [None, None]
+            await pool.flush_storage()  # (writes happen off the event loop)
             assert pool.storage.get_dc(2).authorized_user_id == second.id
             for f in files:
                 await fetch(pool, f)
             s = cluster.statistics()
             assert s[2].exports == 4 and (s[3].imports, s[4].imports) == (2, 2)
+            await pool.flush_storage()  # (writes happen off the event loop)
             assert cluster.world.user_for_key(4, pool.storage.get_dc(4).key_id) == second.id
             # logging out forgets everything
             await pool.log_out()
             assert pool.user_id is None
+            await pool.flush_storage()  # (writes happen off the event loop)
             assert [pool.storage.get_dc(dc).authorized_user_id for dc in (2, 3, 4)] == [None] * 3
+            await pool.flush_storage()  # (writes happen off the event loop)
             assert cluster.world.user_for_key(2, pool.storage.get_dc(2).key_id) is None
         store = open_storage(path, mode="prod")
         try:

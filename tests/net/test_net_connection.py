@@ -57,7 +57,7 @@ async def test_close_while_dialing_ends_the_slot_without_using_the_stream(cluste
     with trio.fail_after(10):
         async with open_pool(api_id=1, api_hash="x", dc_list=cluster.dc_list(),
                              rsa_keys=cluster.rsa_keys(), fetch_config=False) as pool:
-            state = pool._dc(3)
+            state = pool.dc(3)
             conn = MtprotoConnection(state, "main")
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(conn.run)
@@ -77,7 +77,7 @@ async def test_calls_waiting_on_a_closed_slot_fail_with_pool_closed(cluster):
                              rsa_keys=cluster.rsa_keys(), fetch_config=False) as pool:
             await pool.invoke(tl.api.help.GetNearestDc())
             cluster.faults(2).latency = 5  # the answer will not come before the close
-            conn = pool._dcs[2].lanes["main"][0]
+            conn = pool.dc(2).connections("main")[0]
 
             async def close_soon() -> None:
                 while not conn.calls:

@@ -51,12 +51,11 @@ def assert_clean(pool: Pool, max_tasks: int) -> None:
     stats = pool.statistics()
     assert stats.in_flight == 0, stats
     assert stats.tasks <= max_tasks, stats
-    for state in pool._dcs.values():
-        for conns in state.lanes.values():
-            for conn in conns:
-                assert not conn.calls and not conn.backlog, conn
-                if conn.session is not None:
-                    assert conn.session.pending_requests() == [], conn.session
+    for state in pool.dc_states():
+        for conn in state.connections():
+            assert not conn.calls and not conn.backlog, conn
+            if conn.session is not None:
+                assert conn.session.pending_requests() == [], conn.session
 
 
 async def sweep(fn: Callable[[], Awaitable[object]], check: Callable[[], None]) -> int:
@@ -154,7 +153,7 @@ async def test_cancel_downloads_at_every_checkpoint(cluster):
             while in_a_row < 3:
                 finished = await cut_after(n, download)
                 await settled()
-                assert_clean(pool, max_tasks=1 + pool.download_connections)
+                assert_clean(pool, max_tasks=1 + pool.config.download_connections)
                 in_a_row = in_a_row + 1 if finished else 0
                 n += 1
                 assert n < MAX_N

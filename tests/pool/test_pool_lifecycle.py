@@ -62,7 +62,9 @@ async def test_first_use_creates_key_and_fetches_config_then_reuses_them(cluster
                 created = await next_event(events, "key_created")
                 refreshed = await next_event(events, "config_refreshed")
             assert created.dc_id == 2 and refreshed.dc_id == 2
+            await pool.flush_storage()  # (writes happen off the event loop)
             assert created.data["key_id"] == pool.storage.get_dc(2).key_id
+            await pool.flush_storage()  # (writes happen off the event loop)
             snap = pool.storage.get_config()
             assert snap is not None
             config = tl.loads(snap.blob)
@@ -255,4 +257,4 @@ async def test_events_as_a_plain_async_iterator_end_with_the_pool(cluster):
                 pool.set_home_dc(5)
             # leaving the pool ends the stream: the watcher's loop returns by itself
     assert "key_created" in kinds and "connected" in kinds and kinds[-1] == "home_changed"
-    assert pool._subscribers == []
+    assert pool.statistics().event_subscribers == 0

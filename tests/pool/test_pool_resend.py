@@ -87,7 +87,7 @@ async def test_request_lost_in_the_network_is_resent_exactly_once(clock, cluster
     with trio.fail_after(TIMEOUT):
         async with pool_for(cluster) as pool:
             await pool.invoke(api.help.GetNearestDc())
-            conn = pool._dcs[2].lanes["main"][0]
+            conn = pool.dc(2).connections("main")[0]
             cluster.faults(2).latency = 0.5
             result: list[object] = []
 
@@ -212,12 +212,14 @@ async def test_request_survives_a_forgotten_auth_key(clock, cluster):
     with trio.fail_after(TIMEOUT):
         async with pool_for(cluster, request_timeout=10) as pool:
             await pool.invoke(api.help.GetNearestDc())
+            await pool.flush_storage()  # (writes happen off the event loop)
             old_key = pool.storage.get_dc(2).key_id
             cluster.faults(2).transport_error(-404, count=1)
             async with pool.events() as events:
                 assert (await pool.invoke(api.help.GetConfig())).this_dc == 2
                 kinds = [e.kind for e in _drain(events)]
             assert "key_created" in kinds
+            await pool.flush_storage()  # (writes happen off the event loop)
             assert pool.storage.get_dc(2).key_id != old_key
             stats = cluster.statistics()[2]
             assert stats.handshakes == 2

@@ -122,12 +122,13 @@ async def test_no_key_or_token_in_logs_reprs_or_errors(caplog, tmp_path):
 
                     # everything a user could print
                     texts += [repr(pool), str(pool), repr(pool.statistics()), repr(pool.storage)]
-                    for state in pool._dcs.values():
-                        texts += [repr(state.auth_key), str(state.auth_key)]
-                        for conns in state.lanes.values():
-                            for conn in conns:
-                                texts += [repr(conn), repr(conn.statistics()), repr(conn.session)]
+                    for state in pool.dc_states():
+                        texts += [repr(state), repr(state.auth_key), str(state.auth_key)]
+                        for conn in state.connections():
+                            texts += [repr(conn), repr(conn.statistics()), repr(conn.session)]
+                    await pool.flush_storage()  # (writes happen off the event loop)
                     texts += [repr(r) for r in pool.storage.list_dcs()]
+                    await pool.flush_storage()  # (writes happen off the event loop)
                     texts += [repr(pool.storage.get_config())]
                     while True:
                         try:

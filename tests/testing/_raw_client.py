@@ -34,9 +34,10 @@ import attrs
 import trio
 
 from dcpool import tl
-from dcpool.errors import ConnectionLost, TransportErrorCode
+from dcpool.errors import ConnectionLost, HandshakeError, TransportErrorCode
 from dcpool.mtproto import envelope
 from dcpool.mtproto.handshake import ClientHandshake, HandshakeResult
+from dcpool.net.handshake import drive_handshake
 from dcpool.mtproto.session import (
     ClientSession,
     PendingRequest,
@@ -144,28 +145,31 @@ class RawClient:
         """Run a real key exchange (§5) and start a session with its key and salt."""
         wire_dc = dc_id + 10000 if test_mode else dc_id
         hs = ClientHandshake(rsa_keys, wire_dc, os.urandom, legacy=legacy)
-        await self.send_payload(hs.start(self.now()))
-        while True:
-            for event in await self._receive_transport_events():
-                self.history.append(event)
-                if isinstance(event, Closed):
-                    raise ConnectionLost(f"closed during the handshake ({event.reason})")
-                if isinstance(event, TransportErrorFrame):
-                    raise TransportErrorCode(event.code)
-                if not isinstance(event, Frame):
-                    continue
-                out = hs.receive(event.payload, self.now())
-                if isinstance(out, HandshakeResult):
-                    self.handshake_result = out
-                    self.session = ClientSession(
-                        out.auth_key,
-                        session_id=int.from_bytes(os.urandom(8), "little", signed=True),
-                        server_salt=out.server_salt,
-                        time_offset=out.time_offset,
-                        rng=os.urandom,
-                    )
-                    return out
-                await self.send_payload(out)
+        # The one handshake driver (dcpool.net.handshake); this client only records the events.
+        try:
+            out = await drive_handshake(self.stream, self.transport, hs, clock=self.now,
+                                        observe=self.history.append)
+        except ConnectionLost as exc:  # a reset
+            self.closed = True
+            self.history.append(Closed(f"reset: {exc}"))
+            raise
+        except HandshakeError as exc:
+            if exc.transport_code is not None:
+                raise TransportErrorCode(exc.transport_code) from exc
+            if isinstance(exc.__cause__, ConnectionLost):  # the server closed the stream
+                self.closed = True
+                self.history.append(Closed("eof"))
+                raise ConnectionLost(f"closed during the handshake ({exc})") from exc
+            raise
+        self.handshake_result = out
+        self.session = ClientSession(
+            out.auth_key,
+            session_id=int.from_bytes(os.urandom(8), "little", signed=True),
+            server_salt=out.server_salt,
+            time_offset=out.time_offset,
+            rng=os.urandom,
+        )
+        return out
 
     # ------------------------------------------------------------------ session
 

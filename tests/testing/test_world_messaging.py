@@ -15,7 +15,7 @@ api = tl.api
 
 @pytest.fixture
 def setup():
-    world = World.test_cluster()
+    world = World.test_cluster(require_init_connection=False)
     world.strict = True
     a = world.user_by_phone(world.test_phone(2, 1))
     b = world.user_by_phone(world.test_phone(2, 2))
@@ -181,18 +181,30 @@ def test_control_helpers_validate(setup):
 
 
 def test_control_commands(setup):
+    from types import SimpleNamespace
+
+    from dcpool.testing.control import Controller
+
     world, a, b, pushed = setup
-    out = M.control(world, "send_message", {"from_user": a.phone, "to_user": b.id, "text": "hey"})
+    ctl = Controller(SimpleNamespace(world=world))
+
+    def control(cmd, args=None):
+        answer = ctl.handle({"cmd": cmd, **(args or {})})
+        if not answer["ok"]:
+            raise ValueError(answer["error"])
+        return answer["result"]
+
+    out = control("send_message", {"from_user": a.phone, "to_user": b.id, "text": "hey"})
     assert out == {"sender": {"pts": 2, "pts_count": 1, "message_id": 1},
                    "receiver": {"pts": 2, "pts_count": 1, "message_id": 1}}
-    ch = M.control(world, "create_channel", {"creator": a.id, "title": "t", "members": [b.phone]})
-    assert M.control(world, "post", {"channel_id": ch["channel_id"], "text": "p"})["pts"] == 2
-    M.control(world, "push_faults", {"drop_next": 1})
-    M.control(world, "edit", {"user": a.id, "peer": b.id, "message_id": 1, "text": "hey!"})
-    assert M.control(world, "push_faults")["dropped"] == 1
-    assert M.control(world, "delete", {"user": a.id, "ids": [1]})["pts_count"] == 1
-    assert M.control(world, "updates_state", {"user": b.id}) == {"pts": b.pts, "qts": 0, "seq": b.seq}
-    with pytest.raises(Exception, match="unknown command"):
-        M.control(world, "nope")
-    with pytest.raises(Exception, match="send_message"):
-        M.control(world, "send_message", {"bogus": 1})
+    ch = control("create_channel", {"creator": a.id, "title": "t", "members": [b.phone]})
+    assert control("post", {"channel_id": ch["channel_id"], "text": "p"})["pts"] == 2
+    control("push_faults", {"drop_next": 1})
+    control("edit", {"user": a.id, "peer": b.id, "message_id": 1, "text": "hey!"})
+    assert control("push_faults")["dropped"] == 1
+    assert control("delete", {"user": a.id, "ids": [1]})["pts_count"] == 1
+    assert control("updates_state", {"user": b.id}) == {"pts": b.pts, "qts": 0, "seq": b.seq}
+    with pytest.raises(ValueError, match="unknown command"):
+        control("nope")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        control("send_message", {"bogus": 1})

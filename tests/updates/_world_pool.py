@@ -90,7 +90,7 @@ class WorldPool:
 
 
 def two_users(world: World | None = None) -> tuple[World, Any, Any]:
-    world = world or World.test_cluster()
+    world = world or World.test_cluster(require_init_connection=False)
     world.strict = True
     a = world.user_by_phone(world.test_phone(2, 1))
     b = world.user_by_phone(world.test_phone(2, 2))

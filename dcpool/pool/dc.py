@@ -1,0 +1,354 @@
+"""Per-DC state: one owner for a DC's auth key, salt, clock offset, lanes of connections,
+authorization mark and counters.
+
+Theory of operation
+-------------------
+Like httpcore's pool, a :class:`DcState` *decides synchronously* and the caller *then awaits*:
+:meth:`DcState.submit` picks the connection of the right lane for a call in one synchronous
+step (the least loaded live connection, or a new one while the lane is under its maximum) and
+queues the call there; the caller (the router) awaits the call's outcome.
+
+Each DC has an auth key (created on first need, single-flight, persisted), a ``main`` lane (one
+connection) and a ``download`` lane (up to ``download_connections``, opened on demand).
+Connections of foreign DCs, and download connections, close after ``idle_timeout`` without
+traffic.  Every connection is a task in the pool's nursery (:class:`~.runtime.PoolRuntime`).
+
+A DcState is the :class:`~dcpool.net.connection.ConnectionOwner` of its connections: they call
+back (synchronously, from the receive path) with salts, clock corrections, updates, a forgotten
+key.  Those callbacks change memory at once and *queue* the storage write (see :mod:`.writer`).
+
+It knows nothing about the home DC, migrations or transfers: the router above decides those
+and uses the public methods here (:meth:`mark_authorized`, :meth:`forget_authorization`,
+``record_*``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import trio
+
+from ..dcs import DcOption, Lane
+from ..errors import UnknownDc
+from ..mtproto import AuthKey
+from ..mtproto.handshake import ClientHandshake
+from ..net.connection import Call, ConnectionState, MtprotoConnection, wall_clock
+from ..net.dial import Endpoint
+from ..net.handshake import drive_handshake
+from ..transport import ClientTransport, TransportKind
+from .runtime import PoolRuntime
+from .statistics import DcStatistics, KeyState
+
+__all__ = ["DcState", "DcRegistry"]
+
+log = logging.getLogger("dcpool.pool")
+
+#: the lanes of a DC, in statistics order
+LANES = (Lane.MAIN, Lane.DOWNLOAD)
+
+
+class DcState:
+    """One DC (see the module docstring)."""
+
+    def __init__(self, runtime: PoolRuntime, dc_id: int) -> None:
+        self._rt = runtime
+        self.dc_id = dc_id
+        record = runtime.storage.get_dc(dc_id)
+        self._auth_key: AuthKey | None = AuthKey.from_bytes(record.auth_key) if record and record.auth_key else None
+        self.salt: int = (record.salt or 0) if record else 0
+        self.time_offset: float = runtime.time_offset
+        self._authorized_user: int | None = record.authorized_user_id if record else None
+        self._key_lock = trio.Lock()
+        self._key_generation = 0
+        self._lanes: dict[Lane, list[MtprotoConnection]] = {lane: [] for lane in LANES}
+        #: candidate endpoints of the last dial, by address (endpoint -> its DC option)
+        self._options: dict[tuple[str, int], DcOption] = {}
+        self.requests = 0
+        self.migrations = 0
+        self.exports = 0
+        self.imports = 0
+        self.bytes_received = 0
+        self._reconnects_closed = 0  # reconnect counts of connections already gone
+
+    def __repr__(self) -> str:
+        return f"<DcState dc={self.dc_id} key={self._auth_key!r} lanes={self._lane_sizes()}>"
+
+    def _lane_sizes(self) -> dict[str, int]:
+        return {str(lane): len(conns) for lane, conns in self._lanes.items()}
+
+    # ---------------------------------------------------------------- read-only views
+
+    @property
+    def auth_key(self) -> AuthKey | None:
+        return self._auth_key
+
+    @property
+    def key_generation(self) -> int:
+        """Bumped whenever the DC forgets our key (an authorization is bound to one key)."""
+        return self._key_generation
+
+    @property
+    def authorized_user(self) -> int | None:
+        """The user this DC's key is logged in as (as far as we know), or None."""
+        return self._authorized_user
+
+    @property
+    def wire_dc(self) -> int:
+        return self.dc_id + 10000 if self._rt.test_mode else self.dc_id
+
+    def connections(self, lane: Lane | str | None = None) -> list[MtprotoConnection]:
+        """The live connection slots (of one lane, or all)."""
+        lanes = LANES if lane is None else (Lane(lane),)
+        return [c for ln in lanes for c in self._lanes[ln] if not c.closed]
+
+    # ---------------------------------------------------------------- decisions (sync)
+
+    def submit(self, call: Call, lane: Lane, *, foreign: bool) -> MtprotoConnection:
+        """Choose the connection for ``call`` and queue it there (synchronous: httpcore's way).
+        ``foreign``: this is not the home DC (its connections close when idle)."""
+        conn = self._pick(lane, foreign)
+        self.requests += 1
+        conn.submit(call)
+        return conn
+
+    def _pick(self, lane: Lane, foreign: bool) -> MtprotoConnection:
+        conns = [c for c in self._lanes[lane] if not c.closed]
+        self._lanes[lane] = conns
+        limit = 1 if lane is Lane.MAIN else self._rt.config.download_connections
+        ready = [c for c in conns if c.state is ConnectionState.READY]
+        best = min(ready or conns, key=lambda c: c.load, default=None)
+        if best is None or (best.load > 0 and len(conns) < limit):
+            return self._open(lane, foreign)
+        return best
+
+    def warm(self, lane: Lane, *, foreign: bool) -> None:
+        """Start dialing (and creating the key) now if the lane has no connection yet: used
+        while an authorization transfer is on its way, so that the target's key exchange
+        overlaps the export instead of following it."""
+        if not self.connections(lane) and self._rt.open:
+            self._open(lane, foreign)
+
+    def _open(self, lane: Lane, foreign: bool) -> MtprotoConnection:
+        cfg = self._rt.config
+        idle = cfg.idle_timeout if (lane is Lane.DOWNLOAD or foreign) else None
+        conn = MtprotoConnection(
+            self,
+            lane,
+            rng=cfg.rng,
+            ping_interval=cfg.ping_interval,
+            connect_timeout=cfg.connect_timeout,
+            connect_attempts=cfg.connect_attempts,
+            idle_timeout=idle,
+            gzip_requests=lane is Lane.MAIN,
+        )
+
+        async def run() -> None:
+            await self._run_connection(conn, lane)
+
+        self._rt.spawn(run)
+        self._lanes[lane].append(conn)
+        return conn
+
+    async def _run_connection(self, conn: MtprotoConnection, lane: Lane) -> None:
+        self._rt.tasks += 1
+        try:
+            await conn.run()
+        finally:
+            self._rt.tasks -= 1
+            self._reconnects_closed += conn.reconnects
+            if conn in self._lanes[lane]:
+                self._lanes[lane].remove(conn)
+
+    def mark_authorized(self, user_id: int | None, *, persist: bool = True) -> None:
+        """This DC's key is logged in as ``user_id`` (None: not logged in)."""
+        self._authorized_user = user_id
+        key = self._auth_key
+        if persist and key is not None:
+            dc, key_id = self.dc_id, key.key_id
+            self._rt.writer.submit(lambda s: s.set_authorized(dc, user_id, key_id=key_id))
+
+    def forget_authorization(self) -> None:
+        """The DC no longer knows our authorization (memory and storage)."""
+        self.mark_authorized(None)
+
+    def record_migration(self) -> None:
+        self.migrations += 1
+
+    def record_export(self) -> None:
+        self.exports += 1
+
+    def record_import(self) -> None:
+        self.imports += 1
+
+    def record_answer(self, size: int) -> None:
+        self.bytes_received += size
+
+    def kill_connections(self) -> None:
+        """Break every TCP connection (they reconnect)."""
+        for conn in self.connections():
+            conn.kill()
+
+    def close_connections(self) -> None:
+        for conns in self._lanes.values():
+            for conn in conns:
+                conn.close()
+
+    # ---------------------------------------------------------------- owner interface
+
+    def endpoints(self, lane: str) -> list[Endpoint]:
+        rt = self._rt
+        opts = rt.policy.candidates(
+            self.dc_id,
+            lane=Lane(lane),
+            prefer_ipv6=rt.config.prefer_ipv6,
+            allow_ipv6=rt.config.allow_ipv6,
+            health=rt.health,
+            now=trio.current_time(),
+        )
+        self._options.update({(o.ip_address, o.port): o for o in opts})
+        return [Endpoint(o.ip_address, o.port) for o in opts]
+
+    def transport_for(self, endpoint: Endpoint) -> ClientTransport:
+        cfg = self._rt.config
+        opt = self._options.get((endpoint.host, endpoint.port))
+        if opt is not None and opt.requires_obfuscation:
+            kind = cfg.transport
+            if opt.secret and len(opt.secret) == 17 and opt.secret[0] == 0xDD:
+                kind = TransportKind.PADDED_INTERMEDIATE
+            return ClientTransport(kind, obfuscated=True, secret=opt.secret or None,
+                                   dc_id=self.wire_dc, rng=cfg.rng)
+        return ClientTransport(cfg.transport, obfuscated=cfg.obfuscated, rng=cfg.rng)
+
+    async def ensure_key(self, conn: MtprotoConnection, stream: trio.abc.Stream,
+                         transport: ClientTransport) -> None:
+        """Create the DC's auth key on this stream unless it has one (single-flight)."""
+        if self._auth_key is not None:
+            return
+        async with self._key_lock:
+            if self._auth_key is not None:
+                return
+            handshake = ClientHandshake(self._rt.rsa_keys, self.wire_dc, self._rt.config.rng)
+            result = await drive_handshake(stream, transport, handshake,
+                                           timeout=self._rt.config.handshake_timeout,
+                                           clock=wall_clock, describe=f"DC {self.dc_id}")
+            key = result.auth_key
+            self._auth_key = key
+            self.salt = result.server_salt
+            self.on_clock(result.time_offset)
+            self._authorized_user = None
+            dc, salt, created = self.dc_id, self.salt, time.time()
+
+            def save(s: Any) -> None:
+                s.save_auth_key(dc, key.key, key.key_id, created)
+                s.set_salt(dc, salt, key_id=key.key_id)
+
+            self._rt.writer.submit(save)
+            self._rt.events.emit("key_created", self.dc_id, key_id=key.key_id)
+
+    def key_invalid(self, key_id: int) -> None:
+        if self._auth_key is None or self._auth_key.key_id != key_id:
+            return
+        log.warning("DC %s forgot our auth key %s: creating a new one", self.dc_id, key_id)
+        self._auth_key = None
+        self._authorized_user = None
+        self._key_generation += 1
+        dc = self.dc_id
+        self._rt.writer.submit(lambda s: s.drop_auth_key(dc))
+        # Every other connection of this DC still talks with the forgotten key: retire them
+        # too, or a transfer could authorize the dead key while the new one stays unauthorized.
+        for conn in self.connections():
+            session = conn.session
+            if session is not None and session.auth_key.key_id == key_id:
+                conn.kill()
+
+    def wrap_init(self, body: bytes) -> bytes:
+        return self._rt.init_prefix + body
+
+    def on_salt(self, salt: int) -> None:
+        self.salt = salt
+        if self._auth_key is not None:
+            dc, key_id = self.dc_id, self._auth_key.key_id
+            self._rt.writer.submit(lambda s: s.set_salt(dc, salt, key_id=key_id))
+
+    def on_clock(self, offset: float) -> None:
+        self.time_offset = offset
+        self._rt.time_offset = offset
+
+    def on_update(self, body: bytes) -> None:
+        self._rt.on_update(self.dc_id, body)
+
+    def on_event(self, kind: str, **data: Any) -> None:
+        self._rt.events.emit(kind, self.dc_id, **data)
+
+    def endpoint_result(self, endpoint: Endpoint, ok: bool) -> None:
+        opt = self._options.get((endpoint.host, endpoint.port))
+        if opt is None:
+            return
+        if ok:
+            self._rt.health.record_ok(opt, trio.current_time())
+        else:
+            self._rt.health.record_error(opt, trio.current_time())
+
+    # ---------------------------------------------------------------- statistics
+
+    def statistics(self, *, signed_in_here: bool = False) -> DcStatistics:
+        """``signed_in_here``: the pool's user signed in on this DC (the router knows)."""
+        stats = [c.statistics() for c in self.connections()]
+        endpoint = next((s.endpoint for s in stats if s.lane == Lane.MAIN and s.endpoint), None)
+        endpoint = endpoint or next((s.endpoint for s in stats if s.endpoint), None)
+        backoffs = [s.backoff_until for s in stats if s.backoff_until is not None]
+        if self._auth_key is None:
+            key_state = KeyState.NONE
+        elif self._authorized_user is not None or signed_in_here:
+            key_state = KeyState.AUTHORIZED
+        else:
+            key_state = KeyState.KEYED
+        return DcStatistics(
+            dc_id=self.dc_id,
+            endpoint=endpoint,
+            key_state=key_state,
+            connections={str(lane): sum(1 for s in stats if s.lane == lane
+                                        and s.state is ConnectionState.READY) for lane in LANES},
+            in_flight=sum(s.in_flight for s in stats),
+            reconnects=self._reconnects_closed + sum(s.reconnects for s in stats),
+            backoff_until=min(backoffs) if backoffs else None,
+            requests=self.requests,
+            migrations=self.migrations,
+            exports=self.exports,
+            imports=self.imports,
+            bytes_received=self.bytes_received,
+        )
+
+
+class DcRegistry:
+    """The pool's DCs, created on first use (only DCs the table knows)."""
+
+    def __init__(self, runtime: PoolRuntime) -> None:
+        self._rt = runtime
+        self._dcs: dict[int, DcState] = {}
+        # DCs with a stored key show up in statistics() before they are used.
+        for record in runtime.storage.list_dcs():
+            if runtime.table.knows(record.dc_id):
+                self._dcs[record.dc_id] = DcState(runtime, record.dc_id)
+
+    def get(self, dc_id: int) -> DcState:
+        """The DC's state (UnknownDc for an id the DC table does not know)."""
+        state = self._dcs.get(dc_id)
+        if state is None:
+            if not self._rt.table.knows(dc_id):
+                raise UnknownDc(dc_id)
+            state = DcState(self._rt, dc_id)
+            self._dcs[dc_id] = state
+        return state
+
+    def find(self, dc_id: int) -> DcState | None:
+        """The DC's state if it exists already."""
+        return self._dcs.get(dc_id)
+
+    def all(self) -> list[DcState]:
+        return [self._dcs[dc] for dc in sorted(self._dcs)]
+
+    def ids(self) -> list[int]:
+        return sorted(self._dcs)
