@@ -96,7 +96,7 @@ def parse_login_url(url: str) -> bytes:
         raise LocalProtocolError("the login token is not base64url") from None
 
 
-def _record_login(pool: Any, dc_id: int, user_id: int | None, kind: str | None = None) -> None:
+async def _record_login(pool: Any, dc_id: int, user_id: int | None, kind: str | None = None) -> None:
     """Tell the pool that DC ``dc_id`` signed us in as ``user_id`` (None: logged out), and
     the storage how (``kind``: "phone", "qr", "bot", with "+password" after 2FA).
 
@@ -107,6 +107,9 @@ def _record_login(pool: Any, dc_id: int, user_id: int | None, kind: str | None =
     pool.set_user(user_id)
     set_kind = getattr(pool.storage, "set_login_kind", None)  # optional storage feature
     if set_kind is not None:
+        # The pool writes its storage from one worker thread (dcpool.pool.writer): wait until
+        # it is idle, then write this one small value before any other task can queue more.
+        await pool.flush_storage()
         set_kind(kind if user_id is not None else None)
 
 
@@ -150,7 +153,7 @@ async def check_password(pool: Any, password: Secret, *, dc_id: int | None = Non
                 log.info("wrong password (attempt %d of %d)", attempt, tries)
                 continue
             raise
-        _record_login(pool, dc, auth.user.id, f"{via}+password")
+        await _record_login(pool, dc, auth.user.id, f"{via}+password")
         return auth.user
     raise LocalProtocolError("attempts must be at least 1")
 
@@ -223,7 +226,7 @@ async def sign_in(pool: Any, phone: str, code: Secret, password: Secret | None =
     )
     dc = pool.home_dc
     if type(sent).QUALNAME == "auth.sentCodeSuccess":
-        _record_login(pool, dc, sent.authorization.user.id, "phone")
+        await _record_login(pool, dc, sent.authorization.user.id, "phone")
         return sent.authorization.user
     try:
         auth = await _submit_code(pool, phone, sent, code, dc, attempts if callable(code) else 1)
@@ -239,7 +242,7 @@ async def sign_in(pool: Any, phone: str, code: Secret, password: Secret | None =
         if exc.message != PASSWORD_NEEDED or password is None:
             raise
         return await check_password(pool, password, dc_id=dc, attempts=attempts)
-    _record_login(pool, dc, auth.user.id, "phone")
+    await _record_login(pool, dc, auth.user.id, "phone")
     return auth.user
 
 
@@ -274,7 +277,7 @@ async def sign_in_bot(pool: Any, token: str) -> Any:
         tl.api.auth.ImportBotAuthorization(flags=0, api_id=pool.api_id, api_hash=pool.api_hash,
                                            bot_auth_token=token)
     )
-    _record_login(pool, pool.home_dc, auth.user.id, "bot")
+    await _record_login(pool, pool.home_dc, auth.user.id, "bot")
     return auth.user
 
 
@@ -292,7 +295,7 @@ async def log_out(pool: Any) -> bool:
         log.info("auth.logOut failed (%s): logged out locally", exc.message)
         return False
     finally:
-        _record_login(pool, pool.home_dc, None)
+        await _record_login(pool, pool.home_dc, None)
 
 
 # --------------------------------------------------------------------------- QR login
@@ -369,7 +372,7 @@ class QrLogin:
         if name == "auth.loginTokenSuccess":
             # auth.loginTokenSuccess#390d5c5e authorization:auth.Authorization = auth.LoginToken;
             user = result.authorization.user
-            _record_login(pool, dc, user.id, "qr")
+            await _record_login(pool, dc, user.id, "qr")
             self.user, self.dc_id = user, dc
             return None
         if name != "auth.loginToken":
