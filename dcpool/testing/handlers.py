@@ -893,6 +893,3 @@ def get_broadcast_stats(call: Call, q: Any) -> Any:
         story_reactions_by_emotion_graph=graph(),
         recent_posts_interactions=[],
     )
-
-# issue 16: messages, channels and update history (re-registers updates.getState/getDifference)
-from . import messaging as messaging  # noqa: E402,F401

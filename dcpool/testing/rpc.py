@@ -1,0 +1,14 @@
+"""The emulator's whole method table: the core handlers (:mod:`.handlers`) plus every module that
+registers more with ``@method`` (messages, channels and update history in :mod:`.messaging`,
+which re-registers ``updates.getState`` / ``updates.getDifference``).
+
+The world dispatches through this module, so :mod:`.handlers` never imports the modules that
+extend it (no import cycle), and a new handler module is one import line here.
+"""
+
+from __future__ import annotations
+
+from . import messaging as messaging  # noqa: F401  (registers its methods and control commands)
+from .handlers import handle_request
+
+__all__ = ["handle_request"]
