@@ -68,6 +68,7 @@ Fixed choices (not options):
 * Methods without a handler answer 400 ``METHOD_NOT_SUPPORTED_BY_EMULATOR``.
 """
 
+from . import rpc as rpc  # every RPC handler and control command, registered at import
 from .cluster import Cluster, fixed_test_key, open_cluster
 from .files import StoredFile
 from .world import World

@@ -3,7 +3,8 @@
 Theory of operation (spec LOGIN.md §1-§4; the state is that of LOGIN.md §6)
 ---------------------------------------------------------------------------
 This module adds handlers to :mod:`dcpool.testing.handlers` with its ``@method`` decorator
-(``handlers`` imports this module at its end) and keeps its own state in one
+(:mod:`dcpool.testing.rpc` imports it last: it wraps some handlers of the others) and
+installs the per-key hooks of ``handlers.KEY_HOOKS`` and keeps its own state in one
 :class:`LoginState` per :class:`~dcpool.testing.world.World` (:func:`login_state`), so that
 the world's accounts, authorizations and update routing stay where they are.
 
@@ -77,7 +78,7 @@ from .. import tl
 from ..crypto import srp
 from ..errors import LocalProtocolError
 from ..login import login_url, parse_login_url
-from .handlers import HANDLERS, Access, Call, method
+from .handlers import HANDLERS, KEY_HOOKS, Access, Call, method
 
 if TYPE_CHECKING:
     from .world import Account, World
@@ -316,6 +317,10 @@ def update_route(world: World, dc_id: int, key_id: int) -> int | None:
     """
     state = _STATES.get(world)
     return None if state is None else state.route(dc_id, key_id)
+
+
+KEY_HOOKS.route = update_route
+KEY_HOOKS.unauthorized = unauthorized_reason
 
 
 # --------------------------------------------------------------------------- helpers
@@ -736,10 +741,3 @@ def get_users(call: Call, q: Any) -> Any:
         attrs.evolve(u, bot=True, bot_info_version=1, phone=None) if state.is_bot(u.id) else u
         for u in _original_get_users[1](call, q)
     ]
-
-
-try:  # the emulator's control channel (dcpool emulator --control), where this build has one
-    from . import accounts_control  # noqa: E402,F401
-except ModuleNotFoundError as exc:  # pragma: no cover - builds without testing/control.py
-    if exc.name != f"{__package__}.control":
-        raise

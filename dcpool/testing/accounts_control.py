@@ -2,7 +2,7 @@
 --control``, :mod:`dcpool.testing.control`): 2FA accounts, bots, and accepting a QR login on
 behalf of a signed-in test user (LOGIN.md §2.2 step 3, done by a phone that scans the code).
 
-:mod:`dcpool.testing.accounts` imports this module when the control channel exists.
+:mod:`dcpool.testing.rpc` imports this module.
 """
 
 from __future__ import annotations

@@ -170,6 +170,22 @@ class Call:
         return int(self.now)
 
 
+@attrs.define
+class KeyHooks:
+    """Login state per auth key kept outside the world (:mod:`.accounts` installs these):
+    ``route(world, dc_id, key_id)`` is the pseudo user id under which the shell registers the
+    session of a key that is not logged in but must get updates (a QR login waiting for
+    ``updateLoginToken``), ``unauthorized(...)`` the 401 such a key gets for a method that
+    needs a login."""
+
+    route: Callable[[World, int, int], int | None] = lambda world, dc_id, key_id: None
+    unauthorized: Callable[[World, int, int], str] = (
+        lambda world, dc_id, key_id: "AUTH_KEY_UNREGISTERED"
+    )
+
+
+KEY_HOOKS = KeyHooks()
+
 Handler = Callable[[Call, Any], Any]
 #: QUALNAME -> (access, handler)
 HANDLERS: dict[str, tuple[Access, Handler]] = {}
@@ -262,8 +278,8 @@ def handle_request(
     finally:
         auth = dc.authorizations.get(key_id)
         ctx.user_id = None if auth is None else auth.user_id
-        if ctx.user_id is None:  # a key waiting for a QR login gets updateLoginToken (accounts.py)
-            ctx.user_id = accounts.update_route(world, dc_id, key_id)
+        if ctx.user_id is None:  # e.g. a key waiting for a QR login (updateLoginToken)
+            ctx.user_id = KEY_HOOKS.route(world, dc_id, key_id)
 
 
 def _unwrap(
@@ -320,8 +336,8 @@ def _check_access(call: Call, access: Access) -> None:
     auth = call.dc.authorizations.get(call.key_id)
     account = None if auth is None else call.world.accounts.get(auth.user_id)
     if auth is None or account is None:
-        # SESSION_PASSWORD_NEEDED / SESSION_REVOKED for keys in those states (accounts.py)
-        raise call.error(401, accounts.unauthorized_reason(call.world, call.dc.id, call.key_id))
+        # e.g. SESSION_PASSWORD_NEEDED / SESSION_REVOKED for keys in those states
+        raise call.error(401, KEY_HOOKS.unauthorized(call.world, call.dc.id, call.key_id))
     call.auth = auth
     call.account = account
     if access is Access.HOME and account.home_dc != call.dc.id:
@@ -896,8 +912,3 @@ def get_broadcast_stats(call: Call, q: Any) -> Any:
         story_reactions_by_emotion_graph=graph(),
         recent_posts_interactions=[],
     )
-
-# issue 16: messages, channels and update history (re-registers updates.getState/getDifference)
-from . import messaging as messaging  # noqa: E402,F401
-# issue 14: 2FA, QR login, bots, logout (registers more handlers, wraps signIn/logOut/...)
-from . import accounts  # noqa: E402

@@ -806,7 +806,7 @@ class World:
         client's layer, for the shell to put in ``rpc_result``.  Raises
         :class:`dcpool.errors.RpcError` for ``rpc_error``.  With ``session_id`` and ``msg_id``
         the execution is also counted (:meth:`DcStats.record_execution`)."""
-        from .handlers import handle_request
+        from .rpc import handle_request  # the world's methods depend on the world: a lazy edge
 
         return handle_request(
             self, dc_id, ctx, key_id, body, now, session_id=session_id, msg_id=msg_id

@@ -4,6 +4,7 @@ cancellation both ways, clean shutdown (no thread, task or connection left)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import hashlib
 import threading
 
@@ -133,8 +134,12 @@ def test_cancellation_both_ways_and_clean_shutdown():
             return results
 
         results = asyncio.run(asyncio.wait_for(program(), TIMEOUT))
-        # DC 5 still sleeps on its injected latency before it notices the close
-        live = served.call(lambda: sum(cluster.live_connections(dc) for dc in (1, 2, 3, 4)))
+        # The client closed its sockets; the emulator (another thread) notices each FIN when its
+        # reader next runs, so wait for that, bounded. DC 5 still sleeps on its injected latency.
+        deadline = time.monotonic() + 10
+        while (live := served.call(lambda: sum(cluster.live_connections(dc) for dc in (1, 2, 3, 4)))) \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     assert results["in_flight_after_cancel"] == 0
     assert results["in_flight_after_break"] == 0 and results["open_iterators"] == 0
