@@ -409,14 +409,13 @@ def get_password(call: Call, q: Any) -> Any:
         g=srp.SRP_G,
         p=srp.pad(srp.SRP_P),
     )
-    common = dict(
-        new_algo=new_algo,
-        # securePasswordKdfAlgoPBKDF2HMACSHA512iter100000#bbf2dda0 salt:bytes
-        new_secure_algo=tl.api.SecurePasswordKdfAlgoPBKDF2HMACSHA512iter100000(salt=rng(8)),
-        secure_random=rng(256),
-    )
+    # securePasswordKdfAlgoPBKDF2HMACSHA512iter100000#bbf2dda0 salt:bytes
+    new_secure_algo = tl.api.SecurePasswordKdfAlgoPBKDF2HMACSHA512iter100000(salt=rng(8))
+    secure_random = rng(256)
     if record is None or user_id is None:
-        return tl.api.account.Password(**common)
+        return tl.api.account.Password(
+            new_algo=new_algo, new_secure_algo=new_secure_algo, secure_random=secure_random
+        )
     challenge = srp.server_challenge(record.v, rng)
     srp_id = int.from_bytes(rng(8), "little", signed=True)
     while srp_id in state._challenges or srp_id == 0:
@@ -434,7 +433,9 @@ def get_password(call: Call, q: Any) -> Any:
         srp_B=challenge.B,
         srp_id=srp_id,
         hint=record.hint or None,
-        **common,
+        new_algo=new_algo,
+        new_secure_algo=new_secure_algo,
+        secure_random=secure_random,
     )
 
 
