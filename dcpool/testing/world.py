@@ -68,7 +68,7 @@ from ..crypto import Rng
 from ..errors import ConfigError, LocalProtocolError, UnknownDc
 from .faults import DcFaults
 from .files import StoredFile
-from .layers import to_layer
+from .layers import answer_layer, to_layer
 from .stats import ClusterStats, ClusterStatsSnapshot, DcStats
 
 __all__ = [
@@ -615,14 +615,14 @@ class World:
         entries = list(self._sessions.get(user_id, ()))
         if sink is None or not entries:
             return 0
-        payloads: dict[bool, bytes] = {}
+        payloads: dict[int, bytes] = {}
         for handle, layer in entries:
             if layer is None:
                 layer = getattr(handle, "layer", None) or tl.LAYER
-            old = layer <= 158
-            if old not in payloads:
-                payloads[old] = to_layer(update, layer).to_bytes()
-            sink(handle, payloads[old])
+            key = answer_layer(layer)  # one encoding per distinct answer layer
+            if key not in payloads:
+                payloads[key] = to_layer(update, layer).to_bytes()
+            sink(handle, payloads[key])
         return len(entries)
 
     # ------------------------------------------------------------------ requests
