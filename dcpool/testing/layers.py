@@ -114,23 +114,23 @@ class _Rewriter:
     """One direction of rewriting: ``resolve(src_cls) -> target class``; zero values are made
     with the definitions of ``layer``."""
 
-    def __init__(self, layer: int, resolve: Callable[[type], type | None]) -> None:
+    def __init__(self, layer: int, resolve: Callable[[Any], Any]) -> None:
         self.layer = layer
         self._resolve = resolve
-        self._targets: dict[type, type] = {}
-        self._plans: dict[tuple[type, type], tuple[tuple[Any, str | None], ...]] = {}
-        self._zero_ctor: dict[str, type | None] = {}
+        self._targets: dict[Any, Any] = {}
+        self._plans: dict[tuple[Any, Any], tuple[tuple[Any, str | None], ...]] = {}
+        self._zero_ctor: dict[str, Any] = {}
 
     # -- classes
 
-    def target(self, cls: type) -> type:
+    def target(self, cls: Any) -> Any:
         t = self._targets.get(cls)
         if t is None:
             t = self._resolve(cls) or cls
             self._targets[cls] = t
         return t
 
-    def plan(self, src: type, dst: type) -> tuple[tuple[Any, str | None], ...]:
+    def plan(self, src: Any, dst: Any) -> tuple[tuple[Any, str | None], ...]:
         key = (src, dst)
         p = self._plans.get(key)
         if p is None:
@@ -147,7 +147,7 @@ class _Rewriter:
             return obj if all(a is b for a, b in zip(out, obj)) else out
         if not isinstance(obj, tl.TLObject) or not hasattr(type(obj), "_tl_params"):
             return obj
-        src = type(obj)
+        src: Any = type(obj)
         dst = self.target(src)
         changed = dst is not src
         kwargs: dict[str, Any] = {}
@@ -163,7 +163,7 @@ class _Rewriter:
             return obj
         return dst(**kwargs)
 
-    def absent(self, dst: type, field: Any) -> Any:
+    def absent(self, dst: Any, field: Any) -> Any:
         fill = FILL.get(dst.QUALNAME, {}).get(field.name)
         if fill is not None:
             return fill()
@@ -208,7 +208,7 @@ class _Rewriter:
         new = self.rewrite(value)
         if name in ("Object", "X", "Type") or t.bang:
             return new
-        cls = type(new)
+        cls: Any = type(new)
         if t.is_bare_name and not t.percent:
             return new if cls.QUALNAME == name else _MISSING
         return new if cls.RESULT_TYPE == name else _MISSING
@@ -230,7 +230,7 @@ class _Rewriter:
                 kwargs[f.pyname] = self.zero(f.type, cls.QUALNAME, depth + 1)
         return cls(**kwargs)
 
-    def zero_class(self, type_name: str) -> type | None:
+    def zero_class(self, type_name: str) -> Any:
         try:
             return self._zero_ctor[type_name]
         except KeyError:
@@ -263,7 +263,7 @@ def _down(layer: int) -> _Rewriter:
     return r
 
 
-def _to_228(cls: type) -> type | None:
+def _to_228(cls: Any) -> Any:
     if getattr(cls, "SCHEMA", "mtproto") in ("api", "mtproto"):
         return None
     return history.class_at(cls.QUALNAME, NEWEST_SERVED)
