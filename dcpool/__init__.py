@@ -26,10 +26,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+    import importlib.util
+
     module_name = _LAZY.get(name)
     if module_name is None:
-        raise AttributeError(f"module 'dcpool' has no attribute {name!r}")
-    import importlib
+        # a subpackage not imported yet (``dcpool.testing.open_cluster()`` after ``import dcpool``)
+        public = name.isidentifier() and not name.startswith("_")
+        if not public or importlib.util.find_spec(f"{__name__}.{name}") is None:
+            raise AttributeError(f"module 'dcpool' has no attribute {name!r}")
+        return importlib.import_module(f"{__name__}.{name}")
 
     value = getattr(importlib.import_module(module_name), name)
     globals()[name] = value

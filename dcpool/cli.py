@@ -16,7 +16,9 @@ Heavy imports (trio, the emulator) happen inside the command that needs them, so
     describing the cluster (endpoints, the PKCS#1 public key and its fingerprint, the stored
     documents), flushed at once, so a parent process can read it and connect: see
     :func:`emulator_info` for the exact shape.  Without it a readable summary is printed.
-    The line is written only once every listener is bound.
+    The line is written only once every listener is bound.  With ``--control`` (and
+    ``--json``) it then reads JSON-lines commands on stdin and answers each with one JSON line
+    (:mod:`dcpool.testing.control`; ``{"cmd": "help"}`` lists them); end of stdin stops it.
 """
 
 from __future__ import annotations
@@ -193,6 +195,24 @@ def _configure_emulator(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print one JSON line describing the cluster first (for programs)",
     )
+    p.add_argument(
+        "--control",
+        action="store_true",
+        help="read JSON-lines commands on stdin, answer each with one JSON line on stdout "
+        "('{\"cmd\": \"help\"}' lists them); end of stdin stops the emulator. Needs --json",
+    )
+    p.add_argument(
+        "--warm-up",
+        action="store_true",
+        help="before announcing, run one key exchange and one request per DC in-process "
+        "(then reset the counters), so that no measured client pays first-use costs",
+    )
+    p.add_argument(
+        "--no-track-executions",
+        dest="track_executions",
+        action="store_false",
+        help="do not count executions per message (long benchmarks: memory and CPU)",
+    )
 
 
 def emulator_info(cluster: Any, files: Sequence[Any]) -> dict[str, Any]:
@@ -206,22 +226,14 @@ def emulator_info(cluster: Any, files: Sequence[Any]) -> dict[str, Any]:
     for dc_id in cluster.world.dc_ids:
         host, port = cluster.endpoint(dc_id)
         dcs[str(dc_id)] = {"host": host, "port": port}
+    from .testing.control import file_info
+
     return {
         "dcs": dcs,
         "rsa_public_key": cluster.rsa_public_pem(),
         "rsa_fingerprint": cluster.rsa_public_key().fingerprint,
         "test_mode": cluster.test_mode,
-        "files": [
-            {
-                "dc_id": f.dc_id,
-                "id": f.id,
-                "access_hash": f.access_hash,
-                "file_reference": f.file_reference.hex(),
-                "size": f.size,
-                "sha256": f.sha256,
-            }
-            for f in files
-        ],
+        "files": [file_info(f) for f in files],
     }
 
 
@@ -252,7 +264,7 @@ def print_emulator_summary(info: dict[str, Any], file: Any = None) -> None:
     console.file.flush()
 
 
-async def serve_emulator(args: argparse.Namespace, out: Any = None) -> None:
+async def serve_emulator(args: argparse.Namespace, out: Any = None, inp: Any = None) -> None:
     """Run the cluster described by ``args`` until SIGINT/SIGTERM."""
     import signal
 
@@ -270,6 +282,10 @@ async def serve_emulator(args: argparse.Namespace, out: Any = None) -> None:
             port_base=args.port_base,
             latency=args.latency_ms / 1000.0,
         ) as cluster:
+            for dc_id in cluster.world.dc_ids:
+                cluster.world.stats(dc_id).track_executions = getattr(args, "track_executions", True)
+            if getattr(args, "warm_up", False):
+                await warm_up(cluster)
             files = [cluster.add_file(dc_id, size=size) for dc_id, size in args.file]
             info = emulator_info(cluster, files)
             if args.json:
@@ -277,9 +293,65 @@ async def serve_emulator(args: argparse.Namespace, out: Any = None) -> None:
                 out.flush()
             else:
                 print_emulator_summary(info, out)
-            async for signum in signals:
-                log.info("received signal %s: stopping", signum)
-                break
+            async with trio.open_nursery() as nursery:
+                if getattr(args, "control", False):
+
+                    async def control() -> None:
+                        await serve_control(cluster, info, inp or sys.stdin, out)
+                        nursery.cancel_scope.cancel()
+
+                    nursery.start_soon(control)
+                async for signum in signals:
+                    log.info("received signal %s: stopping", signum)
+                    break
+                nursery.cancel_scope.cancel()
+
+
+async def serve_control(cluster: Any, info: dict[str, Any], inp: Any, out: Any) -> None:
+    """Answer JSON-lines commands from ``inp`` on ``out`` until end of input or ``quit``
+    (:mod:`dcpool.testing.control`)."""
+    import trio
+
+    from .testing.control import Controller
+
+    controller = Controller(cluster, info=info)
+    while not controller.stopping:
+        line = await trio.to_thread.run_sync(inp.readline, abandon_on_cancel=True)
+        if not line:
+            return  # the parent closed our stdin (or died): stop
+        if not line.strip():
+            continue
+        out.write(controller.handle_line(line) + "\n")
+        out.flush()
+
+
+async def warm_up(cluster: Any) -> None:
+    """One key exchange and one request per DC from an in-process client, then reset the
+    counters.  The first handshake a fresh emulator serves costs ~100 ms more (lazy TL classes,
+    first big-int paths): without this, whichever client a benchmark measures first pays."""
+    import functools
+
+    import trio
+
+    from . import open_pool, tl
+
+    latency = {dc: cluster.faults(dc).latency for dc in cluster.world.dc_ids}
+    for dc in cluster.world.dc_ids:
+        cluster.faults(dc).latency = 0.0
+    try:
+        with trio.fail_after(30):
+            async with open_pool(api_id=1, api_hash="warm-up", dc_list=cluster.dc_list(),
+                                 rsa_keys=cluster.rsa_keys(), home_dc=cluster.world.dc_ids[0],
+                                 fetch_config=False) as pool:
+                async with trio.open_nursery() as nursery:
+                    for dc in cluster.world.dc_ids:
+                        nursery.start_soon(
+                            functools.partial(pool.invoke, tl.api.help.GetNearestDc(), dc_id=dc)
+                        )
+    finally:
+        for dc, value in latency.items():
+            cluster.faults(dc).latency = value
+        cluster.world.cluster_stats.reset()
 
 
 @command("emulator", "serve an emulated Telegram DC cluster on loopback", _configure_emulator)
@@ -290,6 +362,8 @@ def run_emulator(args: argparse.Namespace) -> int:
 
     if args.dcs is None:
         args.dcs = TEST_DC_IDS if args.test_mode else DEFAULT_DC_IDS
+    if args.control and not args.json:
+        args._parser.error("--control needs --json (answers are JSON lines on stdout)")
     for dc_id, _ in args.file:
         if dc_id not in args.dcs:
             emulated = ",".join(map(str, args.dcs))
@@ -480,6 +554,9 @@ def _cmd_bench(args) -> int:
         print("dcpool bench: tools/bench.py is only in a source checkout", file=sys.stderr)
         return 2
     spec = importlib.util.spec_from_file_location("dcpool_tools_bench", path)
+    if spec is None or spec.loader is None:  # pragma: no cover - the path exists (checked above)
+        print(f"dcpool bench: cannot load {path}", file=sys.stderr)
+        return 2
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     bench_args = [a for a in args.bench_args if a != "--"] if args.bench_args[:1] == ["--"] else args.bench_args

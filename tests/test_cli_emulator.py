@@ -183,3 +183,174 @@ async def test_emulator_subprocess_reports_a_busy_port():
             stderr = await proc.stderr.receive_some(65536)
     assert returncode == 1
     assert b"dcpool emulator:" in stderr
+
+
+# --------------------------------------------------------------------------- --control
+
+
+def test_control_needs_json(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["emulator", "--control"])
+    assert info.value.code == 2
+
+
+async def test_control_commands_in_process():
+    from dcpool.errors import FloodWait
+    from dcpool.testing.control import COMMANDS, Controller, Param, control_command
+    from testing._raw_client import open_session
+
+    with trio.fail_after(TIMEOUT):
+        async with open_cluster() as cluster:
+            ctl = Controller(cluster, info={"hello": 1})
+            listed = {c["cmd"]: c for c in ctl.handle({"cmd": "help"})["result"]}
+            assert {"help", "add_user", "add_file", "arm_fault", "clear_faults", "stats",
+                    "reset_stats", "quit", "options", "set_option"} <= set(listed)
+            assert {"name": "phone", "type": "str", "required": True}.items() <= \
+                listed["add_user"]["params"][0].items()
+            assert ctl.handle({"cmd": "info", "id": "x"}) == {
+                "cmd": "info", "id": "x", "ok": True, "result": {"hello": 1}}
+
+            user = ctl.handle({"cmd": "add_user", "phone": "15550002", "dc_id": 3, "code": "12345"})
+            assert user["ok"] and user["result"]["home_dc"] == 3 and user["result"]["code"] == "12345"
+            assert cluster.world.user(user["result"]["user_id"]).phone == "15550002"
+            f = ctl.handle({"cmd": "add_file", "dc_id": 4, "data_hex": "00ff" * 8})["result"]
+            assert cluster.world.files[f["id"]].data == bytes.fromhex("00ff" * 8)
+
+            photo = ctl.handle({"cmd": "add_photo", "dc_id": 5, "sizes": {"m": 100, "s": "abcd"}})["result"]
+            assert cluster.world.photos[photo["id"]].sizes["s"].data == bytes.fromhex("abcd")
+            assert photo["sizes"]["m"]["size"] == 100 and photo["dc_id"] == 5
+            uid = user["result"]["user_id"]
+            prof = ctl.handle({"cmd": "set_profile_photo", "user_id": uid})["result"]
+            assert cluster.world.user(uid).photo.id == prof["id"] and prof["dc_id"] == 3
+            assert ctl.handle({"cmd": "add_photo", "dc_id": 5, "sizes": {"m": -1}})["ok"] is False
+
+            assert ctl.handle({"cmd": "arm_fault", "fault": "flood_wait", "dc_id": 1,
+                               "method": "help.getNearestDc", "seconds": 7, "count": 1})["ok"]
+            async with open_session(cluster, 1) as raw:
+                with pytest.raises(FloodWait) as flood:
+                    await raw.call(api.help.GetNearestDc())
+                assert flood.value.seconds == 7
+                assert (await raw.call(api.help.GetNearestDc())).this_dc == 1
+            stats = ctl.handle({"cmd": "stats", "dc_id": 1})["result"]
+            assert list(stats) == ["1"]
+            assert stats["1"]["requests"]["help.getNearestDc"] == 2
+            assert stats["1"]["errors"] == {"FLOOD_WAIT_7": 1}
+            assert stats["1"]["handshakes"] == 1
+            assert ctl.handle({"cmd": "reset_stats"})["ok"]
+            assert ctl.handle({"cmd": "stats"})["result"]["1"]["handshakes"] == 0
+
+            assert ctl.handle({"cmd": "arm_fault", "fault": "forget_key"})["result"]["dcs"] == [1, 2, 3, 4, 5]
+            assert all(cluster.faults(dc).armed() for dc in range(1, 6))
+            ctl.handle({"cmd": "latency", "ms": 20})
+            assert cluster.faults(2).latency == 0.02
+            assert ctl.handle({"cmd": "clear_faults"})["ok"]
+            assert not any(cluster.faults(dc).armed() for dc in range(1, 6))
+
+            assert ctl.handle({"cmd": "set_option", "name": "export_from_former_home",
+                               "value": False})["result"] == {"export_from_former_home": False}
+            assert cluster.world.export_from_former_home is False
+            assert ctl.handle({"cmd": "options"})["result"]["min_layer"] == cluster.world.min_layer
+
+            # errors never stop anything: each is one answer
+            for bad, needle in [
+                ({"cmd": "nope"}, "unknown command"),
+                ({"cmd": "add_user"}, "missing parameter 'phone'"),
+                ({"cmd": "add_user", "phone": 5}, "must be str"),
+                ({"cmd": "add_user", "phone": "1", "colour": "red"}, "unknown parameter"),
+                ({"cmd": "add_user", "phone": "1", "dc_id": 9}, "UnknownDc"),
+                ({"cmd": "arm_fault", "fault": "meteor"}, "unknown fault"),
+                ({"cmd": "arm_fault", "fault": "forget_key", "method": "x"}, "takes no method"),
+                ({"cmd": "set_option", "name": "min_layer", "value": "x"}, "takes a int"),
+                ([1, 2], "JSON object"),
+            ]:
+                answer = ctl.handle(bad)
+                assert answer["ok"] is False and needle in answer["error"], (bad, answer)
+            assert json.loads(ctl.handle_line("{not json"))["ok"] is False
+
+            # the table is a registry other modules add to
+            @control_command("twice", "double a number", Param("n", "int", "the number", required=True))
+            def _twice(ctl, n):
+                return 2 * n
+
+            try:
+                assert ctl.handle({"cmd": "twice", "n": 21})["result"] == 42
+                assert "twice" in {c["cmd"] for c in ctl.handle({"cmd": "help"})["result"]}
+            finally:
+                del COMMANDS["twice"]
+            assert ctl.handle({"cmd": "quit"})["ok"] and ctl.stopping
+
+
+@pytest.mark.e2e
+async def test_emulator_subprocess_control_over_stdin():
+    with trio.fail_after(TIMEOUT):
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "dcpool.cli", "emulator", "--json", "--control", "--dcs", "1,2"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        buf = b""
+
+        async def line() -> dict:
+            nonlocal buf
+            while b"\n" not in buf:
+                chunk = await proc.stdout.receive_some(65536)
+                assert chunk, f"the emulator exited: {buf!r}"
+                buf += chunk
+            first, buf = buf.split(b"\n", 1)
+            return json.loads(first)
+
+        try:
+            info = await line()
+            assert sorted(info["dcs"]) == ["1", "2"]
+            requests = [
+                {"cmd": "add_file", "dc_id": 2, "size": 4096, "id": 1},
+                {"cmd": "add_user", "phone": "15550003", "dc_id": 1, "id": 2},
+                {"cmd": "bogus", "id": 3},
+                {"cmd": "arm_fault", "fault": "rotate_salt", "dc_id": 2, "id": 4},
+                {"cmd": "stats", "id": 5},
+            ]
+            await proc.stdin.send_all(b"".join(json.dumps(r).encode() + b"\n" for r in requests))
+            answers = [await line() for _ in requests]
+            assert [a["id"] for a in answers] == [1, 2, 3, 4, 5]
+            assert [a["ok"] for a in answers] == [True, True, False, True, True]
+            assert answers[0]["result"]["size"] == 4096 and answers[0]["result"]["dc_id"] == 2
+            assert answers[1]["result"]["home_dc"] == 1
+            assert sorted(answers[4]["result"]) == ["1", "2"]
+            await proc.stdin.aclose()  # end of stdin stops the emulator
+            returncode = await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert returncode == 0
+
+
+async def test_control_drives_messaging():
+    """Other users' messages, channel posts, edits and lost sessions are scriptable over the control
+    channel (issue 16: clients in any language can be tested)."""
+    from dcpool.testing.control import Controller
+
+    with trio.fail_after(TIMEOUT):
+        async with open_cluster() as cluster:
+            ctl = Controller(cluster)
+            listed = {c["cmd"] for c in ctl.handle({"cmd": "help"})["result"]}
+            assert {"send_message", "create_channel", "post", "edit", "delete", "read",
+                    "push_faults", "updates_state", "lose_sessions"} <= listed
+            before = ctl.handle({"cmd": "updates_state", "user": "9996621111"})["result"]
+            sent = ctl.handle({"cmd": "send_message", "from_user": "9996631111",
+                               "to_user": "9996621111", "text": "hi"})
+            assert sent["ok"], sent
+            after = ctl.handle({"cmd": "updates_state", "user": "9996621111"})["result"]
+            assert after["pts"] == before["pts"] + sent["result"]["receiver"]["pts_count"] == sent["result"]["receiver"]["pts"]
+            mid = sent["result"]["receiver"]["message_id"]
+            edited = ctl.handle({"cmd": "edit", "user": "9996631111", "peer": "9996621111",
+                                 "message_id": mid, "text": "hi!"})
+            assert edited["ok"], edited
+            assert ctl.handle({"cmd": "updates_state", "user": "9996621111"})["result"]["pts"] > after["pts"]
+
+            channel = ctl.handle({"cmd": "create_channel", "creator": "9996631111",
+                                  "members": ["9996621111"]})["result"]
+            posted = ctl.handle({"cmd": "post", "channel_id": channel["channel_id"], "text": "news"})
+            assert posted["ok"] and posted["result"]["pts"] == channel["pts"] + 1
+            assert ctl.handle({"cmd": "send_message", "from_user": "9996631111", "to_user": "1",
+                               "text": "x"})["ok"] is False
+            assert ctl.handle({"cmd": "lose_sessions", "user": "9996621111"})["result"] == {"sessions_lost": 0}

@@ -42,15 +42,17 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from hashlib import sha1, sha256
-from typing import Final
+from typing import Any, Final, TypeAlias
 
 import attrs
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa as _crsa
 
-from ..errors import HandshakeSecurityError
+from ..errors import ConfigError, HandshakeSecurityError
 from . import Rng, aes
 from ._tl import int_to_be, read_tl_bytes_len, tl_bytes
 
@@ -58,6 +60,7 @@ __all__ = [
     "DecodedInnerData",
     "Envelope",
     "RsaPrivateKey",
+    "RsaKeysSpec",
     "RsaPublicKey",
     "TELEGRAM_LEGACY_KEYS",
     "TELEGRAM_PRODUCTION_KEYS",
@@ -68,6 +71,7 @@ __all__ = [
     "encrypt_rsa_pad",
     "fingerprint",
     "p_q_inner_data_len",
+    "rsa_keys_from_user",
 ]
 
 
@@ -552,3 +556,72 @@ TELEGRAM_PRODUCTION_KEYS: Final[dict[int, RsaPublicKey]] = _key_dict(_PRODUCTION
 TELEGRAM_TEST_KEYS: Final[dict[int, RsaPublicKey]] = _key_dict(_TEST_PEM, _OLD_TEST_PEM)
 #: The eight legacy production keys of spec §6.2 (Telethon's "new" and "old" lists).
 TELEGRAM_LEGACY_KEYS: Final[dict[int, RsaPublicKey]] = _key_dict(*_LEGACY_PEMS)
+
+
+# --------------------------------------------------------------------------- user input
+
+#: What ``open_pool(rsa_keys=...)`` accepts: ``{fingerprint: RsaPublicKey}``; one PEM (``str`` or
+#: ``bytes``; PKCS#1 ``BEGIN RSA PUBLIC KEY`` or SPKI ``BEGIN PUBLIC KEY``, several blocks
+#: allowed); an :class:`RsaPublicKey`; or a list mixing keys and PEMs.
+RsaKeysSpec: TypeAlias = (
+    Mapping[int, RsaPublicKey] | RsaPublicKey | str | bytes | Iterable[RsaPublicKey | str | bytes]
+)
+
+_U64: Final = (1 << 64) - 1
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----", re.DOTALL)
+
+
+def rsa_keys_from_user(spec: RsaKeysSpec) -> dict[int, RsaPublicKey]:
+    """Turn any accepted ``rsa_keys=`` form into ``{fingerprint: key}`` (the handshake looks
+    keys up by the fingerprints the server offers, spec §6.1).
+
+    Pure; the pool calls it once.  Raises :class:`~dcpool.errors.ConfigError` on an empty
+    input, a PEM that holds no RSA public key (a private key is refused too: it does not
+    belong in a client), or a mapping whose key is not the fingerprint of its value.
+    """
+    keys: list[RsaPublicKey] = []
+    if isinstance(spec, Mapping):
+        for fp, key in spec.items():
+            if not isinstance(key, RsaPublicKey):
+                raise ConfigError(f"rsa_keys[{fp!r}] is {type(key).__name__}, not an RsaPublicKey")
+            # signed (as on the wire) or its unsigned 64-bit spelling (as people print it)
+            if not isinstance(fp, int) or fp & _U64 != key.fingerprint & _U64:
+                raise ConfigError(
+                    f"rsa_keys key {fp!r} is not the fingerprint of its key ({key!r})"
+                )
+            keys.append(key)
+    elif isinstance(spec, (RsaPublicKey, str, bytes, bytearray)):
+        keys.extend(_keys_of(spec))
+    else:
+        try:
+            items = list(spec)
+        except TypeError:
+            raise ConfigError(
+                f"rsa_keys must be PEM text, RsaPublicKey(s) or {{fingerprint: key}},"
+                f" not {type(spec).__name__}"
+            ) from None
+        for item in items:
+            keys.extend(_keys_of(item))
+    if not keys:
+        raise ConfigError("rsa_keys holds no key")
+    return {key.fingerprint: key for key in keys}
+
+
+def _keys_of(item: Any) -> list[RsaPublicKey]:
+    if isinstance(item, RsaPublicKey):
+        return [item]
+    if isinstance(item, str):
+        item = item.encode("ascii", "replace")
+    if not isinstance(item, (bytes, bytearray)):
+        raise ConfigError(f"an rsa_keys entry is {type(item).__name__}, not PEM text or RsaPublicKey")
+    blocks = [m.group(0) for m in _PEM_BLOCK.finditer(bytes(item))]
+    if not blocks:
+        raise ConfigError("an rsa_keys entry is not PEM text (no BEGIN/END block)")
+    out = []
+    for block in blocks:
+        try:
+            out.append(RsaPublicKey.from_pem(block))
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            kind = block.split(b"-----")[1].decode("ascii", "replace")
+            raise ConfigError(f"rsa_keys: the {kind} block is not an RSA public key ({exc})") from None
+    return out

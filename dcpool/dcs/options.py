@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 import attrs
 
 from ..errors import ConfigError
 
-__all__ = ["DcOption", "dc_options_from_config"]
+__all__ = ["DcListSpec", "DcOption", "dc_options_from_config", "dc_options_from_user"]
 
 log = logging.getLogger("dcpool.dcs")
 
@@ -60,8 +60,8 @@ class DcOption:
     The field names are the TL ones, so :meth:`from_tl` copies them one to one.  Meanings
     (spec §11.1, §7.8): ``ipv6`` the address is IPv6; ``media_only`` use it only for file
     transfer; ``tcpo_only`` only obfuscated TCP is accepted there; ``cdn`` a CDN DC; ``static``
-    a long-lived address, safe to cache; ``this_port_only`` do not try other ports; ``secret``
-    the obfuscation secret to use with this endpoint.
+    use this address when connecting through a proxy (not "a stable address"); ``this_port_only``
+    do not try other ports; ``secret`` the obfuscation secret to use with this endpoint.
     """
 
     id: int = attrs.field(validator=_check_id)
@@ -137,3 +137,87 @@ def dc_options_from_config(config: Any) -> list[DcOption]:
         except ConfigError as exc:
             log.warning("ignoring a bad dcOption in the config: %s", exc)
     return options
+
+
+#: What ``open_pool(dc_list=...)`` accepts: a list of :class:`DcOption` (or of objects with the
+#: TL ``dcOption`` field names), or ``{dc_id: (host, port)}`` -- one endpoint per DC -- where the
+#: value may also be a list of ``(host, port)`` pairs or of :class:`DcOption`.
+DcListSpec: TypeAlias = Iterable[Any] | Mapping[int, Any]
+
+
+def dc_options_from_user(spec: DcListSpec) -> list[DcOption]:
+    """Turn any accepted ``dc_list=`` form into a list of :class:`DcOption`, in the given order.
+
+    ``{2: ("127.0.0.1", 4430), 4: ("::1", 4434)}`` gives one plain endpoint per DC (``ipv6`` set
+    when the host is an IPv6 literal); a host name is kept as it is (the dialer resolves it).
+    Pure and synchronous: the pool calls it once, when it is built.  Anything else, an empty
+    list, or a pair that cannot be an endpoint raises :class:`~dcpool.errors.ConfigError`
+    naming the offending entry -- never a late failure at dial time.
+    """
+    if isinstance(spec, (str, bytes, bytearray)):
+        raise ConfigError("dc_list must be a list of DcOption or a {dc_id: (host, port)} mapping")
+    options: list[DcOption] = []
+    if isinstance(spec, Mapping):
+        for dc_id, where in spec.items():
+            if not isinstance(dc_id, int) or isinstance(dc_id, bool):
+                raise ConfigError(f"dc_list key {dc_id!r} is not a DC id (int)")
+            options.extend(_endpoints_of(dc_id, where))
+    else:
+        try:
+            items = list(spec)
+        except TypeError:
+            raise ConfigError(
+                f"dc_list must be a list of DcOption or a {{dc_id: (host, port)}} mapping,"
+                f" not {type(spec).__name__}"
+            ) from None
+        options.extend(_as_option(item) for item in items)
+    if not options:
+        raise ConfigError("dc_list is empty")
+    return options
+
+
+def _as_option(item: Any) -> DcOption:
+    return item if isinstance(item, DcOption) else DcOption.from_tl(item)
+
+
+def _endpoints_of(dc_id: int, where: Any) -> list[DcOption]:
+    """The endpoints of one mapping entry: a ``(host, port)`` pair, or a list of pairs or
+    :class:`DcOption` (whose id must be ``dc_id``)."""
+    if _is_pair(where):
+        return [_from_pair(dc_id, where)]
+    if isinstance(where, DcOption):
+        where = [where]
+    if isinstance(where, (str, bytes, bytearray)) or not isinstance(where, Iterable):
+        raise ConfigError(f"DC {dc_id}: {where!r} is not a (host, port) pair")
+    out: list[DcOption] = []
+    for item in where:
+        if _is_pair(item):
+            out.append(_from_pair(dc_id, item))
+        elif isinstance(item, DcOption):
+            if item.id != dc_id:
+                raise ConfigError(f"DC {dc_id}: its list holds an option of DC {item.id}")
+            out.append(item)
+        else:
+            raise ConfigError(f"DC {dc_id}: {item!r} is not a (host, port) pair")
+    if not out:
+        raise ConfigError(f"DC {dc_id}: no endpoint given")
+    return out
+
+
+def _is_pair(value: Any) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, (str, bytes, bytearray))
+        and len(value) == 2
+        and isinstance(value[0], str)
+    )
+
+
+def _from_pair(dc_id: int, pair: Sequence[Any]) -> DcOption:
+    host, port = pair
+    host = host.strip("[]")  # "[::1]" is how people write IPv6 hosts next to a port
+    try:
+        ipv6 = ipaddress.ip_address(host).version == 6
+    except ValueError:
+        ipv6 = False  # a host name
+    return DcOption(id=dc_id, ip_address=host, port=port, ipv6=ipv6)

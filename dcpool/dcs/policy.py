@@ -123,11 +123,13 @@ class EndpointPolicy:
         allow_ipv6: bool = True,
         health: EndpointHealth | None = None,
         now: float | None = None,
+        via_proxy: bool = False,
     ) -> list[DcOption]:
         """The endpoints to try for ``dc_id``, best first.
 
         ``prefer_ipv6=None`` follows the config's ``force_try_ipv6``.  ``allow_ipv6=False`` wins
-        over any preference.  ``health`` requires ``now``.  Raises
+        over any preference.  ``health`` requires ``now``.  ``via_proxy`` says the connection
+        goes through a proxy, the only case where ``static`` endpoints are preferred.  Raises
         :class:`~dcpool.errors.UnknownDc` when no endpoint qualifies.
         """
         try:
@@ -168,6 +170,10 @@ class EndpointPolicy:
             return (
                 cooling,
                 cooling_until if cooling else 0.0,
+                # Rule "static" (spec §11.1: "this IP should be used when connecting through a
+                # proxy"): first through a proxy; on a direct connection only a fallback, after
+                # every non-static endpoint, as tdlib's DcOptionsSet does.
+                (0 if opt.static else 1) if via_proxy else (1 if opt.static else 0),
                 # Rule "media_only": preferred on the download lane (it is there for this).
                 0 if (lane is Lane.DOWNLOAD and opt.media_only) else 1,
                 # Rule "ipv6": the preferred family first.
@@ -175,8 +181,6 @@ class EndpointPolicy:
                 # Rule "tcpo_only": plain TCP first; obfuscation costs a little CPU and a
                 # secret-bearing endpoint is meant for clients that need it.
                 1 if opt.requires_obfuscation else 0,
-                # Rule "static": a static address is the stable choice.
-                0 if opt.static else 1,
                 health_rank,
                 # Then Telegram's own order (stable).
                 index,

@@ -14,7 +14,7 @@ import attrs
 
 from ..errors import ConfigError
 from .builtin import builtin_dc_options
-from .options import DcOption, dc_options_from_config
+from .options import DcListSpec, DcOption, dc_options_from_config, dc_options_from_user
 
 __all__ = ["DcTable"]
 
@@ -26,6 +26,10 @@ def _group(options: Iterable[DcOption]) -> dict[int, tuple[DcOption, ...]]:
     return {dc_id: tuple(opts) for dc_id, opts in groups.items()}
 
 
+def _as_tuple(options: Iterable[DcOption]) -> tuple[DcOption, ...]:
+    return tuple(options)
+
+
 @attrs.define(repr=False)
 class DcTable:
     """The merged view of DC endpoints for one network (test or production).
@@ -35,7 +39,7 @@ class DcTable:
     config's ``dc_options``.  Synchronous and pure: the config fetcher calls it between awaits.
     """
 
-    _options: tuple[DcOption, ...] = attrs.field(converter=tuple, alias="options")
+    _options: tuple[DcOption, ...] = attrs.field(converter=_as_tuple, alias="options")
     test_mode: bool = attrs.field(kw_only=True)
     #: "builtin", "custom" (given by the user) or "config"
     source: str = attrs.field(default="custom", kw_only=True)
@@ -62,6 +66,15 @@ class DcTable:
     @classmethod
     def builtin(cls, test_mode: bool) -> DcTable:
         return cls(builtin_dc_options(test_mode), test_mode=test_mode, source="builtin")
+
+    @classmethod
+    def for_user(cls, dc_list: DcListSpec | None, *, test_mode: bool) -> DcTable:
+        """The table ``open_pool(dc_list=..., test_mode=...)`` starts from: the built-in list
+        when ``dc_list`` is None, else any form :func:`~dcpool.dcs.dc_options_from_user`
+        accepts (raises :class:`~dcpool.errors.ConfigError` on a bad one)."""
+        if dc_list is None:
+            return cls.builtin(test_mode)
+        return cls(dc_options_from_user(dc_list), test_mode=test_mode)
 
     # ----------------------------------------------------------------------- queries
 

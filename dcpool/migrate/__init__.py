@@ -107,14 +107,14 @@ class Migrator:
         return pool.user_id is not None and dc_id != pool.home_dc and name not in NO_AUTH_NEEDED
 
     async def run(self, name: str, body: bytes, *, dc_id: int | None, timeout: Any, lane: str,
-                  idempotent: bool | None = None) -> bytes:
+                  idempotent: bool | None = None) -> bytes | memoryview:
         """Send ``body`` where it belongs (following migrations) and return the raw result."""
         result, _ = await self.run_routed(name, body, dc_id=dc_id, timeout=timeout, lane=lane,
                                           idempotent=idempotent)
         return result
 
     async def run_routed(self, name: str, body: bytes, *, dc_id: int | None, timeout: Any,
-                         lane: str, idempotent: bool | None = None) -> tuple[bytes, int]:
+                         lane: str, idempotent: bool | None = None) -> tuple[bytes | memoryview, int]:
         """Like :meth:`run`, also returning the DC that finally answered (downloads remember
         it, so that one wrong ``dc_id`` hint costs one round trip, not one per part)."""
 

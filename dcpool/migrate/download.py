@@ -245,7 +245,7 @@ def _close_soon(token: trio.lowlevel.TrioToken, download: Download, it: _Iterati
         pass  # trio is gone, and the pool's tasks with it
 
 
-def _file_bytes(raw: bytes) -> bytes:
+def _file_bytes(raw: bytes | memoryview) -> bytes:
     """The ``bytes`` field of an ``upload.file`` without building the TL object (hot path).
 
     upload.file#96a18d5 type:storage.FileType mtime:int bytes:bytes = upload.File;

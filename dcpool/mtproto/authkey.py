@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from typing import Any
 
 import attrs
 
@@ -43,7 +44,7 @@ def _default_aux_hash(self: AuthKey) -> bytes:
     return _digest(self.key)[0:8]
 
 
-def _check_key(_instance: object, _attribute: object, value: object) -> None:
+def _check_key(_instance: object, _attribute: object, value: Any) -> None:
     if not isinstance(value, bytes) or len(value) != AUTH_KEY_SIZE:
         size = len(value) if isinstance(value, (bytes, bytearray, memoryview)) else type(value).__name__
         # Never echo the value itself: it may be key material.

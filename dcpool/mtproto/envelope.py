@@ -219,7 +219,7 @@ def pack_plaintext(salt: int, session_id: int, msg_id: int, seq_no: int, body: b
     return _header.pack(salt, session_id, msg_id, seq_no, len(body)) + body
 
 
-def parse_plaintext(plaintext: bytes) -> InnerMessage:
+def parse_plaintext(plaintext: bytes | memoryview) -> InnerMessage:
     """Parse header + body (as returned by :func:`decrypt`); checks the length field again."""
     if len(plaintext) < HEADER_SIZE:
         raise BadMessageLength("plaintext shorter than its header")
@@ -328,7 +328,7 @@ def gzip_unpack(body: bytes | memoryview, *, limit: int = MAX_GZIP_OUTPUT) -> by
     return out
 
 
-def maybe_gunzip(body: bytes) -> bytes:
+def maybe_gunzip(body: bytes | memoryview) -> bytes | memoryview:
     """``body`` itself, or the object inside it when it is a gzip_packed."""
     if constructor_of(body) == ids.GZIP_PACKED:
         return gzip_unpack(body)

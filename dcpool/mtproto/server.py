@@ -26,15 +26,21 @@ Two objects, mirroring what a real DC shares and what belongs to one TCP connect
 3. decryption / msg_key / length failure → :class:`CloseConnection` without a transport error
    (close without answering, §4.5).
 4. msg_id checks: ``% 4 != 0`` → bad_msg_notification 18; outside [−300 s, +30 s] of the
-   server clock → 16/17; a duplicate → not re-executed (the stored answer is re-sent, else
-   ignored).
+   server clock → 16/17; a container whose id was already received → 19; a duplicate → not
+   re-executed (the stored answer is re-sent, else ignored).  With ``core.strict_ordering``
+   (default): an id below everything the session remembers → 20 ("too old to tell"); a
+   top-level id (message or container) not above the last accepted one → 16 (§3.3: ids
+   strictly increase within a session; ids *inside* a new container may be older: re-sends).
 5. salt neither current nor previous-and-still-accepted → bad_server_salt (48) with the current
    salt; the message is dropped.
 6. the session is announced: the first accepted message of an unknown (or forgotten) session
    queues ``new_session_created`` (CR) whose first_msg_id is the lowest id in that message.
    (Rejected messages do not create sessions, so bad_server_salt comes without it, as on
    Telegram.)
-7. seq_no parity: msgs_ack/msg_container odd → 34; an API query even → 35.
+7. seq_no parity: msgs_ack/msg_container odd → 34; an API query even → 35.  With
+   ``strict_ordering``, seq_no consistency against the message with the highest msg_id
+   received: a higher id with a lower (or equal odd) seq_no → 32, a lower id with a higher (or
+   equal odd) seq_no → 33 (§8.3).
 8. containers are unpacked (malformed → 64; each inner message is checked as in 4 and 7) and
    gzip_packed is unpacked.
 9. service messages are handled here (msgs_ack, ping → stand-alone pong ≡ 1 mod 4 with even
@@ -250,6 +256,12 @@ class ServerSession:
     queries: OrderedDict[int, _QueryState] = attrs.field(factory=OrderedDict)
     answer_of: OrderedDict[int, int] = attrs.field(factory=OrderedDict)  # query id -> answer id
     sent: OrderedDict[int, _Stored] = attrs.field(factory=OrderedDict)
+    #: the highest top-level msg_id accepted (a message or a container): the next one must be
+    #: higher (§3.3 "within a session the ids from each side must strictly increase")
+    last_top_msg_id: int = 0
+    #: (msg_id, seq_no) of the accepted message with the highest msg_id (containers excluded),
+    #: for the seq_no consistency checks 32/33 (§8.3)
+    highest: tuple[int, int] | None = None
 
     def next_seq(self, content_related: bool) -> int:
         if content_related:
@@ -285,6 +297,12 @@ class ServerCore:
         self.salt_lifetime = salt_lifetime
         self.previous_salt_grace = previous_salt_grace
         self.msg_ids = ServerMsgIdGenerator()
+        #: enforce §3.3 "client msg_ids strictly increase per session" (top-level ids) and the
+        #: seq_no consistency of §8.3 (codes 16, 20, 32, 33).  False only to interoperate with
+        #: a client known to send out of order.
+        self.strict_ordering = True
+        #: client msg_ids remembered per session (duplicates; older ids get bad_msg 20)
+        self.received_memory = _RECEIVED_MEMORY
         self.executions: Counter[tuple[int, int, int]] = Counter()
         self._keys: dict[int, KeyLike] = {}
         self._salts: dict[int, _SaltState] = {}
@@ -393,6 +411,14 @@ class ServerCore:
     def sessions(self, key_id: int | None = None) -> list[ServerSession]:
         return [s for k, s in self._sessions.items() if key_id is None or k.key_id == key_id]
 
+    def drop_sessions(self, key_id: int) -> int:
+        """Forget every session of ``key_id`` (fault injection: a DC that lost its session
+        store; the key and its salts stay).  Returns how many were forgotten."""
+        keys = [k for k in self._sessions if k.key_id == key_id]
+        for key in keys:
+            del self._sessions[key]
+        return len(keys)
+
     def drop_session(self, key: SessionKey) -> bool:
         """Forget a session (fault injection: the client's next message gets a fresh
         new_session_created)."""
@@ -401,9 +427,28 @@ class ServerCore:
     def _session_for(self, key: SessionKey) -> ServerSession:
         sess = self._sessions.get(key)
         if sess is None:
-            sess = ServerSession(key, unique_id=self._random_long())
+            sess = ServerSession(
+                key, unique_id=self._random_long(), received=ReplayWindow(self.received_memory)
+            )
             self._sessions[key] = sess
         return sess
+
+
+def _seq_no_check(highest: tuple[int, int] | None, msg_id: int, seq_no: int) -> int:
+    """§8.3 codes 32/33 against the message with the highest msg_id accepted so far.
+
+    32 (seq_no too low): a message with a lower msg_id had a higher, or equal and odd, seq_no.
+    33 (seq_no too high): a message with a higher msg_id has a lower, or equal and odd, seq_no.
+    """
+    if highest is None:
+        return 0
+    top_id, top_seq = highest
+    if msg_id > top_id:
+        if top_seq > seq_no or (top_seq == seq_no and seq_no & 1):
+            return 32
+    elif seq_no > top_seq or (seq_no == top_seq and seq_no & 1):
+        return 33
+    return 0
 
 
 # --------------------------------------------------------------------------- connection
@@ -508,16 +553,31 @@ class ServerConnection:
         if code:
             self._notify(sess, msg.msg_id, msg.seq_no, code, events)
             return
+        is_container = constructor_of(msg.body) == ids.MSG_CONTAINER
         if msg.msg_id in sess.received:
-            self._duplicate(sess, msg.msg_id)
+            if is_container:
+                # 19: a container's msg_id repeats an earlier message's (§8.3).
+                self._notify(sess, msg.msg_id, msg.seq_no, 19, events)
+            else:
+                self._duplicate(sess, msg.msg_id)
             return
+        if core.strict_ordering:
+            if sess.received.is_replay(msg.msg_id):
+                # 20: older than anything remembered: cannot tell whether it was received.
+                self._notify(sess, msg.msg_id, msg.seq_no, 20, events)
+                return
+            if msg.msg_id <= sess.last_top_msg_id:
+                # 16: msg_id too low: ids must strictly increase within a session (§3.3).
+                self._notify(sess, msg.msg_id, msg.seq_no, 16, events)
+                return
         # Step 7: the salt.
         if not core.salt_ok(key_id, msg.salt, now):
             self._notify(sess, msg.msg_id, msg.seq_no, 48, events, core.current_salt(key_id, now))
             return
+        sess.last_top_msg_id = max(sess.last_top_msg_id, msg.msg_id)
 
         # Split the container (each inner message is checked on its own).
-        if constructor_of(msg.body) == ids.MSG_CONTAINER:
+        if is_container:
             if msg.seq_no & 1:
                 self._notify(sess, msg.msg_id, msg.seq_no, 34, events)
                 return
@@ -548,6 +608,9 @@ class ServerConnection:
             if msg_id in sess.received:
                 self._duplicate(sess, msg_id)
                 continue
+            if core.strict_ordering and sess.received.is_replay(msg_id):
+                self._notify(sess, msg_id, seq_no, 20, events)
+                continue
             body = envelope.maybe_gunzip(body)
             ctor = constructor_of(body)
             if ctor is None:
@@ -559,6 +622,13 @@ class ServerConnection:
             if not seq_no & 1 and ctor not in _SERVICE:
                 self._notify(sess, msg_id, seq_no, 35, events)
                 continue
+            if core.strict_ordering:
+                code = _seq_no_check(sess.highest, msg_id, seq_no)
+                if code:
+                    self._notify(sess, msg_id, seq_no, code, events)
+                    continue
+                if sess.highest is None or msg_id > sess.highest[0]:
+                    sess.highest = (msg_id, seq_no)
             sess.received.add(msg_id)
             if seq_no & 1:
                 sess.pending_acks[msg_id] = None
@@ -596,7 +666,7 @@ class ServerConnection:
         self._out_for(sess.key).append(_Pending(body, False, True))
 
     def _dispatch(
-        self, sess: ServerSession, msg_id: int, body: bytes, ctor: int, now: float, events: list[ServerEvent]
+        self, sess: ServerSession, msg_id: int, body: bytes | memoryview, ctor: int, now: float, events: list[ServerEvent]
     ) -> None:
         r = Reader(body, 4)
         core = self.core

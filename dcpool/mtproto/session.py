@@ -317,7 +317,7 @@ class _Out:
     ping_id: int | None = None
 
 
-def _decode(body: bytes) -> tuple:
+def _decode(body: bytes | memoryview) -> tuple:
     """Decode a server message body into ``(constructor, fields...)``; unknown → ``(None,)``.
 
     Everything is parsed here, before any state changes (see the module docstring).
@@ -781,7 +781,7 @@ class ClientSession:
             self._ambiguous.clear()
         return events
 
-    def _handle(self, msg_id: int, body: bytes, parsed: tuple, now: float, events: list[Event]) -> None:
+    def _handle(self, msg_id: int, body: bytes | memoryview, parsed: tuple, now: float, events: list[Event]) -> None:
         ctor = parsed[0]
         if ctor == ids.RPC_RESULT:
             self._on_rpc_result(parsed[1], parsed[2], parsed[3], events)
@@ -835,7 +835,7 @@ class ClientSession:
         self._drop_aliases(req)
         return req
 
-    def _resolve(self, req_msg_id: int, result: bytes, events: list[Event]) -> None:
+    def _resolve(self, req_msg_id: int, result: bytes | memoryview, events: list[Event]) -> None:
         req = self._take(req_msg_id)
         if req is None:
             return

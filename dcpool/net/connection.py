@@ -28,7 +28,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -53,6 +53,7 @@ from ..mtproto.session import (
     Pong,
     RequestFailed,
     RequestOutcomeUnknown,
+    RequestState,
     RpcErrorReceived,
     RpcResult,
     SaltChanged,
@@ -99,14 +100,14 @@ class Call:
     idempotent: bool
     dc_id: int
     done: trio.Event = attrs.field(factory=trio.Event)
-    result: bytes | None = None
+    result: bytes | memoryview | None = None
     error: BaseException | None = None
     pending: PendingRequest | None = None
     conn: MtprotoConnection | None = None
     wrapped: bool = False
     sends: int = 0
 
-    def resolve(self, body: bytes) -> None:
+    def resolve(self, body: bytes | memoryview) -> None:
         if not self.done.is_set():
             self.result = body
             self.done.set()
@@ -120,7 +121,7 @@ class Call:
 # --------------------------------------------------------------------------- owner interface
 
 
-class ConnectionOwner:
+class ConnectionOwner(Protocol):
     """What a connection needs from the per-DC state that owns it (implemented by the pool)."""
 
     dc_id: int
@@ -249,6 +250,11 @@ class MtprotoConnection:
         if call in self.backlog:
             self.backlog.remove(call)
         if call.pending is not None and self.session is not None:
+            if call.wrapped and call.pending.state is RequestState.QUEUED:
+                # It carried initConnection but never went out: the next call must carry it
+                # (the server answers an unwrapped first call CONNECTION_NOT_INITED, §10).
+                self._needs_init = True
+                call.wrapped = False
             self.session.cancel(call.pending)
         call.conn = None
         self.last_activity = trio.current_time()
@@ -485,6 +491,8 @@ class MtprotoConnection:
             elif isinstance(event, NewSessionCreated):
                 self.owner.on_salt(event.server_salt)
                 self._orphaned(event.orphaned)
+                # the server may have lost pushes meant for the old session (UPDATES.md §1.1)
+                self.owner.on_event("new_session_created", lane=self.lane)
             elif isinstance(event, Pong):
                 if self._awaiting_pong == event.ping_id:
                     self._awaiting_pong = None

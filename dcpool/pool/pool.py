@@ -27,16 +27,17 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from types import EllipsisType
 from typing import Any
 
 import attrs
 import trio
 
 from .. import tl
-from ..crypto.rsa import TELEGRAM_PRODUCTION_KEYS, TELEGRAM_TEST_KEYS, RsaPublicKey
-from ..dcs import DcOption, DcTable, EndpointHealth, EndpointPolicy
+from ..crypto.rsa import TELEGRAM_PRODUCTION_KEYS, TELEGRAM_TEST_KEYS, RsaKeysSpec, rsa_keys_from_user
+from ..dcs import DcListSpec, DcTable, EndpointHealth, EndpointPolicy
 from ..errors import (
     ConnectionLost,
     DcPoolError,
@@ -410,8 +411,8 @@ class Pool:
         api_hash: str,
         storage: Storage,
         test_mode: bool,
-        dc_list: Iterable[DcOption] | None,
-        rsa_keys: Mapping[int, RsaPublicKey] | None,
+        dc_list: DcListSpec | None,
+        rsa_keys: RsaKeysSpec | None,
         home_dc: int,
         transport: TransportKind = TransportKind.ABRIDGED,
         obfuscated: bool = False,
@@ -454,10 +455,8 @@ class Pool:
         self.fetch_config = fetch_config
         if rsa_keys is None:
             rsa_keys = TELEGRAM_TEST_KEYS if test_mode else TELEGRAM_PRODUCTION_KEYS
-        self.rsa_keys = dict(rsa_keys)
-        self.table = (
-            DcTable(list(dc_list), test_mode=test_mode) if dc_list is not None else DcTable.builtin(test_mode)
-        )
+        self.rsa_keys = rsa_keys_from_user(rsa_keys)  # PEM text, key lists, {fp: key}
+        self.table = DcTable.for_user(dc_list, test_mode=test_mode)  # also {dc_id: (host, port)}
         self._health = EndpointHealth()
         self._policy = EndpointPolicy(self.table)
         stored_home = storage.get_home_dc()
@@ -591,7 +590,7 @@ class Pool:
 
     # ------------------------------------------------------------------ invoke
 
-    async def invoke(self, request: Any, *, dc_id: int | None = None, timeout: float | None = ...,
+    async def invoke(self, request: Any, *, dc_id: int | None = None, timeout: float | None | EllipsisType = ...,
                      lane: str = "main") -> Any:
         """Send a TL function to the home DC (or ``dc_id``) and return its parsed result.
 
@@ -606,7 +605,7 @@ class Pool:
         )
         return type(request).read_result(body)
 
-    async def invoke_raw(self, body: bytes, *, dc_id: int | None = None, timeout: float | None = ...,
+    async def invoke_raw(self, body: bytes, *, dc_id: int | None = None, timeout: float | None | EllipsisType = ...,
                          name: str | None = None, idempotent: bool = False, lane: str = "main") -> bytes:
         """Like :meth:`invoke` for a pre-serialized request; returns the raw result bytes."""
         if name is None:
@@ -618,8 +617,8 @@ class Pool:
                                          idempotent=idempotent or name in IDEMPOTENT)
         return bytes(result)
 
-    async def _send_once(self, name: str, body: bytes, dc_id: int, *, timeout: float | None,
-                         lane: str, idempotent: bool) -> bytes:
+    async def _send_once(self, name: str, body: bytes, dc_id: int, *, timeout: float | None | EllipsisType,
+                         lane: str, idempotent: bool) -> bytes | memoryview:
         """One attempt on one DC: pick a connection, submit, await the outcome."""
         if self._closing or self._nursery is None:
             raise PoolClosed("the pool is closed")
@@ -835,8 +834,8 @@ async def open_pool(
     api_hash: str,
     storage: Any = None,
     test_mode: bool = False,
-    dc_list: Iterable[DcOption] | None = None,
-    rsa_keys: Mapping[int, RsaPublicKey] | None = None,
+    dc_list: DcListSpec | None = None,
+    rsa_keys: RsaKeysSpec | None = None,
     home_dc: int = 2,
     **options: Any,
 ) -> AsyncIterator[Pool]:
@@ -844,7 +843,8 @@ async def open_pool(
 
     ``storage``: a path (SQLite), a Storage object, or None (memory).  ``dc_list`` /
     ``rsa_keys`` replace the built-in production or test DC list and Telegram's keys (this is
-    how the emulator plugs in: ``cluster.dc_list()``, ``cluster.rsa_keys()``).
+    how the emulator plugs in: ``cluster.dc_list()``, ``cluster.rsa_keys()``).  ``dc_list`` may
+    also be ``{dc_id: (host, port)}``, ``rsa_keys`` PEM text (PKCS#1 or SPKI) or a list of keys.
     """
     mode = "test" if test_mode else "prod"
     store = open_storage(storage, mode=mode)

@@ -129,9 +129,9 @@ class Storage(Protocol):
 
 
 def check_mode(mode: object) -> str:
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise LocalProtocolError(f"storage mode must be 'prod' or 'test', not {mode!r}")
-    return mode  # type: ignore[return-value]
+    return mode
 
 
 def check_dc_id(dc_id: object) -> int:

@@ -36,9 +36,12 @@ Schema history
 --------------
 * v1: ``meta(key, value)`` (mode, home_dc, user_id); ``dcs(dc_id, auth_key,
   authorized_user_id, salt)``; ``config(id=1, blob, expires, fetched_at)``.
-* v2 (current): ``dcs`` gains ``key_id`` (computed from the key during migration) and
+* v2: ``dcs`` gains ``key_id`` (computed from the key during migration) and
   ``created_at`` (NULL for migrated keys: v1 did not record it), plus CHECK constraints on the
   key length.
+* v3 (current): the updates state (issue 16): ``updates_state(id=1, pts, qts, date, seq)`` and
+  ``updates_channels(channel_id, pts, access_hash)``; written by :mod:`dcpool.updates` only
+  after the consumer acknowledged the updates up to that state.
 
 Adding a version: append the DDL to ``_COLUMNS``, write ``_migrate_N_to_N1`` and register it in
 ``_MIGRATIONS``; ``CURRENT_VERSION`` follows.
@@ -106,6 +109,13 @@ _COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
         "dcs": ("dc_id", "auth_key", "key_id", "created_at", "authorized_user_id", "salt"),
         "config": ("id", "blob", "expires", "fetched_at"),
     },
+    3: {
+        "meta": ("key", "value"),
+        "dcs": ("dc_id", "auth_key", "key_id", "created_at", "authorized_user_id", "salt"),
+        "config": ("id", "blob", "expires", "fetched_at"),
+        "updates_state": ("id", "pts", "qts", "date", "seq"),
+        "updates_channels": ("channel_id", "pts", "access_hash"),
+    },
 }
 CURRENT_VERSION = max(_COLUMNS)
 
@@ -139,7 +149,27 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE dcs_v2 RENAME TO dcs")
 
 
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+_UPDATES_STATE_DDL = """CREATE TABLE updates_state (
+    id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    pts INTEGER NOT NULL,
+    qts INTEGER NOT NULL,
+    date INTEGER NOT NULL,
+    seq INTEGER NOT NULL
+)"""
+_UPDATES_CHANNELS_DDL = """CREATE TABLE updates_channels (
+    channel_id INTEGER PRIMARY KEY NOT NULL,
+    pts INTEGER,
+    access_hash INTEGER
+)"""
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """v2 -> v3: add the (empty) updates state tables."""
+    conn.execute(_UPDATES_STATE_DDL)
+    conn.execute(_UPDATES_CHANNELS_DDL)
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 # --------------------------------------------------------------------------- file checks
@@ -382,6 +412,8 @@ class SqliteStorage:
             conn.execute(_META_DDL)
             conn.execute(_DCS_V2_DDL.format(name="dcs"))
             conn.execute(_CONFIG_DDL)
+            conn.execute(_UPDATES_STATE_DDL)
+            conn.execute(_UPDATES_CHANNELS_DDL)
             conn.execute("INSERT INTO meta (key, value) VALUES ('mode', ?)", (self.mode,))
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {CURRENT_VERSION}")
@@ -502,6 +534,44 @@ class SqliteStorage:
             conn.execute(
                 "INSERT OR REPLACE INTO config (id, blob, expires, fetched_at) VALUES (1, ?, ?, ?)",
                 args,
+            )
+
+    # ----------------------------------------------------------------------- updates state
+
+    def get_updates_state(self) -> tuple[tuple[int, int, int, int], dict[int, int]] | None:
+        """((pts, qts, date, seq), {channel_id: pts}) as last saved, or None."""
+        rows = self._read("SELECT pts, qts, date, seq FROM updates_state WHERE id = 1")
+        if not rows:
+            return None
+        channels = self._read("SELECT channel_id, pts FROM updates_channels WHERE pts IS NOT NULL")
+        return tuple(rows[0]), {int(c): int(p) for c, p in channels}  # type: ignore[return-value]
+
+    def set_updates_state(self, pts: int, qts: int, date: int, seq: int,
+                          channels: dict[int, int | None]) -> None:
+        """Store the common state and the given channel pts (None: forget the pts), at once."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO updates_state (id, pts, qts, date, seq) VALUES (1, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET pts = excluded.pts, qts = excluded.qts,"
+                " date = excluded.date, seq = excluded.seq",
+                (pts, qts, date, seq),
+            )
+            conn.executemany(
+                "INSERT INTO updates_channels (channel_id, pts) VALUES (?, ?)"
+                " ON CONFLICT (channel_id) DO UPDATE SET pts = excluded.pts",
+                list(channels.items()),
+            )
+
+    def get_channel_access_hashes(self) -> dict[int, int]:
+        rows = self._read("SELECT channel_id, access_hash FROM updates_channels WHERE access_hash IS NOT NULL")
+        return {int(c): int(h) for c, h in rows}
+
+    def set_channel_access_hash(self, channel_id: int, access_hash: int) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO updates_channels (channel_id, access_hash) VALUES (?, ?)"
+                " ON CONFLICT (channel_id) DO UPDATE SET access_hash = excluded.access_hash",
+                (channel_id, access_hash),
             )
 
     def close(self) -> None:

@@ -87,6 +87,17 @@ class Cluster:
     def add_file(self, dc_id: int, data: bytes | None = None, *, size: int | None = None) -> StoredFile:
         return self.world.add_file(dc_id, data, size=size)
 
+    def add_photo(self, dc_id: int, sizes: dict[str, bytes | int] | None = None):
+        return self.world.add_photo(dc_id, sizes)
+
+    def forget_key(self, dc_id: int, key_id: int) -> bool:
+        """Make DC ``dc_id`` forget an auth key now (its next use gets −404); False if the DC
+        did not know it.  ``faults(dc).forget_key()`` does the same for the next packet."""
+        return self.servers[dc_id].forget_key(key_id)
+
+    def knows_key(self, dc_id: int, key_id: int) -> bool:
+        return self.servers[dc_id].core.has_key(key_id)
+
     def add_user(self, phone: str, dc_id: int, **kwargs: Any):
         return self.world.add_user(phone, dc_id, **kwargs)
 

@@ -19,8 +19,10 @@ fault                      armed with                                consumed by
 added latency              ``latency = 0.05`` (seconds per packet)    shell: :attr:`latency`
 refused connection         :meth:`refuse_connections`                 shell: :meth:`on_connection`
 dropped connection         :meth:`drop_connections` (after N msgs)    shell: :meth:`on_connection`
-transport error (−404)     :meth:`transport_error`                    shell: :meth:`take_transport_error`
+transport error            :meth:`transport_error`                    shell: :meth:`take_transport_error`
+forgotten auth key (−404)  :meth:`forget_key`                         shell: :meth:`take_forget_key`
 salt rotation              :meth:`rotate_salt`                        shell: :meth:`take_salt_rotation`
+lost server session        :meth:`lose_session`                       shell: :meth:`take_lose_session`
 clock offset (16/17)       ``clock_offset = 600.0``                   shell: :meth:`server_time`
 FLOOD_WAIT_X on a method   :meth:`flood_wait`                         handlers: :meth:`take_rpc_fault`
 one-shot AUTH_BYTES_INVALID :meth:`auth_bytes_invalid`                handlers: :meth:`take_rpc_fault`
@@ -35,7 +37,17 @@ How the shell is expected to read the shell-level ones (it is free to do more):
   reading; ``drop_after_messages = N`` → close it after N client packets have been received
   (0: right after accepting, before any byte is answered).
 * :meth:`take_transport_error` once per received encrypted packet: a non-None code → send that
-  4-byte transport error (spec §7.7, usually −404 "auth key unknown") and close.
+  4-byte transport error (spec §7.7) and close.  −404 means "auth key unknown", and a DC sends
+  it only for keys it does not know: for −404 the shell first forgets the key (as
+  :meth:`forget_key`), so the client's next use of that key meets −404 again.
+* :meth:`take_forget_key` once per received encrypted packet, before the key lookup: True →
+  the DC forgets the packet's auth key with its salts, sessions, layer, initConnection and
+  authorization (the realistic cause of −404: a DC lost its key store).  The packet then meets
+  the ordinary "unknown key" path: −404 and close.
+* :meth:`take_lose_session` once per received encrypted packet: True → the DC forgets every
+  session of the packet's key (keys, salts and authorizations stay), so the packet opens a new
+  session and is answered with ``new_session_created`` first (spec §3.5: "the server may
+  forget a session at any time").
 * :meth:`take_salt_rotation` once per received encrypted message, before the salt check of
   spec §17.4 step 7: True → replace the current salt with a fresh one and forget the previous
   one, so the message is answered with ``bad_server_salt`` (error 48).
@@ -137,6 +149,8 @@ class DcFaults:
     _drop: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
     _transport: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
     _salt: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
+    _forget_key: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
+    _lose_session: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
     _rpc: list[RpcFault] = attrs.field(factory=list, repr=False, init=False)
     _ack_drop: list[_Budgeted] = attrs.field(factory=list, repr=False, init=False)
 
@@ -167,6 +181,18 @@ class DcFaults:
         ``bad_server_salt`` answer (spec §3.5, §8.3 code 48)."""
         _check_count(count)
         self._salt.append(_Budgeted(True, count))
+
+    def forget_key(self, count: int | None = 1) -> None:
+        """Forget the auth key of each of the next ``count`` encrypted packets (with everything
+        tied to it); the packet and later ones on that key get −404 (spec §7.7)."""
+        _check_count(count)
+        self._forget_key.append(_Budgeted(True, count))
+
+    def lose_session(self, count: int | None = 1) -> None:
+        """Forget the sessions of the key of each of the next ``count`` encrypted packets: the
+        packet starts a new session (``new_session_created``, spec §3.5, §8.7)."""
+        _check_count(count)
+        self._lose_session.append(_Budgeted(True, count))
 
     def drop_after_ack(self, method: Any = None, count: int | None = 1) -> None:
         """For the next ``count`` queries of ``method`` (QUALNAME, TL class, or None for any):
@@ -207,7 +233,16 @@ class DcFaults:
         """Disarm everything and reset latency and clock offset."""
         self.latency = 0.0
         self.clock_offset = 0.0
-        for queue in (self._refuse, self._drop, self._transport, self._salt, self._rpc, self._ack_drop):
+        for queue in (
+            self._refuse,
+            self._drop,
+            self._transport,
+            self._salt,
+            self._rpc,
+            self._ack_drop,
+            self._forget_key,
+            self._lose_session,
+        ):
             queue.clear()
 
     # ------------------------------------------------------------------ consuming (shell)
@@ -229,6 +264,14 @@ class DcFaults:
     def take_salt_rotation(self) -> bool:
         """Call once per received encrypted message: True → rotate the salt now."""
         return _take(self._salt) is not None
+
+    def take_forget_key(self) -> bool:
+        """Call once per received encrypted packet: True → forget its auth key now."""
+        return _take(self._forget_key) is not None
+
+    def take_lose_session(self) -> bool:
+        """Call once per received encrypted packet: True → forget its key's sessions now."""
+        return _take(self._lose_session) is not None
 
     def drops_after_ack(self) -> bool:
         """True while a :meth:`drop_after_ack` rule is armed (the shell then looks at methods)."""
@@ -278,4 +321,6 @@ class DcFaults:
             or self._salt
             or self._rpc
             or self._ack_drop
+            or self._forget_key
+            or self._lose_session
         )

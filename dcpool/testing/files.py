@@ -37,10 +37,26 @@ import attrs
 from .. import tl
 from ..crypto.aes import AesCtr
 
-__all__ = ["StoredFile", "check_offset_limit", "serialize_file_part", "MAX_LIMIT"]
+__all__ = [
+    "StoredFile",
+    "StoredPhoto",
+    "check_offset_limit",
+    "serialize_file_part",
+    "file_hashes",
+    "MAX_LIMIT",
+    "HASH_PART",
+    "PHOTO_SIZES",
+]
 
 #: 1 MiB: the largest limit and the block a request may not cross
 MAX_LIMIT = 1 << 20
+#: upload.getFileHashes: one SHA-256 per 128 KiB part
+HASH_PART = 128 << 10
+#: parts hashed per upload.getFileHashes answer (1 MiB)
+HASH_PARTS_PER_ANSWER = 8
+#: photo size types (API "photoSize.type") and the box each fits in; "a"/"c" are the small and
+#: big profile/chat photo sizes (inputPeerPhotoFileLocation, big=false/true)
+PHOTO_SIZES: dict[str, int] = {"s": 100, "m": 320, "x": 800, "y": 1280, "w": 2560, "a": 160, "c": 640}
 
 
 def _keystream(seed: bytes, size: int) -> bytes:
@@ -88,8 +104,33 @@ class StoredFile:
         """``data[offset:offset+limit]`` without copying (empty past the end)."""
         return self.view()[offset : offset + limit]
 
+    #: document thumbnails: photo size type -> its content (same DC)
+    thumbs: dict[str, StoredFile] = attrs.field(factory=dict, repr=False)
+    mime_type: str = "application/octet-stream"
+    file_name: str = ""
+
+    def to_tl(self, date: int = 0) -> Any:
+        """The ``document`` object a message or a search would carry."""
+        # document#8fd4c4d8 flags:# id:long access_hash:long file_reference:bytes date:int
+        #   mime_type:string size:long thumbs:flags.0?Vector<PhotoSize> ... dc_id:int
+        #   attributes:Vector<DocumentAttribute> = Document;
+        api = tl.api
+        attributes = [api.DocumentAttributeFilename(file_name=self.file_name)] if self.file_name else []
+        return api.Document(
+            id=self.id,
+            access_hash=self.access_hash,
+            file_reference=self.file_reference,
+            date=date,
+            mime_type=self.mime_type,
+            size=self.size,
+            thumbs=[_photo_size(t, f) for t, f in self.thumbs.items()] or None,
+            dc_id=self.dc_id,
+            attributes=attributes,
+        )
+
     def input_location(self, thumb_size: str = "") -> Any:
-        """The ``inputDocumentFileLocation`` a client passes to ``upload.getFile``."""
+        """The ``inputDocumentFileLocation`` a client passes to ``upload.getFile`` (a
+        ``thumb_size`` of :attr:`thumbs` downloads that thumbnail)."""
         # inputDocumentFileLocation#bad07584 id:long access_hash:long file_reference:bytes
         #   thumb_size:string = InputFileLocation;
         return tl.api.InputDocumentFileLocation(
@@ -98,6 +139,86 @@ class StoredFile:
             file_reference=self.file_reference,
             thumb_size=thumb_size,
         )
+
+
+def _photo_size(kind: str, blob: StoredFile) -> Any:
+    # photoSize#75c78e60 type:string w:int h:int size:int = PhotoSize;
+    side = PHOTO_SIZES.get(kind, 320)
+    return tl.api.PhotoSize(type=kind, w=side, h=side, size=blob.size)
+
+
+@attrs.define(eq=False)
+class StoredPhoto:
+    """A photo stored on DC ``dc_id``: one content per size type (spec §11.3: on one DC).
+
+    Message photos are downloaded with ``inputPhotoFileLocation(thumb_size=<type>)``; a user's
+    profile photo or a channel's photo also with ``inputPeerPhotoFileLocation(peer, photo_id,
+    big)``, which reads size ``"c"`` (big) or ``"a"`` (small)."""
+
+    id: int
+    access_hash: int
+    file_reference: bytes
+    dc_id: int
+    sizes: dict[str, StoredFile]
+    date: int = 0
+
+    def input_location(self, thumb_size: str) -> Any:
+        # inputPhotoFileLocation#40181ffe id:long access_hash:long file_reference:bytes
+        #   thumb_size:string = InputFileLocation;
+        return tl.api.InputPhotoFileLocation(
+            id=self.id,
+            access_hash=self.access_hash,
+            file_reference=self.file_reference,
+            thumb_size=thumb_size,
+        )
+
+    def to_tl(self) -> Any:
+        # photo#fb197a65 flags:# has_stickers:flags.0?true id:long access_hash:long
+        #   file_reference:bytes date:int sizes:Vector<PhotoSize> video_sizes:flags.1?... dc_id:int
+        return tl.api.Photo(
+            id=self.id,
+            access_hash=self.access_hash,
+            file_reference=self.file_reference,
+            date=self.date,
+            sizes=[_photo_size(t, f) for t, f in self.sizes.items()],
+            dc_id=self.dc_id,
+        )
+
+    def profile_photo(self) -> Any:
+        """``userProfilePhoto`` for ``user.photo``."""
+        # userProfilePhoto#82d1f706 flags:# has_video:flags.0?true personal:flags.2?true
+        #   photo_id:long stripped_thumb:flags.1?bytes dc_id:int = UserProfilePhoto;
+        return tl.api.UserProfilePhoto(photo_id=self.id, dc_id=self.dc_id)
+
+    def chat_photo(self) -> Any:
+        """``chatPhoto`` for ``channel.photo``."""
+        # chatPhoto#1c6e1c11 flags:# has_video:flags.0?true photo_id:long
+        #   stripped_thumb:flags.1?bytes dc_id:int = ChatPhoto;
+        return tl.api.ChatPhoto(photo_id=self.id, dc_id=self.dc_id)
+
+    def peer_location(self, peer: Any, *, big: bool) -> Any:
+        # inputPeerPhotoFileLocation#37257e99 flags:# big:flags.0?true peer:InputPeer
+        #   photo_id:long = InputFileLocation;
+        return tl.api.InputPeerPhotoFileLocation(big=big, peer=peer, photo_id=self.id)
+
+
+def file_hashes(blob: StoredFile, offset: int) -> list[Any]:
+    """``upload.getFileHashes``: SHA-256 of each 128 KiB part from the part holding
+    ``offset``, up to 1 MiB of parts, none past the end."""
+    # fileHash#f39b035c offset:long limit:int hash:bytes = FileHash;
+    start = offset - offset % HASH_PART
+    out = []
+    for i in range(HASH_PARTS_PER_ANSWER):
+        part_offset = start + i * HASH_PART
+        if part_offset >= blob.size:
+            break
+        chunk = blob.chunk(part_offset, HASH_PART)
+        out.append(
+            tl.api.FileHash(
+                offset=part_offset, limit=HASH_PART, hash=hashlib.sha256(chunk).digest()
+            )
+        )
+    return out
 
 
 def check_offset_limit(offset: int, limit: int, precise: bool) -> str | None:

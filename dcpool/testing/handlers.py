@@ -14,10 +14,13 @@ Theory of operation
    ``invokeAfterMsg(s)`` (executed at once: the shell delivers messages in order) and the other
    ``invokeWith*`` wrappers, recursively; the answer is the innermost method's.  A request
    that arrives before any ``invokeWithLayer`` is answered in the layer last announced with the
-   same auth key, else in layer 228: the emulator never answers ``CONNECTION_NOT_INITED``
-   (spec §10 allows assuming a default layer).
+   same auth key, else in layer 228.
 4. A constructor that is not a function → 400 ``INPUT_METHOD_INVALID``.  Count the request
-   under the method's schema QUALNAME.
+   under the method's schema QUALNAME.  Then the session rules of spec §10: a layer below
+   ``World.min_layer`` → 400 ``CONNECTION_LAYER_INVALID``; a key that never sent
+   ``initConnection`` on this DC and does not send it now → 400 ``CONNECTION_NOT_INITED``
+   (unless ``World.require_init_connection`` is False).  The initConnection info is stored per
+   (DC, key) in ``DcState.key_inits``.
 5. Armed RPC faults of the DC (:meth:`DcFaults.take_rpc_fault`) — before anything else, so a
    faulted call changes nothing.
 6. A method without a handler here → 400 ``METHOD_NOT_SUPPORTED_BY_EMULATOR`` (an
@@ -69,11 +72,20 @@ users.getUsers                 HOME    Vector<User> (inputUserSelf, or inputUser
 users.getFullUser              HOME    users.userFull; USER_ID_INVALID
 updates.getState               HOME    updates.state
 updates.getDifference (both)   HOME    updates.differenceEmpty
-upload.getFile                 KEY     upload.file(storage.filePartial, mtime, bytes);
+upload.getFile                 KEY     upload.file(storage.filePartial, mtime, bytes) of a
+                                       document (``thumb_size`` "": the file, else that
+                                       thumbnail), a photo size (inputPhotoFileLocation), or
+                                       the small ("a") / big ("c") size of a user's or
+                                       channel's photo (inputPeerPhotoFileLocation);
                                        OFFSET_INVALID, LIMIT_INVALID (spec §13.2),
-                                       LOCATION_INVALID (not a document location),
+                                       LOCATION_INVALID (another kind of location, a size the
+                                       file lacks, a peer photo_id that is not current),
                                        FILE_ID_INVALID (unknown id or wrong access_hash),
-                                       303 FILE_MIGRATE_X, FILE_REFERENCE_EXPIRED
+                                       PEER_ID_INVALID / CHANNEL_INVALID (bad peer),
+                                       303 FILE_MIGRATE_X (stored on DC X), FILE_REFERENCE_EXPIRED
+upload.getFileHashes           KEY     Vector<FileHash>: SHA-256 of each 128 KiB part from the
+                                       part holding ``offset``, up to 1 MiB of parts; the
+                                       location is checked as for upload.getFile
 stats.getBroadcastStats        KEY     a minimal valid stats.broadcastStats (period = the
                                        last 7 days, all values equal to the channel's
                                        ``followers``, every graph ``statsGraph(json="{}")``,
@@ -93,7 +105,7 @@ import attrs
 
 from .. import tl
 from ..errors import RpcError, TLDecodeError, rpc_error_from
-from .files import check_offset_limit, serialize_file_part
+from .files import StoredFile, StoredPhoto, check_offset_limit, file_hashes, serialize_file_part
 from .layers import from_layer, to_layer
 
 if TYPE_CHECKING:
@@ -105,6 +117,8 @@ METHOD_NOT_SUPPORTED = "METHOD_NOT_SUPPORTED_BY_EMULATOR"
 INPUT_METHOD_INVALID = "INPUT_METHOD_INVALID"
 INPUT_FETCH_ERROR = "INPUT_FETCH_ERROR"
 INTERNAL_ERROR = "EMULATOR_INTERNAL_ERROR"
+CONNECTION_NOT_INITED = "CONNECTION_NOT_INITED"
+CONNECTION_LAYER_INVALID = "CONNECTION_LAYER_INVALID"
 
 #: schema names of the generic wrappers unwrapped before dispatch (spec §10)
 WRAPPERS = frozenset(
@@ -199,13 +213,19 @@ def handle_request(
             known = method_id is not None and _is_known_id(method_id)
             raise rpc_error_from(400, INPUT_FETCH_ERROR if known else INPUT_METHOD_INVALID) from None
 
-        query, without_updates = _unwrap(query, ctx, dc, key_id)
+        query, without_updates, inited, bad_layer = _unwrap(query, ctx, dc, key_id, world)
         query = from_layer(query)  # a request of any layer, as layer-228 classes (.layers)
         cls = type(query)
         qualname = getattr(cls, "QUALNAME", "?")
         stats.record_request(qualname)
         if not getattr(cls, "IS_FUNCTION", False):
             raise rpc_error_from(400, INPUT_METHOD_INVALID, qualname)
+        if bad_layer:
+            # spec §10: a layer the server does not serve
+            raise rpc_error_from(400, CONNECTION_LAYER_INVALID, qualname)
+        if world.require_init_connection and not inited and key_id not in dc.key_inits:
+            # spec §10: the first API call on a new auth key must come inside initConnection
+            raise rpc_error_from(400, CONNECTION_NOT_INITED, qualname)
 
         fault = dc.faults.take_rpc_fault(qualname)
         if fault is not None:
@@ -245,9 +265,15 @@ def handle_request(
         ctx.user_id = None if auth is None else auth.user_id
 
 
-def _unwrap(query: Any, ctx: ConnectionContext, dc: DcState, key_id: int) -> tuple[Any, bool]:
-    """Peel the generic wrappers off ``query`` (spec §10), recording layer and client info."""
+def _unwrap(
+    query: Any, ctx: ConnectionContext, dc: DcState, key_id: int, world: World
+) -> tuple[Any, bool, bool, bool]:
+    """Peel the generic wrappers off ``query`` (spec §10), recording layer and client info.
+
+    Returns (innermost query, without_updates, initConnection seen, unsupported layer seen)."""
     without_updates = False
+    inited = False
+    bad_layer = False
     while True:
         if isinstance(query, tl.Raw):
             query = tl.loads(query.to_bytes())
@@ -256,8 +282,11 @@ def _unwrap(query: Any, ctx: ConnectionContext, dc: DcState, key_id: int) -> tup
             break
         if name == "invokeWithLayer":
             # invokeWithLayer#da9b0d0d {X:Type} layer:int query:!X = X;
-            ctx.layer = query.layer
-            dc.key_layers[key_id] = query.layer
+            if query.layer < world.min_layer:
+                bad_layer = True  # not recorded: the key keeps its last valid layer
+            else:
+                ctx.layer = query.layer
+                dc.key_layers[key_id] = query.layer
         elif name == "initConnection":
             # initConnection#c1cd5ea9 {X:Type} flags:# api_id:int device_model:string
             #   system_version:string app_version:string system_lang_code:string lang_pack:string
@@ -273,13 +302,17 @@ def _unwrap(query: Any, ctx: ConnectionContext, dc: DcState, key_id: int) -> tup
                 lang_pack=query.lang_pack,
                 lang_code=query.lang_code,
             )
+            inited = True
         elif name == "invokeWithoutUpdates":
             # invokeWithoutUpdates#bf9459b7 {X:Type} query:!X = X;
             without_updates = True
         # invokeAfterMsg(s): the shell hands us messages in order, so the dependency is met.
         query = query.query
     ctx.without_updates = without_updates
-    return query, without_updates
+    if inited and not bad_layer and ctx.init is not None:
+        # spec §10: the server stores the client info with the auth key (per DC)
+        dc.key_inits[key_id] = ctx.init
+    return query, without_updates, inited, bad_layer
 
 
 def _check_access(call: Call, access: Access) -> None:
@@ -595,7 +628,9 @@ def export_authorization(call: Call, q: Any) -> Any:
     world = call.world
     account, auth = call.account, call.auth
     assert account is not None and auth is not None
-    if account.home_dc != call.dc.id and auth.kind is not AuthKind.LOGIN:
+    if account.home_dc != call.dc.id and (
+        auth.kind is not AuthKind.LOGIN or not world.export_from_former_home
+    ):
         # an imported key on a foreign DC cannot re-export (world docstring)
         raise call.error(303, f"USER_MIGRATE_{account.home_dc}")
     if q.dc_id == call.dc.id or q.dc_id not in world.dcs:
@@ -720,22 +755,94 @@ def get_file(call: Call, q: Any) -> bytes:
     problem = check_offset_limit(q.offset, q.limit, q.precise)
     if problem is not None:
         raise call.error(400, problem)
-    location = q.location
-    # inputDocumentFileLocation#bad07584 id:long access_hash:long file_reference:bytes
-    #   thumb_size:string = InputFileLocation;
-    if type(location).QUALNAME != "inputDocumentFileLocation":
-        raise call.error(400, "LOCATION_INVALID")
-    stored = call.world.files.get(location.id)
-    if stored is None or stored.access_hash != location.access_hash:
-        raise call.error(400, "FILE_ID_INVALID")
-    if stored.dc_id != call.dc.id:
-        # spec §11.3: files live on the DC they were uploaded to
-        raise call.error(303, f"FILE_MIGRATE_{stored.dc_id}")
-    if bytes(location.file_reference) != stored.file_reference:
-        raise call.error(400, "FILE_REFERENCE_EXPIRED")
+    stored = _resolve_location(call, q.location)
     chunk = stored.chunk(q.offset, q.limit)
     call.dc.stats.record_bytes_served(len(chunk))
     return serialize_file_part(chunk, stored.mtime)
+
+
+@method("upload.getFileHashes", Access.KEY)
+def get_file_hashes(call: Call, q: Any) -> Any:
+    # upload.getFileHashes#9156982a location:InputFileLocation offset:long = Vector<FileHash>;
+    if q.offset < 0:
+        raise call.error(400, "OFFSET_INVALID")
+    return file_hashes(_resolve_location(call, q.location), q.offset)
+
+
+def _resolve_location(call: Call, location: Any) -> StoredFile:
+    """The content an ``InputFileLocation`` names, on this DC, or the RpcError Telegram gives.
+
+    Checked in this order: the kind of location (400 LOCATION_INVALID for kinds the emulator
+    does not store), the id and access_hash (400 FILE_ID_INVALID; a peer photo: 400
+    PEER_ID_INVALID), the DC (303 FILE_MIGRATE_X: files stay where they were stored, spec
+    §11.3), the file_reference (400 FILE_REFERENCE_EXPIRED), the thumb size (400
+    LOCATION_INVALID for a size the file does not have)."""
+    world = call.world
+    kind = type(location).QUALNAME
+    if kind == "inputDocumentFileLocation":
+        # inputDocumentFileLocation#bad07584 id:long access_hash:long file_reference:bytes
+        #   thumb_size:string = InputFileLocation;
+        doc = world.files.get(location.id)
+        if doc is None or doc.access_hash != location.access_hash:
+            raise call.error(400, "FILE_ID_INVALID")
+        _check_dc_and_reference(call, doc.dc_id, doc.file_reference, location.file_reference)
+        if not location.thumb_size:
+            return doc
+        thumb = doc.thumbs.get(location.thumb_size)
+        if thumb is None:
+            raise call.error(400, "LOCATION_INVALID")
+        return thumb
+    if kind == "inputPhotoFileLocation":
+        # inputPhotoFileLocation#40181ffe id:long access_hash:long file_reference:bytes
+        #   thumb_size:string = InputFileLocation;
+        photo = world.photos.get(location.id)
+        if photo is None or photo.access_hash != location.access_hash:
+            raise call.error(400, "FILE_ID_INVALID")
+        _check_dc_and_reference(call, photo.dc_id, photo.file_reference, location.file_reference)
+        size = photo.sizes.get(location.thumb_size)
+        if size is None:
+            raise call.error(400, "LOCATION_INVALID")
+        return size
+    if kind == "inputPeerPhotoFileLocation":
+        # inputPeerPhotoFileLocation#37257e99 flags:# big:flags.0?true peer:InputPeer
+        #   photo_id:long = InputFileLocation;
+        photo = _peer_photo(call, location.peer)
+        if photo is None or photo.id != location.photo_id:
+            # no photo, or not the current one (the emulator keeps no photo history)
+            raise call.error(400, "LOCATION_INVALID")
+        _check_dc_and_reference(call, photo.dc_id, None, None)
+        size = photo.sizes.get("c" if location.big else "a") or next(iter(photo.sizes.values()))
+        return size
+    raise call.error(400, "LOCATION_INVALID")
+
+
+def _check_dc_and_reference(call: Call, dc_id: int, reference: bytes | None, given: Any) -> None:
+    if dc_id != call.dc.id:
+        # spec §11.3: files live on the DC they were uploaded to
+        raise call.error(303, f"FILE_MIGRATE_{dc_id}")
+    if reference is not None and bytes(given) != reference:
+        raise call.error(400, "FILE_REFERENCE_EXPIRED")
+
+
+def _peer_photo(call: Call, peer: Any) -> StoredPhoto | None:
+    world = call.world
+    name = type(peer).QUALNAME
+    if name == "inputPeerSelf":
+        assert call.account is not None
+        return call.account.photo
+    if name == "inputPeerUser":
+        # inputPeerUser#dde8a54c user_id:long access_hash:long = InputPeer;
+        account = world.accounts.get(peer.user_id)
+        if account is None or account.access_hash != peer.access_hash:
+            raise call.error(400, "PEER_ID_INVALID")
+        return account.photo
+    if name == "inputPeerChannel":
+        # inputPeerChannel#27bcbbfc channel_id:long access_hash:long = InputPeer;
+        channel = world.channels.get(peer.channel_id)
+        if channel is None or channel.access_hash != peer.access_hash:
+            raise call.error(400, "CHANNEL_INVALID")
+        return channel.photo
+    raise call.error(400, "PEER_ID_INVALID")
 
 
 # --------------------------------------------------------------------------- stats
@@ -787,3 +894,6 @@ def get_broadcast_stats(call: Call, q: Any) -> Any:
         story_reactions_by_emotion_graph=graph(),
         recent_posts_interactions=[],
     )
+
+# issue 16: messages, channels and update history (re-registers updates.getState/getDifference)
+from . import messaging as messaging  # noqa: E402,F401

@@ -301,7 +301,7 @@ class HostileServer:
         key = self.core.get_key(key_id)
         assert key is not None
         msg = envelope.decrypt_message(key, payload, x=8)
-        salt, session_id, msg_id, seq_no, body = msg.salt, msg.session_id, msg.msg_id, msg.seq_no, msg.body
+        salt, session_id, msg_id, seq_no, body = msg.salt, msg.session_id, msg.msg_id, msg.seq_no, bytes(msg.body)
         if tamper is Tamper.SESSION_ID:
             session_id ^= 0x0F0F0F0F
         elif tamper is Tamper.MSG_ID_EVEN:

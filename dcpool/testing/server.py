@@ -163,6 +163,7 @@ class DcServer:
     def now(self) -> float:
         # The core adds its own clock_offset to `now`; keep it equal to the armed fault.
         self.core.clock_offset = self.world.faults(self.dc_id).clock_offset
+        self.core.strict_ordering = self.world.strict_msg_order
         return self.clock()
 
     @property
@@ -295,12 +296,19 @@ class DcServer:
         now = self.now()
         encrypted = len(payload) >= 8 and payload[:8] != b"\0" * 8
         if encrypted:
+            key_id = int.from_bytes(payload[:8], "little", signed=True)
             code = self.faults.take_transport_error()
             if code is not None:
+                if code == -404:
+                    # −404 means "this DC does not know the key": make it true (issue 13).
+                    self.forget_key(key_id)
                 await self._transport_error(conn, code)
                 return False
+            if self.faults.take_forget_key():
+                self.forget_key(key_id)  # the core now answers −404 (unknown key)
+            if self.faults.take_lose_session():
+                self.core.drop_sessions(key_id)
             if self.faults.take_salt_rotation():
-                key_id = int.from_bytes(payload[:8], "little", signed=True)
                 if self.core.has_key(key_id):
                     self.core.rotate_salt(key_id, now)
         for event in conn.mconn.receive(payload, now):
@@ -383,18 +391,20 @@ class DcServer:
     # ------------------------------------------------------------------ updates
 
     def _register(self, conn: _LiveConnection, skey: SessionKey) -> None:
-        """Route this session's updates here once its key is logged in (and wants updates)."""
+        """After each request: a logged-in session that did not ask for no updates becomes its
+        user's last active session (the world then routes that user's updates here, if this
+        is the user's home DC); one that used invokeWithoutUpdates stops getting them."""
         user_id = conn.ctx.user_id
         known = conn.registered.get(skey)
-        if known is not None and known[0] == user_id:
-            return
-        if known is not None:
+        if known is not None and (known[0] != user_id or conn.ctx.without_updates):
             self.world.unregister_session(known[0], known[1])
             del conn.registered[skey]
-        if user_id is not None and not conn.ctx.without_updates:
-            handle = _SessionHandle(conn, skey)
-            conn.registered[skey] = (user_id, handle)
-            self.world.register_session(user_id, handle)
+            known = None
+        if user_id is None or conn.ctx.without_updates:
+            return
+        handle = known[1] if known is not None else _SessionHandle(conn, skey)
+        conn.registered[skey] = (user_id, handle)
+        self.world.register_session(user_id, handle, dc_id=self.dc_id)
 
     def _unregister(self, conn: _LiveConnection) -> None:
         for user_id, handle in conn.registered.values():
@@ -412,6 +422,19 @@ class DcServer:
         conn.flush()
 
     # ------------------------------------------------------------------ control
+
+    def forget_key(self, key_id: int) -> bool:
+        """Forget an auth key as a DC that lost it would: the core's key, salts and sessions,
+        the world's authorization, layer and initConnection for it, and its update routes.
+        The client's next packet with it gets −404.  Returns False for an unknown key."""
+        known = self.core.has_key(key_id)
+        self.core.drop_key(key_id)
+        self.world.forget_key(self.dc_id, key_id)
+        for conn in self.connections.values():
+            for skey in [k for k in conn.registered if k.key_id == key_id]:
+                user_id, handle = conn.registered.pop(skey)
+                self.world.unregister_session(user_id, handle)
+        return known
 
     def drop_all_connections(self) -> int:
         """Close every live connection abruptly (fault injection from tests)."""

@@ -43,15 +43,22 @@ What the world holds
   ``updates.getDifference``) run only on the user's home DC and answer ``USER_MIGRATE_X``
   elsewhere.  ``auth.exportAuthorization`` runs on the home DC, and also on a DC where the key
   *logged in* before the user was moved away (so a client can follow a moved user by exporting
-  from where it is logged in); an imported key elsewhere gets ``USER_MIGRATE_X``.
+  from where it is logged in; option ``export_from_former_home``, see :mod:`dcpool.testing`);
+  an imported key elsewhere gets ``USER_MIGRATE_X``.
+* **Options** (:attr:`World.OPTIONS`, :meth:`World.set_option`): the behaviours Telegram's
+  docs leave open, documented in :mod:`dcpool.testing`.
 * **Export tokens**: random bytes bound to (user, source DC, target DC), single use, valid for
   :attr:`World.export_ttl` seconds.
 * **Files** (:class:`~dcpool.testing.files.StoredFile`) and **channels** (:class:`Channel`, only
   for ``stats.getBroadcastStats`` and its ``STATS_MIGRATE_X``).
-* **Update routing**: the world cannot send.  The shell registers the live sessions of each
-  user (:meth:`World.register_session`) and installs a sink (:meth:`World.set_update_sink`);
-  :meth:`World.push_update` serializes an update once per layer and calls
-  ``sink(handle, payload)`` for each registered session of that user.
+* **Update routing** (UPDATES.md §1.1): the world cannot send.  The shell registers a session
+  of a logged-in user after each request it runs that did not use ``invokeWithoutUpdates``
+  (:meth:`World.register_session`, which makes it the user's last active session) and
+  unregisters it after one that did, or when it closes; it installs a sink
+  (:meth:`World.set_update_sink`).  :meth:`World.push_update` serializes an update in that
+  session's layer and calls ``sink(handle, payload)`` for exactly one session: the user's last
+  active one *on its home DC*.  Sessions on other DCs and download/upload lanes (which wrap
+  their requests in ``invokeWithoutUpdates``) never get updates.
 """
 
 from __future__ import annotations
@@ -67,8 +74,8 @@ from .. import tl
 from ..crypto import Rng
 from ..errors import ConfigError, LocalProtocolError, UnknownDc
 from .faults import DcFaults
-from .files import StoredFile
-from .layers import answer_layer, to_layer
+from .files import StoredFile, StoredPhoto
+from .layers import to_layer
 from .stats import ClusterStats, ClusterStatsSnapshot, DcStats
 
 __all__ = [
@@ -84,6 +91,7 @@ __all__ = [
     "PendingCode",
     "Channel",
     "StoredFile",
+    "StoredPhoto",
     "UpdateSink",
     "DEFAULT_DC_IDS",
     "TEST_DC_IDS",
@@ -96,6 +104,8 @@ UpdateSink = Callable[[Any, bytes], None]
 DEFAULT_DC_IDS = (1, 2, 3, 4, 5)
 TEST_DC_IDS = (1, 2, 3)
 TEST_PHONE_PREFIX = "99966"
+#: the lowest API layer served (spec §10; issue 13: layers 133 to 228, higher ones as 228)
+MIN_LAYER = 133
 #: Schema names of the ``Updates`` constructors: the only top-level objects Telethon accepts
 #: as unsolicited messages (spec §14).  Anything else is wrapped in ``updateShort``.
 UPDATES_QUALNAMES = frozenset(
@@ -195,6 +205,9 @@ class DcState:
     #: auth key id -> layer last announced with this key (fallback for connections that do
     #: not repeat invokeWithLayer; spec §10 stores the layer with the key)
     key_layers: dict[int, int] = attrs.field(factory=dict)
+    #: auth key id -> what its initConnection said (spec §10: a key without one gets
+    #: CONNECTION_NOT_INITED for any API call not wrapped in initConnection)
+    key_inits: dict[int, InitInfo] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -211,6 +224,8 @@ class Account:
     pts: int = 1
     qts: int = 0
     seq: int = 0
+    #: the profile photo (:meth:`World.set_profile_photo`), None for none
+    photo: StoredPhoto | None = None
 
     def to_tl(self, *, is_self: bool) -> Any:
         """The layer-228 ``user`` object (convert with :mod:`.layers` for older clients)."""
@@ -225,6 +240,7 @@ class Account:
             last_name=self.last_name or None,
             username=self.username,
             phone=self.phone,
+            photo=self.photo.profile_photo() if self.photo is not None else None,
             status=tl.api.UserStatusEmpty(),
         )
 
@@ -263,6 +279,8 @@ class Channel:
     stats_dc: int
     title: str = ""
     followers: int = 0
+    #: the channel photo (:meth:`World.set_chat_photo`), None for none
+    photo: StoredPhoto | None = None
 
     def input_channel(self) -> Any:
         # inputChannel#f35aec28 channel_id:long access_hash:long = InputChannel;
@@ -283,6 +301,8 @@ class World:
         code_ttl: float = 300.0,
         country: str = "NL",
         rng: Rng = os.urandom,
+        require_init_connection: bool = True,
+        min_layer: int = MIN_LAYER,
     ) -> None:
         ids = sorted(set(dc_ids))
         if not ids or any(not isinstance(d, int) or d <= 0 for d in ids):
@@ -297,6 +317,18 @@ class World:
         #: ISO-3166 code answered by help.getNearestDc
         self.country = country
         self.rng: Rng = rng
+        #: spec §10: the first API call on an auth key must be wrapped in initConnection,
+        #: else 400 CONNECTION_NOT_INITED (as Telegram does).  False: assume a default layer.
+        self.require_init_connection = require_init_connection
+        #: the lowest layer invokeWithLayer may announce; below it 400 CONNECTION_LAYER_INVALID
+        self.min_layer = min_layer
+        #: §3.3/§8.3: client msg_ids strictly increase per session, seq_no consistent (bad_msg
+        #: 16/20/32/33 otherwise).  The shell copies it to each DC's ServerCore.
+        self.strict_msg_order = True
+        #: auth.exportAuthorization on a DC where the key *logged in* while it was the user's
+        #: home, after the user moved away (Telegram's docs do not say; see module docstring):
+        #: True allows it, False answers USER_MIGRATE_X (home DC only)
+        self.export_from_former_home = True
         self.cluster_stats = ClusterStats.for_dcs(ids)
         self.dcs: dict[int, DcState] = {
             dc: DcState(id=dc, faults=DcFaults(dc), stats=self.cluster_stats[dc]) for dc in ids
@@ -315,13 +347,48 @@ class World:
         self.accounts: dict[int, Account] = {}
         self.phones: dict[str, int] = {}
         self.files: dict[int, StoredFile] = {}
+        self.photos: dict[int, StoredPhoto] = {}
         self.channels: dict[int, Channel] = {}
         self.tokens: dict[bytes, ExportToken] = {}
         self.codes: dict[str, PendingCode] = {}
         self._next_user_id = 1_000_001
         self._next_channel_id = 2_000_001
-        self._sessions: dict[int, list[tuple[Any, int | None]]] = {}
+        #: user id -> {id(handle): (handle, layer, dc_id)}, least recently active first
+        self._sessions: dict[int, dict[int, tuple[Any, int | None, int | None]]] = {}
         self._update_sink: UpdateSink | None = None
+
+    #: the options :meth:`options` / :meth:`set_option` expose (name -> type), documented in
+    #: the dcpool.testing docs ("Emulator semantics the docs leave open")
+    OPTIONS: dict[str, type] = {
+        "require_init_connection": bool,
+        "min_layer": int,
+        "strict_msg_order": bool,
+        "export_from_former_home": bool,
+        "test_numbers": bool,
+        "config_ttl": int,
+        "export_ttl": float,
+        "code_ttl": float,
+        "nearest_dc": int,
+        "country": str,
+        "strict": bool,
+    }
+
+    def options(self) -> dict[str, Any]:
+        """The current value of every option in :attr:`OPTIONS`."""
+        return {name: getattr(self, name) for name in self.OPTIONS}
+
+    def set_option(self, name: str, value: Any) -> None:
+        """Change one option of :attr:`OPTIONS` (type-checked; ints accepted for floats)."""
+        kind = self.OPTIONS.get(name)
+        if kind is None:
+            raise ConfigError(f"unknown emulator option {name!r}")
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"option {name!r} takes a {kind.__name__}, got {value!r}")
+        if name == "nearest_dc":
+            self._check_dc(int(value))
+        setattr(self, name, value)
 
     @classmethod
     def test_cluster(cls, **kwargs: Any) -> World:
@@ -516,6 +583,7 @@ class World:
         dc = self.dc(dc_id)
         dc.authorizations.pop(key_id, None)
         dc.key_layers.pop(key_id, None)
+        dc.key_inits.pop(key_id, None)
 
     # ------------------------------------------------------------------ files and channels
 
@@ -527,9 +595,30 @@ class World:
         rng: Rng | None = None,
         *,
         mtime: int = 0,
+        thumbs: dict[str, bytes | int] | None = None,
+        mime_type: str = "application/octet-stream",
+        file_name: str = "",
     ) -> StoredFile:
         """Store a document on DC ``dc_id``: ``data`` as given, or ``size`` bytes of
-        deterministic pseudo-random content (generated lazily, see :mod:`.files`)."""
+        deterministic pseudo-random content (generated lazily, see :mod:`.files`).
+        ``thumbs`` maps photo size types (``"m"``...) to a thumbnail's content or size; a
+        client downloads one with ``inputDocumentFileLocation(thumb_size=<type>)``."""
+        stored = self._blob(dc_id, data, size, rng, mtime=mtime)
+        stored.mime_type, stored.file_name = mime_type, file_name
+        for kind, spec in (thumbs or {}).items():
+            stored.thumbs[kind] = self._blob_of(dc_id, spec, rng)
+        self.files[stored.id] = stored
+        return stored
+
+    def _blob_of(self, dc_id: int, spec: bytes | int, rng: Rng | None) -> StoredFile:
+        if isinstance(spec, int):
+            return self._blob(dc_id, None, spec, rng)
+        return self._blob(dc_id, bytes(spec), None, rng)
+
+    def _blob(
+        self, dc_id: int, data: bytes | None, size: int | None, rng: Rng | None, *, mtime: int = 0
+    ) -> StoredFile:
+        """Content stored on a DC, with a fresh id (not registered anywhere)."""
         self._check_dc(dc_id)
         rng = rng or self.rng
         if data is None and size is None:
@@ -543,9 +632,9 @@ class World:
         if size < 0:
             raise LocalProtocolError("negative file size")
         file_id = _uint(rng)
-        while file_id in self.files:
+        while file_id in self.files or file_id in self.photos:
             file_id = _uint(rng)
-        stored = StoredFile(
+        return StoredFile(
             id=file_id,
             access_hash=_int64(rng),
             file_reference=rng(16),
@@ -555,8 +644,54 @@ class World:
             content=data,
             seed=None if data is not None else rng(32),
         )
-        self.files[file_id] = stored
-        return stored
+
+    def add_photo(
+        self,
+        dc_id: int,
+        sizes: dict[str, bytes | int] | None = None,
+        *,
+        date: int = 0,
+        rng: Rng | None = None,
+    ) -> StoredPhoto:
+        """Store a photo on DC ``dc_id``: ``sizes`` maps photo size types to content or a size
+        (default: ``s``, ``m``, ``x`` and the profile sizes ``a``, ``c``).  Downloaded with
+        ``inputPhotoFileLocation(thumb_size=<type>)``."""
+        self._check_dc(dc_id)
+        if sizes is None:
+            sizes = {"s": 1500, "m": 12_000, "x": 60_000, "a": 4000, "c": 30_000}
+        if not sizes:
+            raise LocalProtocolError("a photo needs at least one size")
+        blobs = {kind: self._blob_of(dc_id, spec, rng) for kind, spec in sizes.items()}
+        first = next(iter(blobs.values()))
+        photo = StoredPhoto(
+            id=first.id,
+            access_hash=first.access_hash,
+            file_reference=first.file_reference,
+            dc_id=dc_id,
+            sizes=blobs,
+            date=date,
+        )
+        self.photos[photo.id] = photo
+        return photo
+
+    def set_profile_photo(
+        self, user_id: int, dc_id: int | None = None, sizes: dict[str, bytes | int] | None = None
+    ) -> StoredPhoto:
+        """Give a user a profile photo stored on ``dc_id`` (default: the user's home DC);
+        ``user.photo`` then names it and ``inputPeerPhotoFileLocation`` downloads it."""
+        account = self.user(user_id)
+        account.photo = self.add_photo(account.home_dc if dc_id is None else dc_id, sizes)
+        return account.photo
+
+    def set_chat_photo(
+        self, channel_id: int, dc_id: int, sizes: dict[str, bytes | int] | None = None
+    ) -> StoredPhoto:
+        """Give a channel a photo stored on ``dc_id``."""
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            raise LocalProtocolError(f"no channel {channel_id}")
+        channel.photo = self.add_photo(dc_id, sizes)
+        return channel.photo
 
     def add_channel(
         self, stats_dc: int, *, title: str = "", followers: int = 0, rng: Rng | None = None
@@ -580,50 +715,72 @@ class World:
         """Install the shell's ``sink(handle, payload)`` (None removes it)."""
         self._update_sink = sink
 
-    def register_session(self, user_id: int, handle: Any, *, layer: int | None = None) -> None:
-        """Record that ``handle`` (any object the shell chooses — a session, a connection) is a
-        live session of ``user_id`` that wants updates.  ``layer`` fixes the layer its updates
-        are encoded in; without it, ``handle.layer`` is read at push time if present (a
-        :class:`ConnectionContext` works), else layer 228."""
-        entries = self._sessions.setdefault(user_id, [])
-        if not any(h is handle for h, _ in entries):
-            entries.append((handle, layer))
+    def register_session(
+        self, user_id: int, handle: Any, *, layer: int | None = None, dc_id: int | None = None
+    ) -> None:
+        """Record that ``handle`` (any hashable object the shell chooses — a session, a
+        connection) is a live session of ``user_id`` that wants updates and was active just
+        now: it becomes the user's *last active* session (registering again moves it to the
+        end).  ``dc_id`` is the DC it is connected to (None: any); ``layer`` fixes the layer
+        its updates are encoded in; without it, ``handle.layer`` is read at push time if
+        present (a :class:`ConnectionContext` works), else layer 228."""
+        entries = self._sessions.setdefault(user_id, {})
+        entries.pop(id(handle), None)
+        entries[id(handle)] = (handle, layer, dc_id)
 
     def unregister_session(self, user_id: int, handle: Any) -> None:
+        """``handle`` no longer wants updates (it closed, logged out, or its last request
+        used invokeWithoutUpdates)."""
         entries = self._sessions.get(user_id)
         if entries is None:
             return
-        entries[:] = [(h, layer) for h, layer in entries if h is not handle]
+        entries.pop(id(handle), None)
         if not entries:
             del self._sessions[user_id]
 
     def sessions(self, user_id: int) -> tuple[Any, ...]:
-        return tuple(h for h, _ in self._sessions.get(user_id, ()))
+        """The registered sessions of ``user_id``, least recently active first."""
+        return tuple(h for h, _, _ in self._sessions.get(user_id, {}).values())
+
+    def update_target(self, user_id: int) -> Any | None:
+        """The session :meth:`push_update` delivers to: the user's last active registered
+        session on its home DC (UPDATES.md §1.1: "the last active connection, except
+        connections for downloading/uploading files"), or None."""
+        target = self._target(user_id)
+        return None if target is None else target[0]
+
+    def _target(self, user_id: int) -> tuple[Any, int | None] | None:
+        account = self.accounts.get(user_id)
+        entries = self._sessions.get(user_id)
+        if not entries:
+            return None
+        for handle, layer, dc_id in reversed(entries.values()):
+            if dc_id is None or account is None or dc_id == account.home_dc:
+                return handle, layer
+        return None
 
     def push_update(self, user_id: int, update: Any, *, now: float = 0.0) -> int:
-        """Send ``update`` to every registered session of ``user_id`` through the sink.
+        """Send ``update`` to the user's last active session on its home DC (see
+        :meth:`update_target`) through the sink: never to a session on another DC, never to
+        one whose last request used ``invokeWithoutUpdates``, and to one session only.
 
         ``update`` should be an ``Updates`` object (``updateShort``, ``updates``...: Telethon
         accepts nothing else unsolicited, spec §14); a bare ``Update`` is wrapped in
-        ``updateShort(update, date=now)``.  Returns the number of sessions it was handed to
-        (0 when no sink is installed).
+        ``updateShort(update, date=now)``.  Returns the number of sessions it was handed to:
+        1, or 0 when there is no such session or no sink is installed.
         """
         if type(update).QUALNAME not in UPDATES_QUALNAMES:
             # updateShort#78d4dec1 update:Update date:int = Updates;
             update = tl.api.UpdateShort(update=update, date=int(now))
         sink = self._update_sink
-        entries = list(self._sessions.get(user_id, ()))
-        if sink is None or not entries:
+        target = self._target(user_id)
+        if sink is None or target is None:
             return 0
-        payloads: dict[int, bytes] = {}
-        for handle, layer in entries:
-            if layer is None:
-                layer = getattr(handle, "layer", None) or tl.LAYER
-            key = answer_layer(layer)  # one encoding per distinct answer layer
-            if key not in payloads:
-                payloads[key] = to_layer(update, layer).to_bytes()
-            sink(handle, payloads[key])
-        return len(entries)
+        handle, layer = target
+        if layer is None:
+            layer = getattr(handle, "layer", None) or tl.LAYER
+        sink(handle, to_layer(update, layer).to_bytes())
+        return 1
 
     # ------------------------------------------------------------------ requests
 

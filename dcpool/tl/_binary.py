@@ -172,7 +172,7 @@ def put_bytes(out: list[bytes], b: bytes | bytearray | memoryview | str) -> None
         raise LocalProtocolError(f"TL bytes too long: {n} bytes (max 2^24 - 1)")
     else:
         out.append(bytes((254, n & 0xFF, (n >> 8) & 0xFF, n >> 16)))
-    out.append(b)
+    out.append(b)  # type: ignore[arg-type]  # any buffer: b"".join copies it once, later
     pad = _PADDING[(n + 1) & 3] if n <= 253 else _PADDING[n & 3]
     if pad:
         out.append(pad)

@@ -225,7 +225,7 @@ _MODULES = {
 }
 
 
-def class_for(kind: str, comb: Combinator) -> type:
+def class_for(kind: str, comb: Combinator) -> Any:
     """The class of ``comb`` from schema ``kind`` (built on first use).
 
     Core, layer-158 or history declarations whose id also exists in layer 228 share the
@@ -313,7 +313,7 @@ class _Gen:
         self.counter += 1
         return f"{prefix}{self.counter}"
 
-    def bare_class(self, t: TLType) -> type:
+    def bare_class(self, t: TLType) -> Any:
         """The class read/written for a bare type (``%Message``, ``future_salt``)."""
         s = schema(self.kind)
         if t.percent:
@@ -387,7 +387,7 @@ def min_size(gen: _Gen | None, t: TLType, _depth: int = 0) -> int:
     return 4 if not t.is_bare_name else 0
 
 
-def _build_class(kind: str, comb: Combinator) -> type:
+def _build_class(kind: str, comb: Combinator) -> Any:
     if comb.id is None:
         raise TypeError(f"{comb.name} has no constructor id and cannot be serialized")
     gen = _Gen(kind, comb)
@@ -415,7 +415,7 @@ def _build_class(kind: str, comb: Combinator) -> type:
     ns["__module__"] = _MODULES[kind]
     ns["__doc__"] = f"TL {'function' if comb.is_function else 'constructor'} ({kind}):\n\n    {comb.line}\n"
     base = TLFunction if comb.is_function else TLObject
-    cls = attrs.define(kw_only=True, slots=True, eq=True, order=False, weakref_slot=False)(
+    cls: Any = attrs.define(kw_only=True, slots=True, eq=True, order=False, weakref_slot=False)(
         type(cname, (base,), ns)
     )
     cls.CONSTRUCTOR_ID = comb.id
@@ -535,7 +535,7 @@ def _start_result(data: bytes | bytearray | memoryview) -> Reader:
     return r
 
 
-def _add_result_reader(gen: _Gen, cls: type, comb: Combinator) -> None:
+def _add_result_reader(gen: _Gen, cls: Any, comb: Combinator) -> None:
     rtype_text = comb.result
     if " " in rtype_text:  # "Vector t" style (never in practice for functions)
         rtype_text = rtype_text.replace(" ", "<", 1) + ">"
@@ -584,7 +584,7 @@ class _GenericResult:
 # --------------------------------------------------------------------------- hand-written parts
 
 
-def _special_message(cls: type) -> None:
+def _special_message(cls: Any) -> None:
     # message msg_id:long seqno:int bytes:int body:Object = Message;   (spec §3.6, bare)
     def _tl_read(r: Reader) -> Any:
         msg_id = r.read_long()
@@ -615,7 +615,7 @@ def _special_message(cls: type) -> None:
     cls._tl_write_bare = _tl_write_bare
 
 
-def _special_rpc_result(cls: type) -> None:
+def _special_rpc_result(cls: Any) -> None:
     # rpc_result#f35c6d01 req_msg_id:long result:Object = RpcResult;   (spec §8.1)
     def _tl_read(r: Reader) -> Any:
         req_msg_id = r.read_long()
@@ -632,7 +632,7 @@ def _special_rpc_result(cls: type) -> None:
     cls._tl_read = staticmethod(_tl_read)
 
 
-def _special_gzip(cls: type) -> None:
+def _special_gzip(cls: Any) -> None:
     # gzip_packed#3072cfa1 packed_data:bytes = Object;  reading never yields this class: any
     # gzip_packed is inflated by Reader.read_object (spec §2.7).
     cls._tl_read = staticmethod(_binary._read_gzip)
@@ -648,8 +648,8 @@ def _special_gzip(cls: type) -> None:
     cls.pack = pack
 
 
-def _special_bool(value: bool) -> Callable[[type], None]:
-    def apply(cls: type) -> None:
+def _special_bool(value: bool) -> Callable[[Any], None]:
+    def apply(cls: Any) -> None:
         cls._tl_read = staticmethod(lambda r: value)  # a Bool reads as a Python bool (§2.3)
 
     return apply
@@ -660,7 +660,7 @@ _FIELD_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {("mtproto", "message")
 
 _VECTOR_ID = _binary._UINT.pack(ids.VECTOR)
 
-_SPECIAL: dict[tuple[str, str], Callable[[type], None]] = {
+_SPECIAL: dict[tuple[str, str], Callable[[Any], None]] = {
     ("mtproto", "message"): _special_message,
     ("mtproto", "rpc_result"): _special_rpc_result,
     ("mtproto", "gzip_packed"): _special_gzip,

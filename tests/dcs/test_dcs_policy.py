@@ -109,13 +109,34 @@ def test_rule_tcpo_only_dropped_without_obfuscation() -> None:
         policy(TCPO, allow_obfuscated=False).candidates(2)
 
 
-def test_rule_static_preferred_on_ties() -> None:
+def test_rule_static_never_preferred_on_a_direct_connection() -> None:
+    # spec §11.1: static = "use this IP when connecting through a proxy".  Direct (the default):
+    # a static endpoint is a fallback behind every non-static one, whatever its other merits.
+    static = opt(2, "10.0.0.9", static=True)
+    static6 = opt(2, "2001:db8::9", static=True)
+    p = policy(static, static6, V4, V6)
+    assert p.candidates(2) == [V4, V6, static, static6]
+    assert p.candidates(2, prefer_ipv6=True) == [V6, V4, static6, static]
+    # ... even when the static one is a media endpoint on the download lane
+    media_static = opt(2, "10.0.1.9", media_only=True, static=True)
+    assert policy(media_static, V4).candidates(2, lane="download") == [V4, media_static]
+
+
+def test_rule_static_is_still_used_when_nothing_else_is_left() -> None:
+    static = opt(2, "10.0.0.9", static=True)
+    assert policy(static).candidates(2) == [static]
+    # and a static endpoint that is not cooling goes before a non-static one in cool-down
+    health = EndpointHealth(cooldown=30.0)
+    health.record_error(V4, now=100.0)
+    assert policy(V4, static).candidates(2, health=health, now=110.0) == [static, V4]
+
+
+def test_rule_static_first_through_a_proxy() -> None:
     static = opt(2, "10.0.0.9", static=True)
     static6 = opt(2, "2001:db8::9", static=True)
     p = policy(V4, V6, static, static6)
-    assert p.candidates(2) == [static, V4, static6, V6]
-    # ... but only on ties: the address family preference comes first
-    assert p.candidates(2, prefer_ipv6=True) == [static6, V6, static, V4]
+    assert p.candidates(2, via_proxy=True) == [static, static6, V4, V6]
+    assert p.candidates(2, via_proxy=True, prefer_ipv6=True) == [static6, static, V6, V4]
 
 
 def test_rule_this_port_only_keeps_exactly_the_listed_ports() -> None:

@@ -46,7 +46,8 @@ from dcpool.mtproto.session import (
 )
 from dcpool.transport import ClientTransport, Frame, TransportErrorFrame, TransportKind
 
-__all__ = ["Closed", "Inner", "RawClient", "open_raw", "open_session", "login", "TransportKind"]
+__all__ = ["Closed", "Inner", "RawClient", "open_raw", "open_session", "login", "init_connection",
+           "TransportKind"]
 
 api = tl.api
 ids = tl.ids
@@ -99,6 +100,10 @@ class RawClient:
         #: every message received after the handshake, decrypted (see :class:`Inner`)
         self.inner: list[Inner] = []
         self.closed = False
+        #: wrap the first query in invokeWithLayer(layer, initConnection(...)) as every client
+        #: does (spec §10; the emulator answers an unwrapped first call CONNECTION_NOT_INITED)
+        self.auto_init = True
+        self.layer = tl.LAYER
 
     @staticmethod
     def now() -> float:
@@ -172,6 +177,9 @@ class RawClient:
     def send(self, query: Any) -> PendingRequest:
         """Queue a TL function (or raw boxed bytes); :meth:`flush` or any receive sends it."""
         body = query if isinstance(query, (bytes, bytearray)) else query.to_bytes()
+        if self.auto_init:
+            self.auto_init = False
+            body = init_connection(self.layer, body)
         return self._session().send_request(bytes(body), now=self.now())
 
     async def flush(self) -> None:
@@ -245,6 +253,17 @@ class RawClient:
     def of_type(self, cls: type | tuple[type, ...]) -> list[Any]:
         """The events of ``history`` that are instances of ``cls``."""
         return [e for e in self.history if isinstance(e, cls)]
+
+
+def init_connection(layer: int, body: bytes) -> bytes:
+    """``invokeWithLayer(layer, initConnection(..., query=body))`` serialized."""
+    return api.InvokeWithLayer(
+        layer=layer,
+        query=api.InitConnection(
+            api_id=1, device_model="raw", system_version="test", app_version="1",
+            system_lang_code="en", lang_pack="", lang_code="en", query=tl.Raw(bytes(body)),
+        ),
+    ).to_bytes()
 
 
 @asynccontextmanager

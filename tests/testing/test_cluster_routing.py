@@ -45,6 +45,49 @@ async def test_push_update_reaches_a_live_logged_in_session(cluster):
     assert not anonymous.of_type(Update)
 
 
+async def _no_update_after_a_round_trip(raw) -> bool:
+    """True if ``raw`` got no update: the server queues an update before it answers a later
+    call on the same connection, so one round trip is enough to know."""
+    await raw.call(api.help.GetNearestDc())
+    return not raw.of_type(Update)
+
+
+async def test_updates_go_to_the_last_active_session_only(cluster):
+    with trio.fail_after(TIMEOUT):
+        async with open_session(cluster, 2) as first, open_session(cluster, 2) as second:
+            user = await login(first, PHONE, "22222")
+            await login(second, PHONE, "22222")  # second is now the last active
+            await first.call(api.help.GetNearestDc())  # ... and now first is
+            assert cluster.push_update(user.id, api.UpdatesTooLong()) == 1
+            await first.until(lambda e: isinstance(e, Update))
+            assert await _no_update_after_a_round_trip(second)
+            # A request inside invokeWithoutUpdates does not make a session active for updates
+            # and takes it out of the routing (UPDATES.md §1.1): first keeps them... until it
+            # asks for none itself.
+            await second.call(api.InvokeWithoutUpdates(query=api.help.GetNearestDc()))
+            await first.call(api.InvokeWithoutUpdates(query=api.help.GetNearestDc()))
+            assert cluster.push_update(user.id, api.UpdatesTooLong()) == 0
+            await second.call(api.help.GetNearestDc())
+            assert cluster.push_update(user.id, api.UpdatesTooLong()) == 1
+            await second.until(lambda e: isinstance(e, Update))
+            assert len(first.of_type(Update)) == 1
+
+
+async def test_updates_never_go_to_other_dcs(cluster):
+    with trio.fail_after(TIMEOUT):
+        async with open_session(cluster, 2) as home:
+            user = await login(home, PHONE, "22222")
+            async with transferred(cluster, home, 4) as foreign:
+                await foreign.call(api.help.GetNearestDc())  # the last active session is here
+                assert cluster.push_update(user.id, api.UpdatesTooLong()) == 1
+                await home.until(lambda e: isinstance(e, Update))
+                assert await _no_update_after_a_round_trip(foreign)
+                cluster.move_user(user.id, 4)  # now DC 4 is home: its session gets them
+                assert cluster.push_update(user.id, api.UpdatesTooLong()) == 1
+                await foreign.until(lambda e: isinstance(e, Update))
+                assert len(home.of_type(Update)) == 1
+
+
 async def test_push_update_without_a_session_goes_nowhere(cluster):
     account = cluster.add_user("15550001111", 3)
     assert cluster.push_update(account.id, api.UpdatesTooLong()) == 0

@@ -15,7 +15,7 @@ api = tl.api
 
 
 def make_world(**kw) -> World:
-    return World.test_cluster(rng=random.Random(1234).randbytes, **kw)
+    return World.test_cluster(rng=random.Random(1234).randbytes, require_init_connection=False, **kw)
 
 
 def init_wrap(query, layer: int = 229):
@@ -38,7 +38,7 @@ def init_wrap(query, layer: int = 229):
 
 
 def test_default_world_has_five_production_dcs():
-    w = World(rng=random.Random(0).randbytes)
+    w = World(rng=random.Random(0).randbytes, require_init_connection=False)
     assert w.dc_ids == (1, 2, 3, 4, 5)
     assert w.test_mode is False
     assert w.nearest_dc == 2

@@ -15,7 +15,7 @@ api = tl.api
 
 
 def make_world() -> World:
-    w = World.test_cluster(rng=random.Random(3).randbytes)
+    w = World.test_cluster(rng=random.Random(3).randbytes, require_init_connection=False)
     uid = w.user_by_phone(w.test_phone(1, 1)).id
     w.authorize(1, 100, uid)
     return w
@@ -158,7 +158,7 @@ def test_bad_arming_arguments():
 
 
 def test_faults_are_per_dc():
-    w = World.test_cluster()
+    w = World.test_cluster(require_init_connection=False)
     w.faults(1).refuse_connections()
     assert w.faults(1).on_connection().refuse
     assert not w.faults(2).on_connection().refuse

@@ -17,7 +17,7 @@ MiB = 1 << 20
 
 
 def make_world() -> World:
-    w = World.test_cluster(rng=random.Random(5).randbytes)
+    w = World.test_cluster(rng=random.Random(5).randbytes, require_init_connection=False)
     uid = w.user_by_phone(w.test_phone(2, 1)).id
     for dc in w.dc_ids:
         w.authorize(dc, 1, uid)
@@ -105,14 +105,14 @@ def test_reassembled_download_matches_sha256():
 
 
 def test_size_only_content_is_deterministic_and_pseudo_random():
-    a = World.test_cluster(rng=random.Random(11).randbytes).add_file(1, size=100_000)
-    b = World.test_cluster(rng=random.Random(11).randbytes).add_file(1, size=100_000)
-    c = World.test_cluster(rng=random.Random(12).randbytes).add_file(1, size=100_000)
+    a = World.test_cluster(rng=random.Random(11).randbytes, require_init_connection=False).add_file(1, size=100_000)
+    b = World.test_cluster(rng=random.Random(11).randbytes, require_init_connection=False).add_file(1, size=100_000)
+    c = World.test_cluster(rng=random.Random(12).randbytes, require_init_connection=False).add_file(1, size=100_000)
     assert a.data == b.data and a.sha256 == b.sha256
     assert a.data != c.data
     assert len(set(a.data[:4096])) > 200  # not a constant fill
     # an explicit rng argument wins over the world's
-    w = World.test_cluster(rng=random.Random(0).randbytes)
+    w = World.test_cluster(rng=random.Random(0).randbytes, require_init_connection=False)
     d = w.add_file(1, size=100_000, rng=random.Random(11).randbytes)
     assert d.data == a.data
 
@@ -152,9 +152,11 @@ def test_wrong_dc_is_file_migrate():
         (lambda f: api.InputDocumentFileLocation(id=f.id + 1, access_hash=f.access_hash, file_reference=f.file_reference, thumb_size=""), "FILE_ID_INVALID"),
         (lambda f: api.InputDocumentFileLocation(id=f.id, access_hash=f.access_hash + 1, file_reference=f.file_reference, thumb_size=""), "FILE_ID_INVALID"),
         (lambda f: api.InputDocumentFileLocation(id=f.id, access_hash=f.access_hash, file_reference=b"old", thumb_size=""), "FILE_REFERENCE_EXPIRED"),
-        (lambda f: api.InputPhotoFileLocation(id=f.id, access_hash=f.access_hash, file_reference=f.file_reference, thumb_size="x"), "LOCATION_INVALID"),
+        (lambda f: api.InputPhotoFileLocation(id=f.id, access_hash=f.access_hash, file_reference=f.file_reference, thumb_size="x"), "FILE_ID_INVALID"),
+        (lambda f: api.InputDocumentFileLocation(id=f.id, access_hash=f.access_hash, file_reference=f.file_reference, thumb_size="m"), "LOCATION_INVALID"),
+        (lambda f: api.InputEncryptedFileLocation(id=f.id, access_hash=f.access_hash), "LOCATION_INVALID"),
     ],
-    ids=["unknown-id", "wrong-hash", "stale-reference", "photo-location"],
+    ids=["unknown-id", "wrong-hash", "stale-reference", "document-as-photo", "no-such-thumb", "other-kind"],
 )
 def test_bad_locations(mutate, expected):
     w = make_world()

@@ -22,7 +22,7 @@ BROADCAST_STATS_158 = 0xBDF78394
 
 
 def make_world() -> tuple[World, int]:
-    w = World.test_cluster(rng=random.Random(8).randbytes)
+    w = World.test_cluster(rng=random.Random(8).randbytes, require_init_connection=False)
     uid = w.user_by_phone(w.test_phone(1, 1)).id
     w.authorize(1, 100, uid)
     return w, uid
@@ -131,26 +131,47 @@ def test_broadcast_stats_errors():
 # --------------------------------------------------------------------------- updates
 
 
-def test_push_update_goes_to_registered_sessions_in_their_layer():
+def test_push_update_goes_to_the_last_active_session_in_its_layer():
     w, uid = make_world()
     sent: list[tuple[object, bytes]] = []
     w.set_update_sink(lambda handle, payload: sent.append((handle, payload)))
     new_ctx, old_ctx = ConnectionContext(layer=229), ConnectionContext(layer=158)
     w.register_session(uid, new_ctx)
     w.register_session(uid, old_ctx)
-    w.register_session(uid, old_ctx)  # idempotent
-    w.register_session(uid, "fixed", layer=158)
     me = w.user(uid).to_tl(is_self=True)
     upd = api.Updates(updates=[api.UpdateConfig()], users=[me], chats=[], date=1, seq=0)
-    assert w.push_update(uid, upd) == 3
-    by_handle = {id(h): tl.loads(p) for h, p in sent}
-    assert type(by_handle[id(new_ctx)].users[0]).CONSTRUCTOR_ID == USER_228
-    assert type(by_handle[id(old_ctx)].users[0]).CONSTRUCTOR_ID == USER_158
-    assert type(by_handle[id("fixed")].users[0]).CONSTRUCTOR_ID == USER_158
+    assert w.push_update(uid, upd) == 1  # one session only: the last active one
+    assert sent[-1][0] is old_ctx
+    assert type(tl.loads(sent[-1][1]).users[0]).CONSTRUCTOR_ID == USER_158
+    w.register_session(uid, new_ctx)  # active again: it is now the last active
+    assert w.sessions(uid) == (old_ctx, new_ctx)
+    assert w.push_update(uid, upd) == 1
+    assert sent[-1][0] is new_ctx
+    assert type(tl.loads(sent[-1][1]).users[0]).CONSTRUCTOR_ID == USER_228
+    w.register_session(uid, "fixed", layer=158)
+    assert w.push_update(uid, upd) == 1
+    assert sent[-1][0] == "fixed"
+    assert type(tl.loads(sent[-1][1]).users[0]).CONSTRUCTOR_ID == USER_158
     w.unregister_session(uid, old_ctx)
     w.unregister_session(uid, "fixed")
     w.unregister_session(uid, "never-registered")
     assert w.sessions(uid) == (new_ctx,)
+
+
+def test_push_update_skips_sessions_on_other_dcs():
+    w, uid = make_world()
+    home = w.user(uid).home_dc
+    other = next(d for d in w.dc_ids if d != home)
+    sent: list[object] = []
+    w.set_update_sink(lambda handle, payload: sent.append(handle))
+    w.register_session(uid, "home", dc_id=home)
+    w.register_session(uid, "foreign", dc_id=other)  # more recent, but not on the home DC
+    assert w.update_target(uid) == "home"
+    assert w.push_update(uid, api.UpdatesTooLong()) == 1 and sent == ["home"]
+    w.move_user(uid, other)
+    assert w.push_update(uid, api.UpdatesTooLong()) == 1 and sent == ["home", "foreign"]
+    w.unregister_session(uid, "foreign")
+    assert w.push_update(uid, api.UpdatesTooLong()) == 0
 
 
 def test_bare_update_is_wrapped_in_update_short_and_no_sink_means_zero():

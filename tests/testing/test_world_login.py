@@ -21,7 +21,7 @@ api = tl.api
 
 
 def make_world(**kw) -> World:
-    return World.test_cluster(rng=random.Random(99).randbytes, **kw)
+    return World.test_cluster(rng=random.Random(99).randbytes, require_init_connection=False, **kw)
 
 
 def send_code(w: World, dc: int, phone: str, key: int = 1, now: float = 0.0):

@@ -7,14 +7,14 @@ import random
 import pytest
 
 from dcpool import tl
-from dcpool.errors import AuthKeyUnregistered, BadRequest, RpcError, UserMigrate
+from dcpool.errors import AuthKeyUnregistered, BadRequest, DcPoolError, RpcError, UserMigrate
 from dcpool.testing.world import AuthKind, World
 
 api = tl.api
 
 
 def make_world(**kw) -> World:
-    return World.test_cluster(rng=random.Random(7).randbytes, **kw)
+    return World.test_cluster(rng=random.Random(7).randbytes, require_init_connection=False, **kw)
 
 
 def logged_in(w: World, home: int = 1, key: int = 100) -> int:
@@ -127,6 +127,22 @@ def test_moved_user_can_follow_by_exporting_from_the_login_dc():
     # the imported key on the new home is a full session, and may export onward
     ex2 = export(w, 3, 300, 2)
     assert ex2.id == uid
+
+
+def test_export_from_former_home_is_an_option():
+    w = make_world()
+    uid = logged_in(w, home=1)
+    w.move_user(uid, 3)
+    w.set_option("export_from_former_home", False)
+    assert raises(UserMigrate, w.call, 1, 100, api.auth.ExportAuthorization(dc_id=3)).dc_id == 3
+    w.set_option("export_from_former_home", True)
+    assert export(w, 1, 100, 3).id == uid
+    assert w.options()["export_from_former_home"] is True
+    for name, value in [("nope", 1), ("min_layer", "x"), ("strict", 1), ("nearest_dc", 99)]:
+        with pytest.raises(DcPoolError):
+            w.set_option(name, value)
+    w.set_option("export_ttl", 5)  # an int is fine for a float option
+    assert w.export_ttl == 5.0
 
 
 def test_import_keeps_an_existing_login_of_the_same_user():
