@@ -499,9 +499,10 @@ def _configure_session(p: argparse.ArgumentParser) -> None:
     show = ssub.add_parser("show", help="what a session file holds (keys are never printed)")
     show.add_argument("path")
     show.add_argument("--json", action="store_true", help="print JSON")
+    configure_session_transfer(ssub)  # import / export: see the block below
 
 
-@command("session", "inspect a session file (never prints keys)", _configure_session)
+@command("session", "inspect, import or export a session (never prints keys)", _configure_session)
 def _cmd_session_show(args) -> int:
     import json
 
@@ -532,6 +533,105 @@ def _cmd_session_show(args) -> int:
     console.print(table)
     cfg = summary.get("config")
     console.print(f"config: {cfg if cfg else 'none stored'}")
+    return 0
+
+
+# --------------------------------------------------------------------------- session import/export
+# (issue 19: `dcpool session import` / `dcpool session export`; the logic is dcpool.sessions)
+
+
+def configure_session_transfer(ssub: Any) -> None:
+    imp = ssub.add_parser(
+        "import",
+        help="import a Telethon / Pyrogram / kurigram / pyrofork login into a NEW dcpool session",
+        description="Import the home DC, its auth key and the user (and test mode where known) "
+                    "from a Telethon .session file or StringSession, or a Pyrogram-family .session "
+                    "file or session string, into a new dcpool session file (never overwritten).",
+    )
+    src = imp.add_mutually_exclusive_group(required=True)
+    src.add_argument("path", nargs="?", help="the other library's .session file")
+    src.add_argument("--string", help="a Telethon StringSession or a Pyrogram session string")
+    imp.add_argument("--session", required=True, help="the dcpool session file to create")
+    imp.add_argument("--test-mode", action="store_true", help="the login is on Telegram's test DCs")
+    imp.add_argument("--user-id", type=int, help="the user id, for formats that do not record it (Telethon)")
+    imp.add_argument("--api-id", type=int, help="with --api-hash: ask Telegram who the login is")
+    imp.add_argument("--api-hash")
+    imp.set_defaults(_run=_cmd_session_import)
+    exp = ssub.add_parser(
+        "export",
+        help="print the home login of a dcpool session as a Telethon or Pyrogram session string",
+    )
+    exp.add_argument("path", help="the dcpool session file")
+    exp.add_argument("--format", required=True, choices=["telethon", "pyrogram"])
+    exp.add_argument("--address", help="HOST:PORT of the home DC (Telethon; default: built-in)")
+    exp.add_argument("--api-id", type=int, help="the api_id to record (Pyrogram)")
+    exp.set_defaults(_run=_cmd_session_export)
+
+
+def _cmd_session_import(args: argparse.Namespace) -> int:
+    import os
+
+    from . import sessions
+    from .errors import DcPoolError
+    from .storage import SqliteStorage
+
+    name = "dcpool session import"
+    if os.path.lexists(args.session):
+        print(f"{name}: {args.session} exists: refusing to overwrite it", file=sys.stderr)
+        return 2
+    try:
+        foreign = sessions.load_session(args.path, string=args.string)
+    except DcPoolError as exc:
+        print(f"{name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    can_identify = args.api_id is not None and args.api_hash is not None
+    if foreign.user_id is None and args.user_id is None and not can_identify:
+        print(f"{name}: a {foreign.source} session does not record its user: pass --user-id N, "
+              "or --api-id and --api-hash to ask Telegram", file=sys.stderr)
+        return 2
+    mode = "test" if (foreign.test_mode if foreign.test_mode is not None else args.test_mode) else "prod"
+    if foreign.test_mode is not None and args.test_mode and not foreign.test_mode:
+        print(f"{name}: --test-mode given, but the session is a production session", file=sys.stderr)
+        return 2
+    storage = SqliteStorage(args.session, mode)
+    try:
+        sessions.import_session(foreign, storage, user_id=args.user_id)
+        if storage.get_user_id() is None:
+            import trio
+
+            trio.run(lambda: sessions.identify_user(storage, api_id=args.api_id, api_hash=args.api_hash))
+    except (DcPoolError, OSError) as exc:
+        storage.close()
+        for suffix in ("", "-wal", "-shm"):  # ours: created above, never someone else's
+            try:
+                os.unlink(f"{args.session}{suffix}")
+            except FileNotFoundError:
+                pass
+        print(f"{name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(f"imported {foreign.source} session: home DC {storage.get_home_dc()}, "
+          f"user {storage.get_user_id()}, {mode} mode -> {args.session}")
+    storage.close()
+    return 0
+
+
+def _cmd_session_export(args: argparse.Namespace) -> int:
+    from . import sessions
+    from .errors import DcPoolError
+
+    address = None
+    if args.address:
+        host, _, port = args.address.rpartition(":")
+        if not host or not port.isdigit():
+            print(f"dcpool session export: --address wants HOST:PORT, got {args.address!r}", file=sys.stderr)
+            return 2
+        address = (host.strip("[]"), int(port))
+    try:
+        text = sessions.export_session(args.path, args.format, address=address, api_id=args.api_id)
+    except DcPoolError as exc:
+        print(f"dcpool session export: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(text)
     return 0
 
 

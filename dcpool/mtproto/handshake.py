@@ -51,6 +51,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -71,6 +72,9 @@ from ..errors import (
 )
 from .authkey import AuthKey
 from .plain import next_plain_msg_id, pack_plain, unpack_plain
+
+if TYPE_CHECKING:  # the TL runtime is imported lazily below
+    from ..tl import TLObject
 
 __all__ = [
     "ClientHandshake",
@@ -363,6 +367,7 @@ class ClientHandshake:
             nonce=s.nonce, server_nonce=s.server_nonce, new_nonce=s.new_nonce,
         )
         temp = self._temp_expires_in
+        inner: TLObject  # one of the four P_Q_inner_data constructors (typed by the TL stubs)
         if self._legacy:
             if temp is None:
                 # p_q_inner_data#83c95aec pq:string p:string q:string nonce:int128

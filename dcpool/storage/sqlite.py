@@ -544,7 +544,8 @@ class SqliteStorage:
         if not rows:
             return None
         channels = self._read("SELECT channel_id, pts FROM updates_channels WHERE pts IS NOT NULL")
-        return tuple(rows[0]), {int(c): int(p) for c, p in channels}  # type: ignore[return-value]
+        pts, qts, date, seq = (int(v) for v in rows[0])
+        return (pts, qts, date, seq), {int(c): int(p) for c, p in channels}
 
     def set_updates_state(self, pts: int, qts: int, date: int, seq: int,
                           channels: dict[int, int | None]) -> None:

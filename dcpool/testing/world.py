@@ -387,7 +387,8 @@ class World:
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             raise ConfigError(f"option {name!r} takes a {kind.__name__}, got {value!r}")
         if name == "nearest_dc":
-            self._check_dc(int(value))
+            assert isinstance(value, int)  # checked against OPTIONS above
+            self._check_dc(value)
         setattr(self, name, value)
 
     @classmethod
