@@ -106,7 +106,7 @@ import attrs
 from .. import tl
 from ..errors import RpcError, TLDecodeError, rpc_error_from
 from .files import StoredFile, StoredPhoto, check_offset_limit, file_hashes, serialize_file_part
-from .layers import to_layer
+from .layers import from_layer, to_layer
 
 if TYPE_CHECKING:
     from .world import Account, Authorization, ConnectionContext, DcState, World
@@ -214,6 +214,7 @@ def handle_request(
             raise rpc_error_from(400, INPUT_FETCH_ERROR if known else INPUT_METHOD_INVALID) from None
 
         query, without_updates, inited, bad_layer = _unwrap(query, ctx, dc, key_id, world)
+        query = from_layer(query)  # a request of any layer, as layer-228 classes (.layers)
         cls = type(query)
         qualname = getattr(cls, "QUALNAME", "?")
         stats.record_request(qualname)
