@@ -241,7 +241,7 @@ class _Rewriter:
             key = (cost, comb.name)
             if best is None or key < best[:2]:
                 best = (cost, comb.name, comb)
-        cls = None if best is None else history.class_at(best[2].name, self.layer)
+        cls = None if best is None else tl.class_at_layer(best[2].name, self.layer)
         self._zero_ctor[type_name] = cls
         return cls
 
@@ -257,7 +257,7 @@ def _down(layer: int) -> _Rewriter:
             r = _DOWN.get(layer)
             if r is None:
                 r = _DOWN[layer] = _Rewriter(
-                    layer, lambda cls: history.class_at(cls.QUALNAME, layer)
+                    layer, lambda cls: tl.class_at_layer(cls.QUALNAME, layer)
                     if getattr(cls, "SCHEMA", "mtproto") != "mtproto" else None
                 )
     return r
@@ -266,7 +266,7 @@ def _down(layer: int) -> _Rewriter:
 def _to_228(cls: Any) -> Any:
     if getattr(cls, "SCHEMA", "mtproto") in ("api", "mtproto"):
         return None
-    return history.class_at(cls.QUALNAME, NEWEST_SERVED)
+    return tl.class_at_layer(cls.QUALNAME, NEWEST_SERVED)
 
 
 def _up() -> _Rewriter:

@@ -47,7 +47,7 @@ Layers
 ``tl.loads`` decodes every id of the core schema, of layer 228, of layer 158 (ids that layer
 228 lacks) and of every layer 100..228 (:mod:`dcpool.tl.history`, parsed only when an id that
 the others lack is met).  ``api158.X`` is the layer-228 class when the id is the same in both
-layers; likewise ``history.class_at(name, layer)`` returns the ``api``/``api158`` class for an
+layers; likewise ``class_at_layer(name, layer)`` returns the ``api``/``api158`` class for an
 id those layers share.  dcpool's own client always speaks layer 228 (:data:`LAYER`).
 """
 
@@ -91,6 +91,7 @@ __all__ = [
     "loads",
     "dumps",
     "reader_for_id",
+    "class_at_layer",
     "Reader",
     "Raw",
     "TLObject",
@@ -130,6 +131,14 @@ def reader_for_id(cid: int) -> Any:
     from ._runtime import reader_for_id as find
 
     return find(cid)
+
+
+def class_at_layer(name: str, layer: int) -> Any:
+    """The TL class a client of ``layer`` reads for schema name ``name`` (None: not in that
+    layer); loads the layer history on first use."""
+    from ._runtime import class_at_layer as find
+
+    return find(name, layer)
 
 
 set_reader_resolver(reader_for_id)  # Reader.read_object's fallback for ids it has not met

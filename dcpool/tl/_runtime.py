@@ -225,6 +225,17 @@ _MODULES = {
 }
 
 
+def class_at_layer(name: str, layer: int) -> Any:
+    """The TL class a client of ``layer`` reads for schema name ``name`` (None: not in that
+    layer): the ``api``/``api158`` class where the id is the same, else a history class."""
+    from . import history
+
+    comb = history.combinator_at(name, layer)
+    if comb is None or comb.id is None:
+        return None
+    return class_for("history", comb)
+
+
 def class_for(kind: str, comb: Combinator) -> Any:
     """The class of ``comb`` from schema ``kind`` (built on first use).
 

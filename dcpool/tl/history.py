@@ -182,16 +182,6 @@ def combinator_at(name: str, layer: int) -> Combinator | None:
     return _history().at(name, layer)
 
 
-def class_at(name: str, layer: int) -> type | None:
-    """The TL class a client of ``layer`` reads for ``name`` (None: not in that layer)."""
-    comb = _history().at(name, layer)
-    if comb is None or comb.id is None:
-        return None
-    from . import _runtime
-
-    return _runtime.class_for("history", comb)
-
-
 def constructors_of(type_name: str, layer: int) -> list[Combinator]:
     """The constructors of boxed type ``type_name`` in effect at ``layer``."""
     h = _history()

@@ -9,7 +9,7 @@ from dcpool.tl import history
 
 
 def cls_at(name: str, layer: int) -> type:
-    cls = history.class_at(name, layer)
+    cls = tl.class_at_layer(name, layer)
     assert cls is not None, f"{name} does not exist in layer {layer}"
     return cls
 

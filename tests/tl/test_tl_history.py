@@ -48,16 +48,16 @@ def test_effective_layer(layer: int, effective: int) -> None:
 )
 def test_user_has_the_readme_ids(layer: int, cid: int) -> None:
     assert history.combinator_at("user", layer).id == cid
-    assert history.class_at("user", layer).CONSTRUCTOR_ID == cid
+    assert tl.class_at_layer("user", layer).CONSTRUCTOR_ID == cid
 
 
 def test_ids_shared_with_228_or_158_are_the_same_classes() -> None:
-    assert history.class_at("user", 228) is tl.api.User
-    assert history.class_at("user", 158) is tl.api158.User
-    assert history.class_at("inputPeerSelf", 140) is tl.api.InputPeerSelf
-    assert history.class_at("user", 198) is not history.class_at("user", 220)
-    assert history.class_at("storyItem", 133) is None  # stories came later
-    assert history.class_at("noSuchThing", 200) is None
+    assert tl.class_at_layer("user", 228) is tl.api.User
+    assert tl.class_at_layer("user", 158) is tl.api158.User
+    assert tl.class_at_layer("inputPeerSelf", 140) is tl.api.InputPeerSelf
+    assert tl.class_at_layer("user", 198) is not tl.class_at_layer("user", 220)
+    assert tl.class_at_layer("storyItem", 133) is None  # stories came later
+    assert tl.class_at_layer("noSuchThing", 200) is None
 
 
 def test_constructors_of_a_type_in_a_layer() -> None:
@@ -67,7 +67,7 @@ def test_constructors_of_a_type_in_a_layer() -> None:
 
 
 def test_old_ids_decode_through_tl_loads() -> None:
-    old = history.class_at("user", 198)(id=7, first_name="Old", self_=True)
+    old = tl.class_at_layer("user", 198)(id=7, first_name="Old", self_=True)
     back = tl.loads(old.to_bytes())
     assert type(back) is type(old) and back == old
     assert back.SCHEMA == "history" and back.QUALNAME == "user"
