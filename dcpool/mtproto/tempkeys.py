@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Mapping
 
 import attrs
 
@@ -146,15 +147,15 @@ def bind_temp_auth_key_request(
     )
 
 
-def decrypt_bind_message(encrypted: bytes, perm_keys: dict[int, KeyLike] | object) -> BindMessage:
-    """Open ``encrypted_message`` (server side).  ``perm_keys`` maps key ids to keys (anything
-    with ``.get(key_id)``).  Raises :class:`BindRejected` when the key is unknown, the msg_key
+def decrypt_bind_message(encrypted: bytes, perm_keys: Mapping[int, KeyLike]) -> BindMessage:
+    """Open ``encrypted_message`` (server side).  ``perm_keys`` maps the DC's permanent key
+    ids to their keys.  Raises :class:`BindRejected` when the key is unknown, the msg_key
     does not match or the layout is wrong."""
     data = bytes(encrypted)
     if len(data) < 24 + 80 or (len(data) - 24) % 16:
         raise BindRejected(f"encrypted_message of {len(data)} bytes")
     (perm_id,) = struct.unpack_from("<q", data)
-    key = perm_keys.get(perm_id)  # type: ignore[attr-defined]
+    key = perm_keys.get(perm_id)
     if key is None:
         raise BindRejected("unknown permanent key")
     msg_key = data[8:24]
