@@ -30,7 +30,7 @@ from ..crypto import Rng
 from ..crypto.rsa import RsaPrivateKey, RsaPublicKey
 from .files import StoredFile
 from .server import DcServer, wall_clock
-from .uploads import cdn_private_key, cdn_public_keys, enable_cdn_dc
+from .uploads import cdn_private_key, cdn_public_keys, enable_cdn_dc, serve_from_cdn
 from .world import DEFAULT_DC_IDS, TEST_DC_IDS, World
 
 
@@ -91,6 +91,10 @@ class Cluster:
 
     def add_file(self, dc_id: int, data: bytes | None = None, *, size: int | None = None) -> StoredFile:
         return self.world.add_file(dc_id, data, size=size)
+
+    def serve_from_cdn(self, file_id: int, cdn_dc: int | None = None) -> None:
+        """Serve document ``file_id`` through a CDN DC (``open_cluster(cdn_dcs=...)``)."""
+        serve_from_cdn(self.world, file_id, cdn_dc)
 
     def add_photo(self, dc_id: int, sizes: dict[str, bytes | int] | None = None):
         return self.world.add_photo(dc_id, sizes)

@@ -45,7 +45,8 @@ help.getConfig                 ANY     config (dc_options of the world, this_dc,
 help.getNearestDc              ANY     nearestDc(country, this_dc, nearest_dc)
 help.getAppConfig              ANY     help.appConfig(hash=1, jsonObject([])), or
                                        appConfigNotModified when the client sends hash 1
-help.getCdnConfig              ANY     cdnConfig([]) (the emulator has no CDN DC)
+help.getCdnConfig              ANY     cdnConfig([]) (replaced by :mod:`.uploads`: one key
+                                       per CDN DC)
 auth.sendCode                  ANY     auth.sentCode(sentCodeTypeApp(5), hash);
                                        PHONE_NUMBER_INVALID, 303 PHONE_MIGRATE_X (account on
                                        DC X), 303 NETWORK_MIGRATE_X (unregistered number and
@@ -83,6 +84,8 @@ upload.getFile                 KEY     upload.file(storage.filePartial, mtime, b
                                        FILE_ID_INVALID (unknown id or wrong access_hash),
                                        PEER_ID_INVALID / CHANNEL_INVALID (bad peer),
                                        303 FILE_MIGRATE_X (stored on DC X), FILE_REFERENCE_EXPIRED
+(issue 15)                             uploads, CDN methods, auth.bindTempAuthKey: see
+                                       :mod:`.uploads` and :mod:`.pfs`
 upload.getFileHashes           KEY     Vector<FileHash>: SHA-256 of each 128 KiB part from the
                                        part holding ``offset``, up to 1 MiB of parts; the
                                        location is checked as for upload.getFile

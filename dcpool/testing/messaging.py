@@ -421,6 +421,12 @@ def send_message(world: World, from_id: int, to_id: int, text: str, *, now: floa
     receiver.messages[got.id] = got
     got.twin, sent.twin = (from_id, sent.id), (to_id, got.id)
     ev_receiver = m._add_common(to_id, new_message(got), 1, date)
+    if media is not None:
+        # updateShortMessage cannot carry media: a full updates container (issue 15)
+        m.push(to_id, _container(m, to_id, [ev_receiver.update], date, users=[from_id, to_id]), now)
+        if push_to_sender:
+            m.push(from_id, _container(m, from_id, [ev_sender.update], date, users=[from_id, to_id]), now)
+        return ev_sender, ev_receiver
     # updateShortMessage#313bc7f8 flags:# out:flags.1?true ... id:int user_id:long message:string
     #   pts:int pts_count:int date:int ... = Updates;
     m.push(

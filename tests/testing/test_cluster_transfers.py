@@ -138,7 +138,7 @@ async def test_cdn_download_over_sockets(cdn_cluster):
     cluster = cdn_cluster
     data = os.urandom(600 * KiB + 123)
     stored = cluster.world.add_file(2, data)
-    U.serve_from_cdn(cluster.world, stored.id, 203)
+    cluster.serve_from_cdn(stored.id, 203)
     (opt,) = [o for o in cluster.world.dc_options() if o.id == 203]
     assert opt.cdn
     with trio.fail_after(TIMEOUT):

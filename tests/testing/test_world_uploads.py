@@ -146,6 +146,9 @@ def test_send_media_is_a_real_message_with_pts(world):
     from dcpool.testing import messaging as M
 
     other = world.add_user("15550002", 2)
+    pushed = []
+    world.set_update_sink(lambda handle, payload: pushed.append(tl.loads(payload)))
+    world.register_session(other.id, "other-session", layer=tl.LAYER)
     data = b"hello document"
     save(world, 2, K2, 77, data)
     pts_before = me(world).pts
@@ -162,6 +165,12 @@ def test_send_media_is_a_real_message_with_pts(world):
     # the receiver's box has the same media
     got = M.messaging(world).box(other.id).messages[1]
     assert got.media.document.id == document.id
+    # the receiver gets the message with its media (updateShortMessage cannot carry media)
+    (push,) = pushed
+    assert type(push) is api.Updates and push.seq == other.seq
+    (upd,) = push.updates
+    assert type(upd) is api.UpdateNewMessage and upd.message.media.document.id == document.id
+    assert upd.pts == other.pts
     # a photo
     save(world, 2, K2, 78, b"\xff\xd8jpeg")
     res = world.call(2, K2, api.messages.SendMedia(
