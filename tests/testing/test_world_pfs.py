@@ -126,3 +126,15 @@ def test_one_bound_temp_key_per_permanent_key_and_expiry(world):
     pfs.forget_key(world, 2, temp2.key_id)
     assert pfs.key_registry(world).bound_perm(2, temp2.key_id) is None
     assert (2, perm.key_id) not in pfs.key_registry(world).bound
+
+
+def test_uploads_through_a_bound_temp_key_belong_to_the_permanent_key(world):
+    perm, temp = keys(world)
+    user = world.user_by_phone(world.test_phone(2, 1))
+    world.authorize(2, perm.key_id, user.id)
+    call(world, temp.key_id, bind(perm, temp), init=False)
+    assert call(world, temp.key_id, api.upload.SaveFilePart(file_id=9, file_part=0, bytes=b"pfs")) is True
+    media = api.InputMediaUploadedDocument(
+        file=api.InputFile(id=9, parts=1, name="p", md5_checksum=""), mime_type="a/b", attributes=[])
+    got = call(world, perm.key_id, api.messages.UploadMedia(peer=api.InputPeerSelf(), media=media))
+    assert world.files[got.document.id].data == b"pfs"
