@@ -72,7 +72,8 @@ no authorization: every method except ``upload.getCdnFile`` answers 400
 ``CDN_METHOD_INVALID`` (a request gate, :data:`.handlers.REQUEST_GATES`).  ``fileHash`` values
 are SHA-256 of the *plaintext* 128 KiB parts (what clients check after decrypting).
 
-Faults: :func:`corrupt_cdn_chunks` flips one byte of the next N ``cdnFile`` answers of a CDN
+Faults: :func:`lose_upload_parts` makes a DC forget stored parts (``FILE_PART_X_MISSING``
+at the next use); :func:`corrupt_cdn_chunks` flips one byte of the next N ``cdnFile`` answers of a CDN
 DC; :func:`require_reupload` makes a file's tokens answer ``cdnFileReuploadNeeded`` until
 ``upload.reuploadCdnFile``; :func:`revoke_cdn_tokens` makes them ``FILE_TOKEN_INVALID`` (the
 client must fall back to the master DC).  All are control-channel commands too.
@@ -82,6 +83,7 @@ from __future__ import annotations
 
 import hashlib
 import weakref
+from collections.abc import Iterable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +113,7 @@ __all__ = [
     "cdn_private_key",
     "cdn_public_keys",
     "serve_from_cdn",
+    "lose_upload_parts",
     "corrupt_cdn_chunks",
     "require_reupload",
     "revoke_cdn_tokens",
@@ -263,6 +266,23 @@ def serve_from_cdn(world: World, file_id: int, cdn_dc: int | None = None) -> Non
     token = state._token_of.get((file_id, cdn_dc))
     if token is not None and state.tokens[token].revoked:
         state.forget_token(file_id, cdn_dc)
+
+
+def lose_upload_parts(
+    world: World, dc_id: int, parts: Iterable[int] | None = None, *, file_id: int | None = None
+) -> int:
+    """Fault: DC ``dc_id`` forgets stored upload parts (Telegram keeps them only "minutes to
+    hours"): the numbers in ``parts`` (None: all) of file ``file_id`` (None: every file).  The
+    next use of the file answers ``FILE_PART_X_MISSING``.  Returns how many parts were lost."""
+    wanted = None if parts is None else set(parts)
+    lost = 0
+    for (dc, _key, fid), upload in transfers(world).partial.items():
+        if dc != dc_id or (file_id is not None and fid != file_id):
+            continue
+        for number in [n for n in upload.parts if wanted is None or n in wanted]:
+            del upload.parts[number]
+            lost += 1
+    return lost
 
 
 def corrupt_cdn_chunks(world: World, cdn_dc: int, count: int = 1) -> None:
@@ -660,6 +680,19 @@ def _cmd_require_reupload(ctl: Controller, file_id: int) -> None:
 )
 def _cmd_revoke(ctl: Controller, file_id: int) -> dict[str, Any]:
     return {"revoked": revoke_cdn_tokens(ctl.world, file_id)}
+
+
+@control_command(
+    "lose_upload_parts",
+    "fault: a DC forgets stored upload parts; the file's next use answers FILE_PART_X_MISSING",
+    Param("dc_id", "int", "the DC", required=True),
+    Param("parts", "list", "part numbers (default: all)"),
+    Param("file_id", "int", "only this file_id (default: every file)"),
+)
+def _cmd_lose_parts(
+    ctl: Controller, dc_id: int, parts: list[int] | None = None, file_id: int | None = None
+) -> dict[str, Any]:
+    return {"lost": lose_upload_parts(ctl.world, dc_id, parts, file_id=file_id)}
 
 
 @control_command(

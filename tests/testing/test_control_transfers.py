@@ -29,6 +29,7 @@ async def test_cdn_and_pfs_control_commands():
             assert f["id"] in U.transfers(cluster.world).reupload_needed
             assert ctl.handle({"cmd": "revoke_cdn_tokens", "file_id": f["id"]})["result"] == {"revoked": 0}
             assert ctl.handle({"cmd": "uploaded_files"})["result"] == []
+            assert ctl.handle({"cmd": "lose_upload_parts", "dc_id": 2, "parts": [0]})["result"] == {"lost": 0}
             assert ctl.handle({"cmd": "expire_temp_keys", "dc_id": 2})["result"] == {"expired": 0}
             assert pfs.key_registry(cluster.world).temp == {}
             # the CLI's description lists the CDN DC with its own key

@@ -267,3 +267,15 @@ def test_cdn_reupload_and_token_errors(world):
     # re-marking issues a fresh token
     U.serve_from_cdn(world, f.id, 203)
     assert redirect(world, f).file_token != r.file_token
+
+
+def test_lost_parts_are_named_missing(world):
+    data = bytes(range(256)) * 1536  # 384 KiB = 3 parts of 128 KiB
+    save(world, 2, K2, 31, data, 128 * KiB)
+    assert U.lose_upload_parts(world, 2, [1], file_id=31) == 1
+    assert U.lose_upload_parts(world, 4) == 0
+    media = doc_media(api.InputFile(id=31, parts=3, name="l", md5_checksum=""))
+    assert err(world, 2, K2, api.messages.UploadMedia(peer=api.InputPeerSelf(), media=media)) == "FILE_PART_1_MISSING"
+    world.call(2, K2, api.upload.SaveFilePart(file_id=31, file_part=1, bytes=data[128 * KiB : 256 * KiB]))
+    got = world.call(2, K2, api.messages.UploadMedia(peer=api.InputPeerSelf(), media=media))
+    assert world.files[got.document.id].data == data
