@@ -228,7 +228,8 @@ def emulator_info(cluster: Any, files: Sequence[Any]) -> dict[str, Any]:
 
     ``{"dcs": {"<id>": {"host", "port"}}, "rsa_public_key": PKCS#1 PEM, "rsa_fingerprint":
     signed int64, "test_mode": bool, "files": [{"dc_id", "id", "access_hash", "file_reference"
-    (hex), "size", "sha256"}]}``
+    (hex), "size", "sha256"}]}``, plus ``"cdn_dcs": {"<id>": {"rsa_public_key",
+    "rsa_fingerprint"}}`` when CDN DCs run (``--cdn-dcs``; their endpoints are in ``"dcs"``).
     """
     dcs = {}
     for dc_id in cluster.world.dc_ids:
