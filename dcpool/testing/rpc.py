@@ -1,6 +1,7 @@
 """The emulator's whole method table: the core handlers (:mod:`.handlers`) plus every module that
 registers more with ``@method`` (messages, channels and update history in :mod:`.messaging`,
-which re-registers ``updates.getState`` / ``updates.getDifference``).
+which re-registers ``updates.getState`` / ``updates.getDifference``; uploads, CDN DCs and
+temporary keys in :mod:`.uploads` and :mod:`.pfs`).
 
 The world dispatches through this module, so :mod:`.handlers` never imports the modules that
 extend it (no import cycle), and a new handler module is one import line here.
@@ -9,6 +10,8 @@ extend it (no import cycle), and a new handler module is one import line here.
 from __future__ import annotations
 
 from . import messaging as messaging  # noqa: F401  (registers its methods and control commands)
+from . import pfs as pfs  # noqa: F401  (temp keys: auth.bindTempAuthKey, request gates)
+from . import uploads as uploads  # noqa: F401  (uploads, CDN DCs; re-registers upload.getFile, help.getCdnConfig)
 from .handlers import handle_request
 
 __all__ = ["handle_request"]
