@@ -164,6 +164,14 @@ def _configure_emulator(p: argparse.ArgumentParser) -> None:
         help="DC ids to emulate (default: 1-5, or 1-3 with --test-mode)",
     )
     p.add_argument(
+        "--cdn-dcs",
+        type=parse_dc_ids,
+        default=(),
+        metavar="203",
+        help="also run these CDN DCs (own RSA keys, published by help.getCdnConfig; mark "
+        "documents CDN-served with the control command serve_from_cdn)",
+    )
+    p.add_argument(
         "--test-mode", action="store_true", help="emulate the test environment (config.test_mode)"
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -265,7 +273,9 @@ def emulator_info(cluster: Any, files: Sequence[Any], bots: Sequence[Any] = ()) 
 
     ``{"dcs": {"<id>": {"host", "port"}}, "rsa_public_key": PKCS#1 PEM, "rsa_fingerprint":
     signed int64, "test_mode": bool, "files": [{"dc_id", "id", "access_hash", "file_reference"
-    (hex), "size", "sha256"}], "bots": [{"dc_id", "user_id", "token"}]}``
+    (hex), "size", "sha256"}], "bots": [{"dc_id", "user_id", "token"}]}``, plus ``"cdn_dcs":
+    {"<id>": {"rsa_public_key", "rsa_fingerprint"}}`` when CDN DCs run (``--cdn-dcs``; their
+    endpoints are in ``"dcs"``).
     """
     dcs = {}
     for dc_id in cluster.world.dc_ids:
@@ -273,7 +283,7 @@ def emulator_info(cluster: Any, files: Sequence[Any], bots: Sequence[Any] = ()) 
         dcs[str(dc_id)] = {"host": host, "port": port}
     from .testing.control import file_info
 
-    return {
+    info = {
         "dcs": dcs,
         "rsa_public_key": cluster.rsa_public_pem(),
         "rsa_fingerprint": cluster.rsa_public_key().fingerprint,
@@ -281,6 +291,14 @@ def emulator_info(cluster: Any, files: Sequence[Any], bots: Sequence[Any] = ()) 
         "files": [file_info(f) for f in files],
         "bots": [{"dc_id": b.dc_id, "user_id": b.user_id, "token": b.token} for b in bots],
     }
+    cdn_keys = cluster.cdn_rsa_keys()
+    if cdn_keys:
+        # CDN DCs (issue 15): each with its own key, as help.getCdnConfig publishes them
+        info["cdn_dcs"] = {
+            str(dc): {"rsa_public_key": key.to_pkcs1_pem(), "rsa_fingerprint": key.fingerprint}
+            for dc, key in sorted(cdn_keys.items())
+        }
+    return info
 
 
 def print_emulator_summary(info: dict[str, Any], file: Any = None) -> None:
@@ -329,6 +347,7 @@ async def serve_emulator(args: argparse.Namespace, out: Any = None, inp: Any = N
             host=args.host,
             port_base=args.port_base,
             latency=args.latency_ms / 1000.0,
+            cdn_dcs=getattr(args, "cdn_dcs", ()),
         ) as cluster:
             for dc_id in cluster.world.dc_ids:
                 cluster.world.stats(dc_id).track_executions = getattr(args, "track_executions", True)
@@ -394,6 +413,8 @@ async def warm_up(cluster: Any) -> None:
                                  fetch_config=False) as pool:
                 async with trio.open_nursery() as nursery:
                     for dc in cluster.world.dc_ids:
+                        if cluster.world.dc(dc).cdn:
+                            continue  # a CDN DC has its own key and serves getCdnFile only
                         nursery.start_soon(
                             functools.partial(pool.invoke, tl.api.help.GetNearestDc(), dc_id=dc)
                         )
@@ -413,6 +434,8 @@ def run_emulator(args: argparse.Namespace) -> int:
         args.dcs = TEST_DC_IDS if args.test_mode else DEFAULT_DC_IDS
     if args.control and not args.json:
         args._parser.error("--control needs --json (answers are JSON lines on stdout)")
+    if set(args.cdn_dcs) & set(args.dcs):
+        args._parser.error("--cdn-dcs must not repeat an id of --dcs")
     for dc_id, _ in args.file:
         if dc_id not in args.dcs:
             emulated = ",".join(map(str, args.dcs))

@@ -50,6 +50,7 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "CdnHashMismatch",
     "DcPoolError",
     "LocalProtocolError",
     "RemoteProtocolError",
@@ -157,6 +158,15 @@ class BadMsgNotification(RemoteProtocolError):
 class SecurityError(RemoteProtocolError):
     """A check required by MTProto's security guidelines failed.  Nothing from the message
     (and no key from a handshake) may be used."""
+
+
+class CdnHashMismatch(SecurityError):
+    """A CDN chunk does not match its ``fileHash`` (spec §11.4): the CDN (or the path to it)
+    returned bad bytes.  The chunk is never handed to the caller."""
+
+    def __init__(self, offset: int, message: str = "") -> None:
+        self.offset = offset
+        super().__init__(message or f"CDN chunk at offset {offset} fails its SHA-256 check")
 
 
 class HandshakeSecurityError(SecurityError):

@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict, deque
+from collections.abc import Callable
 
 import attrs
 
@@ -180,6 +181,9 @@ class PendingRequest:
     idempotent: bool = True
     #: a transmission was lost with its connection: the server may have run it
     may_have_executed: bool = False
+    #: builds the body from the msg_id it is sent under (each transmission): for requests
+    #: that must seal their own msg_id, i.e. auth.bindTempAuthKey (spec §5.11)
+    body_for_msg_id: Callable[[int], bytes] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -465,7 +469,7 @@ class ClientSession:
 
     def send_request(
         self,
-        body: bytes,
+        body: bytes | Callable[[int], bytes],
         *,
         now: float,
         content_related: bool = True,
@@ -476,7 +480,14 @@ class ClientSession:
         """Queue a boxed serialized request.  Its msg_id is set by :meth:`data_to_send`.
 
         ``idempotent=False`` forbids re-sending it under a new msg_id once it may have reached
-        the server (:class:`RequestOutcomeUnknown`)."""
+        the server (:class:`RequestOutcomeUnknown`).
+
+        ``body`` may be a function ``msg_id -> body``, called for every transmission with the
+        msg_id it goes out under (never compressed): ``auth.bindTempAuthKey`` seals that msg_id
+        in its ``encrypted_message`` (spec §5.11, :mod:`dcpool.mtproto.tempkeys`)."""
+        factory = None
+        if callable(body):
+            factory, body, compress = body, body(0), False
         if len(body) < 4 or len(body) % 4:
             raise LocalProtocolError(f"a request body must be a boxed TL object, got {len(body)} bytes")
         req = PendingRequest(
@@ -486,6 +497,7 @@ class ClientSession:
             compress=compress,
             queued_at=now,
             idempotent=idempotent,
+            body_for_msg_id=factory,
         )
         self._queue.append(req)
         return req
@@ -680,7 +692,10 @@ class ClientSession:
                 msg_id = self._msg_ids.next(now, self.time_offset)
                 seq_no = self._next_seq(out.content_related)
                 self._record_sent(out, msg_id, seq_no, now)
-            items.append((msg_id, seq_no, out.body))
+            body = out.body
+            if req is not None and req.body_for_msg_id is not None:
+                body = req.body_for_msg_id(msg_id)
+            items.append((msg_id, seq_no, body))
         if len(items) == 1 and not resent:
             msg_id, seq_no, body = items[0]
         else:

@@ -66,6 +66,17 @@ Fixed choices (not options):
 * **Salts** last 3600 s; the previous one is accepted for 1800 s more.  Sessions keep 4096
   received ids and 4096 sent messages for re-sending.
 * Methods without a handler answer 400 ``METHOD_NOT_SUPPORTED_BY_EMULATOR``.
+* **Uploads** (:mod:`.uploads`): parts are kept per (DC, permanent auth key, file_id) and
+  stay after use; a file of zero parts is ``FILE_PARTS_INVALID`` (Telegram refuses empty
+  files); an uploaded photo is stored as its only size ``"x"`` (images are not decoded).
+  ``sendMedia`` answers ``updates`` with ``seq = 0`` (ordered by pts).
+* **CDN DCs** (``open_cluster(cdn_dcs=[203])``, ``dcpool emulator --cdn-dcs 203``) answer
+  400 ``CDN_METHOD_INVALID`` to everything but ``upload.getCdnFile``; ``fileHash`` values are
+  SHA-256 of the plaintext; a request_token the CDN did not issue is ``RSA_DECRYPT_FAILED``.
+* **Temp keys** (:mod:`.pfs`): a bound temp key expires at ``min(created + expires_in,
+  bind expires_at)``; binding a second temp key to a permanent key unbinds the first (its
+  calls then get 401 ``AUTH_KEY_PERM_EMPTY``); ``auth.bindTempAuthKey`` needs no
+  ``initConnection``.
 """
 
 from . import rpc as rpc  # every RPC handler and control command, registered at import

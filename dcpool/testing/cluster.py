@@ -30,6 +30,7 @@ from ..crypto import Rng
 from ..crypto.rsa import RsaPrivateKey, RsaPublicKey
 from .files import StoredFile
 from .server import DcServer, wall_clock
+from .uploads import cdn_private_key, cdn_public_keys, enable_cdn_dc, serve_from_cdn
 from .world import DEFAULT_DC_IDS, TEST_DC_IDS, World
 
 
@@ -78,6 +79,10 @@ class Cluster:
         pub = self.private_key.public_key
         return {pub.fingerprint: pub}
 
+    def cdn_rsa_keys(self) -> dict[int, RsaPublicKey]:
+        """{CDN DC id: its public key}, as ``help.getCdnConfig`` publishes them."""
+        return cdn_public_keys(self.world)
+
     def rsa_public_pem(self) -> str:
         """PKCS#1 PEM, as Telethon's ``rsa.add_key(pem, old=False)`` wants it."""
         return self.private_key.public_key.to_pkcs1_pem()
@@ -86,6 +91,10 @@ class Cluster:
 
     def add_file(self, dc_id: int, data: bytes | None = None, *, size: int | None = None) -> StoredFile:
         return self.world.add_file(dc_id, data, size=size)
+
+    def serve_from_cdn(self, file_id: int, cdn_dc: int | None = None) -> None:
+        """Serve document ``file_id`` through a CDN DC (``open_cluster(cdn_dcs=...)``)."""
+        serve_from_cdn(self.world, file_id, cdn_dc)
 
     def add_photo(self, dc_id: int, sizes: dict[str, bytes | int] | None = None):
         return self.world.add_photo(dc_id, sizes)
@@ -173,6 +182,7 @@ async def open_cluster(
     latency: float = 0.0,
     rng: Rng = os.urandom,
     world: World | None = None,
+    cdn_dcs: Sequence[int] = (),
 ) -> AsyncIterator[Cluster]:
     """Start an emulated cluster; it stops when the block exits.
 
@@ -181,14 +191,17 @@ async def open_cluster(
     ``port_base + 100 + n``).  ``ipv6`` adds a ``::1`` listener per DC; ``media_dcs`` adds a
     media-only listener for those DCs.  ``private_key`` defaults to the fixed test key shipped
     with the package (key generation costs ~0.1-1 s; pass ``RsaPrivateKey.generate()`` for a
-    fresh one).
+    fresh one).  ``cdn_dcs`` adds CDN DCs (e.g. ``[203]``), each with its own RSA key
+    (:mod:`dcpool.testing.uploads`; clients learn the keys from ``help.getCdnConfig``).
     """
     if dc_ids is None:
         dc_ids = TEST_DC_IDS if test_mode else DEFAULT_DC_IDS
     if world is None:
         world = World(dc_ids, test_mode=test_mode, config_ttl=config_ttl, nearest_dc=nearest_dc, rng=rng)
+    for dc in cdn_dcs:
+        enable_cdn_dc(world, dc)
     key = private_key if private_key is not None else fixed_test_key()
-    servers = {dc: DcServer(dc, world, key, rng=rng) for dc in world.dc_ids}
+    servers = {dc: DcServer(dc, world, cdn_private_key(world, dc) or key, rng=rng) for dc in world.dc_ids}
     cluster = Cluster(world, key, servers)
     for dc in world.dc_ids:
         world.faults(dc).latency = latency

@@ -45,7 +45,8 @@ help.getConfig                 ANY     config (dc_options of the world, this_dc,
 help.getNearestDc              ANY     nearestDc(country, this_dc, nearest_dc)
 help.getAppConfig              ANY     help.appConfig(hash=1, jsonObject([])), or
                                        appConfigNotModified when the client sends hash 1
-help.getCdnConfig              ANY     cdnConfig([]) (the emulator has no CDN DC)
+help.getCdnConfig              ANY     cdnConfig([]) (replaced by :mod:`.uploads`: one key
+                                       per CDN DC)
 auth.sendCode                  ANY     auth.sentCode(sentCodeTypeApp(5), hash);
                                        PHONE_NUMBER_INVALID, 303 PHONE_MIGRATE_X (account on
                                        DC X), 303 NETWORK_MIGRATE_X (unregistered number and
@@ -83,6 +84,8 @@ upload.getFile                 KEY     upload.file(storage.filePartial, mtime, b
                                        FILE_ID_INVALID (unknown id or wrong access_hash),
                                        PEER_ID_INVALID / CHANNEL_INVALID (bad peer),
                                        303 FILE_MIGRATE_X (stored on DC X), FILE_REFERENCE_EXPIRED
+(issue 15)                             uploads, CDN methods, auth.bindTempAuthKey: see
+                                       :mod:`.uploads` and :mod:`.pfs`
 upload.getFileHashes           KEY     Vector<FileHash>: SHA-256 of each 128 KiB part from the
                                        part holding ``offset``, up to 1 MiB of parts; the
                                        location is checked as for upload.getFile
@@ -106,12 +109,20 @@ import attrs
 from .. import tl
 from ..errors import RpcError, TLDecodeError, rpc_error_from
 from .files import StoredFile, StoredPhoto, check_offset_limit, file_hashes, serialize_file_part
-from .layers import to_layer
+from .layers import from_layer, to_layer
 
 if TYPE_CHECKING:
     from .world import Account, Authorization, ConnectionContext, DcState, World
 
-__all__ = ["Access", "Call", "HANDLERS", "handle_request", "METHOD_NOT_SUPPORTED", "WRAPPERS"]
+__all__ = [
+    "Access",
+    "Call",
+    "HANDLERS",
+    "REQUEST_GATES",
+    "handle_request",
+    "METHOD_NOT_SUPPORTED",
+    "WRAPPERS",
+]
 
 METHOD_NOT_SUPPORTED = "METHOD_NOT_SUPPORTED_BY_EMULATOR"
 INPUT_METHOD_INVALID = "INPUT_METHOD_INVALID"
@@ -119,6 +130,10 @@ INPUT_FETCH_ERROR = "INPUT_FETCH_ERROR"
 INTERNAL_ERROR = "EMULATOR_INTERNAL_ERROR"
 CONNECTION_NOT_INITED = "CONNECTION_NOT_INITED"
 CONNECTION_LAYER_INVALID = "CONNECTION_LAYER_INVALID"
+
+#: methods a key may call before any initConnection: binding a fresh temp key comes first
+#: (spec §5.11: "after each bind, call initConnection again")
+INIT_EXEMPT = frozenset({"auth.bindTempAuthKey"})
 
 #: schema names of the generic wrappers unwrapped before dispatch (spec §10)
 WRAPPERS = frozenset(
@@ -161,6 +176,12 @@ class Call:
     #: set by the access check for KEY/HOME methods
     auth: Authorization | None = None
     account: Account | None = None
+    #: the key the request arrived on, its session and msg_id (None when the shell gave
+    #: none); ``key_id`` is the key whose authorization counts (a bound temp key's permanent
+    #: key, see :data:`REQUEST_GATES`)
+    transport_key_id: int | None = None
+    session_id: int | None = None
+    msg_id: int | None = None
 
     def error(self, code: int, message: str) -> RpcError:
         return rpc_error_from(code, message, self.qualname)
@@ -189,6 +210,14 @@ KEY_HOOKS = KeyHooks()
 Handler = Callable[[Call, Any], Any]
 #: QUALNAME -> (access, handler)
 HANDLERS: dict[str, tuple[Access, Handler]] = {}
+
+
+#: ``gate(world, dc, key_id, qualname, now) -> key_id``, run in order for every request after
+#: the session rules and before the RPC faults: a gate may refuse the request (raise an
+#: RpcError) or name the key whose authorization it uses (temp keys bound to a permanent key,
+#: spec §5.11).  Modules that add such rules (CDN DCs, PFS) append to it.
+RequestGate = Callable[["World", "DcState", int, str, float], int]
+REQUEST_GATES: list[RequestGate] = []
 
 
 def method(qualname: str, access: Access = Access.ANY) -> Callable[[Handler], Handler]:
@@ -230,6 +259,7 @@ def handle_request(
             raise rpc_error_from(400, INPUT_FETCH_ERROR if known else INPUT_METHOD_INVALID) from None
 
         query, without_updates, inited, bad_layer = _unwrap(query, ctx, dc, key_id, world)
+        query = from_layer(query)  # a request of any layer, as layer-228 classes (.layers)
         cls = type(query)
         qualname = getattr(cls, "QUALNAME", "?")
         stats.record_request(qualname)
@@ -238,9 +268,18 @@ def handle_request(
         if bad_layer:
             # spec §10: a layer the server does not serve
             raise rpc_error_from(400, CONNECTION_LAYER_INVALID, qualname)
-        if world.require_init_connection and not inited and key_id not in dc.key_inits:
+        if (
+            world.require_init_connection
+            and not inited
+            and key_id not in dc.key_inits
+            and qualname not in INIT_EXEMPT
+        ):
             # spec §10: the first API call on a new auth key must come inside initConnection
             raise rpc_error_from(400, CONNECTION_NOT_INITED, qualname)
+
+        transport_key_id = key_id
+        for gate in REQUEST_GATES:
+            key_id = gate(world, dc, key_id, qualname, now)
 
         fault = dc.faults.take_rpc_fault(qualname)
         if fault is not None:
@@ -256,9 +295,12 @@ def handle_request(
             ctx=ctx,
             key_id=key_id,
             now=now,
-            layer=world.layer_for(dc_id, ctx, key_id),
+            layer=world.layer_for(dc_id, ctx, transport_key_id),
             qualname=qualname,
             without_updates=without_updates,
+            transport_key_id=transport_key_id,
+            session_id=session_id,
+            msg_id=msg_id,
         )
         if access is not Access.ANY:
             _check_access(call, access)

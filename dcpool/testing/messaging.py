@@ -118,6 +118,8 @@ class StoredMessage:
     edit_date: int | None = None
     #: (user_id, message id) of the same message in the other side's box (private chats)
     twin: tuple[int, int] | None = None
+    #: messageMedia* (issue 15: messages.sendMedia), None for a text message
+    media: Any = None
 
     def to_tl(self) -> Any:
         # message#7600b9d3 flags:# out:flags.1?true ... id:int from_id:flags.8?Peer
@@ -129,6 +131,7 @@ class StoredMessage:
             peer_id=self.peer,
             date=self.date,
             message=self.text,
+            media=self.media,
             edit_date=self.edit_date,
         )
 
@@ -389,14 +392,15 @@ def _peer_user(user_id: int) -> Any:
 
 
 def send_message(world: World, from_id: int, to_id: int, text: str, *, now: float | None = None,
-                 push_to_sender: bool = False) -> tuple[BoxEvent, BoxEvent | None]:
+                 push_to_sender: bool = False, media: Any = None) -> tuple[BoxEvent, BoxEvent | None]:
     """``from_id`` writes ``text`` to ``to_id``: an event in both common boxes; the receiver
     gets ``updateShortMessage``.  Returns (sender's event, receiver's event or None for self)."""
     m = messaging(world)
     now = m.now if now is None else now
     date = int(now)
     sender = m.box(from_id)
-    sent = StoredMessage(sender.next_message_id, _peer_user(to_id), from_id, text, date, out=True)
+    sent = StoredMessage(sender.next_message_id, _peer_user(to_id), from_id, text, date, out=True,
+                         media=media)
     sender.next_message_id += 1
     sender.messages[sent.id] = sent
 
@@ -410,11 +414,18 @@ def send_message(world: World, from_id: int, to_id: int, text: str, *, now: floa
             m.push(from_id, _short(ev_sender.update, date), now)
         return ev_sender, None
     receiver = m.box(to_id)
-    got = StoredMessage(receiver.next_message_id, _peer_user(from_id), from_id, text, date, out=False)
+    got = StoredMessage(receiver.next_message_id, _peer_user(from_id), from_id, text, date, out=False,
+                        media=media)
     receiver.next_message_id += 1
     receiver.messages[got.id] = got
     got.twin, sent.twin = (from_id, sent.id), (to_id, got.id)
     ev_receiver = m._add_common(to_id, new_message(got), 1, date)
+    if media is not None:
+        # updateShortMessage cannot carry media: a full updates container (issue 15)
+        m.push(to_id, _container(m, to_id, [ev_receiver.update], date, users=[from_id, to_id]), now)
+        if push_to_sender:
+            m.push(from_id, _container(m, from_id, [ev_sender.update], date, users=[from_id, to_id]), now)
+        return ev_sender, ev_receiver
     # updateShortMessage#313bc7f8 flags:# out:flags.1?true ... id:int user_id:long message:string
     #   pts:int pts_count:int date:int ... = Updates;
     m.push(
@@ -454,14 +465,15 @@ def _container(m: Messaging, user_id: int, updates: list[Any], date: int, *, use
 
 
 def post(world: World, channel_id: int, text: str, *, from_id: int | None = None,
-         now: float | None = None) -> BoxEvent:
+         now: float | None = None, media: Any = None) -> BoxEvent:
     """A post in a channel: one channel pts, pushed to every member but the author."""
     m = messaging(world)
     now = m.now if now is None else now
     date = int(now)
     channel = m.channel(channel_id)
     author = channel.creator if from_id is None else from_id
-    msg = StoredMessage(channel.next_message_id, channel.peer(), author, text, date, out=False)
+    msg = StoredMessage(channel.next_message_id, channel.peer(), author, text, date, out=False,
+                        media=media)
     channel.next_message_id += 1
     channel.messages[msg.id] = msg
     # updateNewChannelMessage#62ba04d9 message:Message pts:int pts_count:int = Update;

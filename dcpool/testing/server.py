@@ -56,6 +56,7 @@ from ..mtproto.server import (
     UnencryptedMessage,
 )
 from ..transport import Frame, ServerTransport
+from . import pfs
 from .handlers import WRAPPERS
 from .world import ConnectionContext, World
 
@@ -297,6 +298,8 @@ class DcServer:
         encrypted = len(payload) >= 8 and payload[:8] != b"\0" * 8
         if encrypted:
             key_id = int.from_bytes(payload[:8], "little", signed=True)
+            if pfs.key_expired(self.world, self.dc_id, key_id, now):
+                self.forget_key(key_id)  # spec §5.11: an expired temp key gets −404
             code = self.faults.take_transport_error()
             if code is not None:
                 if code == -404:
@@ -362,6 +365,7 @@ class DcServer:
             return False
         if result is not None:
             self.core.add_key(result.auth_key, now=now, server_salt=result.server_salt)
+            pfs.key_created(self.world, self.dc_id, result.auth_key, result.temp_expires_in, now)
             self.stats.record_handshake()
         if reply is not None:
             conn.transport.send_frame(reply)
@@ -430,6 +434,7 @@ class DcServer:
         known = self.core.has_key(key_id)
         self.core.drop_key(key_id)
         self.world.forget_key(self.dc_id, key_id)
+        pfs.forget_key(self.world, self.dc_id, key_id)
         for conn in self.connections.values():
             for skey in [k for k in conn.registered if k.key_id == key_id]:
                 user_id, handle = conn.registered.pop(skey)

@@ -208,6 +208,8 @@ class DcState:
     #: auth key id -> what its initConnection said (spec §10: a key without one gets
     #: CONNECTION_NOT_INITED for any API call not wrapped in initConnection)
     key_inits: dict[int, InitInfo] = attrs.field(factory=dict)
+    #: a CDN DC (spec §11.4; :mod:`.uploads` adds them): ``dcOption.cdn`` is set for it
+    cdn: bool = False
 
 
 @attrs.define
@@ -457,9 +459,13 @@ class World:
         #   ip_address:string port:int secret:flags.10?bytes = DcOption;
         DcOption = tl.api.DcOption
         dcs = list(self.dcs.values())
-        out = [DcOption(id=d.id, ip_address=d.ipv4.host, port=d.ipv4.port) for d in dcs if d.ipv4]
+        out = [
+            DcOption(cdn=d.cdn or None, id=d.id, ip_address=d.ipv4.host, port=d.ipv4.port)
+            for d in dcs
+            if d.ipv4
+        ]
         out += [
-            DcOption(ipv6=True, id=d.id, ip_address=d.ipv6.host, port=d.ipv6.port)
+            DcOption(ipv6=True, cdn=d.cdn or None, id=d.id, ip_address=d.ipv6.host, port=d.ipv6.port)
             for d in dcs
             if d.ipv6
         ]

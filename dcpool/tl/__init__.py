@@ -7,7 +7,8 @@ Theory of operation
   instantly; importing :mod:`dcpool.tl` parses no schema and builds no class.
 * The schemas ship as package data in ``dcpool/tl/schema/`` (``api.tl``: layer 228 verbatim;
   ``mtproto.tl``: tdesktop's core schema with binary fields declared ``bytes``; ``api158.tl``:
-  Pyrogram's layer 158).  :mod:`dcpool.tl.schema_parser` parses them on first use.
+  Pyrogram's layer 158; ``api-history.tl.gz``: every definition of layers 100..228 with the
+  layers it exists in).  :mod:`dcpool.tl.schema_parser` parses them on first use.
 * :mod:`dcpool.tl._runtime` turns one combinator into an attrs class when it is first needed
   (by name through ``api``/``mtproto``/``api158``, or by id while decoding), generating a
   specialised reader and writer for it.  Classes are cached for the life of the process.
@@ -43,8 +44,11 @@ and a missing sibling is written as its zero value.
 
 Layers
 ------
-``tl.loads`` decodes every id of the core schema, of layer 228 and of layer 158 (ids that layer
-228 lacks).  ``api158.X`` is the layer-228 class when the id is the same in both layers.
+``tl.loads`` decodes every id of the core schema, of layer 228, of layer 158 (ids that layer
+228 lacks) and of every layer 100..228 (:mod:`dcpool.tl.history`, parsed only when an id that
+the others lack is met).  ``api158.X`` is the layer-228 class when the id is the same in both
+layers; likewise ``class_at_layer(name, layer)`` returns the ``api``/``api158`` class for an
+id those layers share.  dcpool's own client always speaks layer 228 (:data:`LAYER`).
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ __all__ = [
     "loads",
     "dumps",
     "reader_for_id",
+    "class_at_layer",
     "Reader",
     "Raw",
     "TLObject",
@@ -126,6 +131,14 @@ def reader_for_id(cid: int) -> Any:
     from ._runtime import reader_for_id as find
 
     return find(cid)
+
+
+def class_at_layer(name: str, layer: int) -> Any:
+    """The TL class a client of ``layer`` reads for schema name ``name`` (None: not in that
+    layer); loads the layer history on first use."""
+    from ._runtime import class_at_layer as find
+
+    return find(name, layer)
 
 
 set_reader_resolver(reader_for_id)  # Reader.read_object's fallback for ids it has not met

@@ -25,7 +25,7 @@ class TLObject:
     IS_FUNCTION: ClassVar[bool] = False
     #: the declared result type ("Config", "Vector<long>", "X", or "InputPeer" for a constructor)
     RESULT_TYPE: ClassVar[str]
-    #: "api" (layer 228), "api158" or "mtproto"
+    #: "api" (layer 228), "api158", "mtproto" or "history" (an id of an older layer only)
     SCHEMA: ClassVar[str]
 
     def _tl_write(self, out: list[bytes]) -> None:  # pragma: no cover - replaced per class

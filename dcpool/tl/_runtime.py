@@ -2,8 +2,10 @@
 
 Theory of operation
 -------------------
-The three schemas (``api`` = layer 228, ``mtproto`` = core, ``api158`` = Pyrogram's layer 158)
-are parsed on first use (:func:`schema`).  A class is generated for a combinator the first time
+The schemas (``api`` = layer 228, ``mtproto`` = core, ``api158`` = Pyrogram's layer 158,
+``history`` = every definition of layers 100..228, :mod:`dcpool.tl.history`) are parsed on first
+use (:func:`schema`); ids are looked up in that order, so the history is only parsed when an id
+that none of the others has is met.  A class is generated for a combinator the first time
 it is asked for by name (``api.help.GetConfig``) or met by id while decoding
 (:func:`reader_for_id`), then cached.
 
@@ -140,14 +142,19 @@ def _load_text(filename: str) -> str:
 
 
 def schema(kind: str) -> Schema:
-    """The parsed schema ``"api"``, ``"mtproto"`` or ``"api158"`` (cached)."""
+    """The parsed schema ``"api"``, ``"mtproto"``, ``"api158"`` or ``"history"`` (every
+    definition of layers 100..228, :mod:`dcpool.tl.history`; cached)."""
     s = _SCHEMAS.get(kind)
     if s is None:
         with _LOCK:
             s = _SCHEMAS.get(kind)
             if s is None:
-                text = _load_text(SCHEMA_FILES[kind])
-                combs = parse_schema(text)
+                if kind == "history":
+                    from . import history
+
+                    combs = list(history.combinators())
+                else:
+                    combs = parse_schema(_load_text(SCHEMA_FILES[kind]))
                 if kind == "mtproto":
                     combs += parse_schema(EXTRA_CORE)
                 s = _SCHEMAS[kind] = Schema(kind, combs)
@@ -210,16 +217,34 @@ def namespace(kind: str, prefix: str = "") -> Namespace:
 # --------------------------------------------------------------------------- classes
 
 _CLASSES: dict[tuple[str, str], type] = {}
-_MODULES = {"api": "dcpool.tl.api", "mtproto": "dcpool.tl.mtproto", "api158": "dcpool.tl.api158"}
+_MODULES = {
+    "api": "dcpool.tl.api",
+    "mtproto": "dcpool.tl.mtproto",
+    "api158": "dcpool.tl.api158",
+    "history": "dcpool.tl.history",
+}
+
+
+def class_at_layer(name: str, layer: int) -> Any:
+    """The TL class a client of ``layer`` reads for schema name ``name`` (None: not in that
+    layer): the ``api``/``api158`` class where the id is the same, else a history class."""
+    from . import history
+
+    comb = history.combinator_at(name, layer)
+    if comb is None or comb.id is None:
+        return None
+    return class_for("history", comb)
 
 
 def class_for(kind: str, comb: Combinator) -> Any:
     """The class of ``comb`` from schema ``kind`` (built on first use).
 
-    Core or layer-158 declarations whose id also exists in layer 228 share the layer-228 class
-    (same id, same wire form; for core ones we also require the same field list).
+    Core, layer-158 or history declarations whose id also exists in layer 228 share the
+    layer-228 class (same id, same wire form; for core ones we also require the same field
+    list); a history declaration whose id is in layer 158 shares the ``api158`` class.
     """
-    key = (kind, comb.name)
+    # The history has several ids per name (user#3ff6ecb0, user#83314fca...): key by both.
+    key = (kind, comb.name if kind != "history" else f"{comb.name}#{comb.id}")
     cls = _CLASSES.get(key)
     if cls is not None:
         return cls
@@ -229,8 +254,12 @@ def class_for(kind: str, comb: Combinator) -> Any:
             return cls
         if kind != "api" and comb.id is not None:
             other = schema("api").by_id.get(comb.id)
-            if other is not None and (kind == "api158" or other.signature() == comb.signature()):
+            if other is not None and (kind != "mtproto" or other.signature() == comb.signature()):
                 cls = class_for("api", other)
+            elif kind == "history":
+                old = schema("api158").by_id.get(comb.id)
+                if old is not None:
+                    cls = class_for("api158", old)
         if cls is None:
             cls = _build_class(kind, comb)
         _CLASSES[key] = cls
@@ -242,7 +271,7 @@ def reader_for_id(cid: int) -> Callable[[Reader], Any]:
     reader = _binary._READERS.get(cid)
     if reader is not None:
         return reader
-    for kind in ("api", "mtproto", "api158"):
+    for kind in ("api", "mtproto", "api158", "history"):
         comb = schema(kind).by_id.get(cid)
         if comb is not None:
             cls = class_for(kind, comb)

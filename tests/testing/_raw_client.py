@@ -140,11 +140,18 @@ class RawClient:
     # ------------------------------------------------------------------ handshake
 
     async def handshake(
-        self, rsa_keys: dict, dc_id: int, *, test_mode: bool = False, legacy: bool = False
+        self,
+        rsa_keys: dict,
+        dc_id: int,
+        *,
+        test_mode: bool = False,
+        legacy: bool = False,
+        temp_expires_in: int | None = None,
     ) -> HandshakeResult:
-        """Run a real key exchange (§5) and start a session with its key and salt."""
+        """Run a real key exchange (§5) and start a session with its key and salt
+        (a temporary key with ``temp_expires_in``, §5.11)."""
         wire_dc = dc_id + 10000 if test_mode else dc_id
-        hs = ClientHandshake(rsa_keys, wire_dc, os.urandom, legacy=legacy)
+        hs = ClientHandshake(rsa_keys, wire_dc, os.urandom, legacy=legacy, temp_expires_in=temp_expires_in)
         # The one handshake driver (dcpool.net.handshake); this client only records the events.
         try:
             out = await drive_handshake(self.stream, self.transport, hs, clock=self.now,
@@ -185,6 +192,33 @@ class RawClient:
             self.auto_init = False
             body = init_connection(self.layer, body)
         return self._session().send_request(bytes(body), now=self.now())
+
+    def send_built(self, factory: Callable[[int], bytes]) -> PendingRequest:
+        """Queue a request whose body is built from the msg_id it is sent under (never
+        wrapped in initConnection): ``auth.bindTempAuthKey`` (spec §5.11)."""
+        return self._session().send_request(factory, now=self.now())
+
+    async def bind_temp_key(self, perm_key: Any, expires_at: int, **overrides: Any) -> Any:
+        """``auth.bindTempAuthKey`` of this connection's (temp) key to ``perm_key``; returns
+        the answer event (RpcResult or RpcErrorReceived).  ``overrides`` replace fields of
+        the sealed message (to test the server's checks)."""
+        from dcpool.mtproto import tempkeys
+
+        session = self._session()
+        nonce = int.from_bytes(os.urandom(8), "little", signed=True)
+
+        def build(msg_id: int) -> bytes:
+            kw: dict[str, Any] = dict(
+                temp_key_id=session.auth_key.key_id,
+                temp_session_id=session.session_id,
+                msg_id=msg_id,
+                expires_at=expires_at,
+                nonce=nonce,
+            )
+            kw.update(overrides)
+            return tempkeys.bind_temp_auth_key_request(perm_key, **kw).to_bytes()
+
+        return await self.answer(self.send_built(build))
 
     async def flush(self) -> None:
         session = self._session()
@@ -296,13 +330,21 @@ async def open_session(
     *,
     kind: TransportKind = TransportKind.ABRIDGED,
     obfuscated: bool = False,
+    temp_expires_in: int | None = None,
+    rsa_keys: dict | None = None,
 ) -> AsyncIterator[RawClient]:
     """Connect to DC ``dc_id`` of a :class:`dcpool.testing.Cluster` and run the handshake.
-    (An obfuscated header carries the DC id, +10000 in test mode, as clients write it.)"""
+    (An obfuscated header carries the DC id, +10000 in test mode, as clients write it.)
+    ``temp_expires_in`` makes a temporary key; ``rsa_keys`` defaults to the cluster's."""
     host, port = cluster.endpoint(dc_id)
     header_dc = dc_id + 10000 if cluster.test_mode else dc_id
     async with open_raw(host, port, kind=kind, obfuscated=obfuscated, dc_id=header_dc) as raw:
-        await raw.handshake(cluster.rsa_keys(), dc_id, test_mode=cluster.test_mode)
+        await raw.handshake(
+            cluster.rsa_keys() if rsa_keys is None else rsa_keys,
+            dc_id,
+            test_mode=cluster.test_mode,
+            temp_expires_in=temp_expires_in,
+        )
         yield raw
 
 

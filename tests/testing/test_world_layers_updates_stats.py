@@ -35,7 +35,7 @@ def with_layer(layer: int, query):
 # --------------------------------------------------------------------------- layers
 
 
-@pytest.mark.parametrize("layer,user_id", [(229, USER_228), (228, USER_228), (200, USER_228), (158, USER_158), (150, USER_158)])
+@pytest.mark.parametrize("layer,user_id", [(229, USER_228), (228, USER_228), (200, 0x020B1422), (158, USER_158), (150, USER_158)])
 def test_user_is_encoded_in_the_client_layer(layer, user_id):
     w, uid = make_world()
     data = w.handle(1, ConnectionContext(), 100, with_layer(layer, api.users.GetUsers(id=[api.InputUserSelf()])), 0.0)
