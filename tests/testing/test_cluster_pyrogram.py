@@ -27,7 +27,7 @@ import hashlib
 from typing import Any
 
 import pytest
-from test_cluster_telethon import ClusterThread
+from dcpool.testing.threaded import ThreadedCluster as ClusterThread
 
 pyrogram = pytest.importorskip("pyrogram")
 import pyrogram.connection.connection as pyro_connection  # noqa: E402

@@ -18,14 +18,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
 
-from dcpool.testing import Cluster, open_cluster
+from dcpool.testing.threaded import ThreadedCluster as ClusterThread
 
 telethon = pytest.importorskip("telethon")
 from telethon import TelegramClient  # noqa: E402
@@ -41,70 +39,6 @@ API_HASH = "0123456789abcdef0123456789abcdef"
 PHONE = "9996621234"  # reserved test number of DC 2 (spec §12.3)
 CODE = "22222"
 FILE_SIZE = 300_001  # three of Telethon's 128 KiB parts, the last one short
-
-
-class ClusterThread:
-    """``open_cluster()`` served by ``trio.run`` in a helper thread, for asyncio clients.
-
-    ``setup(cluster)`` runs in the trio thread before the block starts (its result is
-    :attr:`setup_result`); :meth:`call` runs a sync function in the trio thread, which is
-    the only safe way to touch the cluster while it serves.  Errors of the trio side are
-    re-raised on exit; the trio side is bounded by ``trio.fail_after``.
-    """
-
-    def __init__(
-        self,
-        setup: Callable[[Cluster], Any] = lambda c: None,
-        *,
-        timeout: float = TIMEOUT,
-        **kwargs: Any,
-    ) -> None:
-        self._setup = setup
-        self._timeout = timeout
-        self._kwargs = kwargs
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="emulated-cluster", daemon=True)
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._stop: trio.Event | None = None
-        self.error: BaseException | None = None
-        self.cluster: Cluster | None = None
-        self.setup_result: Any = None
-
-    def _run(self) -> None:
-        try:
-            trio.run(self._main)
-        except BaseException as exc:  # reported to the test thread on exit
-            self.error = exc
-        finally:
-            self._ready.set()
-
-    async def _main(self) -> None:
-        with trio.fail_after(self._timeout):
-            async with open_cluster(**self._kwargs) as cluster:
-                self.cluster = cluster
-                self._token = trio.lowlevel.current_trio_token()
-                self._stop = trio.Event()
-                self.setup_result = self._setup(cluster)
-                self._ready.set()
-                await self._stop.wait()
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
-
-    def __enter__(self) -> ClusterThread:
-        self._thread.start()
-        if not self._ready.wait(self._timeout) or self.cluster is None:
-            self.__exit__(None, None, None)
-            raise RuntimeError(f"the cluster did not start: {self.error!r}")
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self._stop is not None and self._thread.is_alive():
-            self.call(self._stop.set)
-        self._thread.join(self._timeout)
-        assert not self._thread.is_alive(), "the cluster thread did not stop"
-        if self.error is not None and exc_info[0] is None:
-            raise self.error
 
 
 async def telethon_scenario(

@@ -11,16 +11,15 @@ trio thread (``served.call``).
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
 
-from dcpool.testing import Cluster, open_cluster
+from dcpool.testing import Cluster
 from dcpool.testing import messaging as M
+from dcpool.testing.threaded import ThreadedCluster as ClusterThread
 
 telethon = pytest.importorskip("telethon")
 from telethon import TelegramClient, events  # noqa: E402
@@ -35,52 +34,6 @@ N_PRIVATE = 30
 N_POSTS = 20
 DROPPED_PRIVATE = {4, 5, 11, 20, 27}
 DROPPED_POSTS = {3, 9, 10, 15}
-
-
-class ClusterThread:
-    """``open_cluster()`` in a trio thread; :meth:`call` runs a function there."""
-
-    def __init__(self, timeout: float = TIMEOUT) -> None:
-        self._timeout = timeout
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="emulated-cluster", daemon=True)
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._stop: trio.Event | None = None
-        self.error: BaseException | None = None
-        self.cluster: Cluster | None = None
-
-    def _run(self) -> None:
-        try:
-            trio.run(self._main)
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self._ready.set()
-
-    async def _main(self) -> None:
-        with trio.fail_after(self._timeout):
-            async with open_cluster(test_mode=False) as cluster:
-                self.cluster = cluster
-                self._token = trio.lowlevel.current_trio_token()
-                self._stop = trio.Event()
-                self._ready.set()
-                await self._stop.wait()
-
-    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return trio.from_thread.run_sync(lambda: fn(*args, **kwargs), trio_token=self._token)
-
-    def __enter__(self) -> ClusterThread:
-        self._thread.start()
-        if not self._ready.wait(self._timeout) or self.cluster is None:
-            raise RuntimeError(f"the cluster did not start: {self.error!r}")
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self._stop is not None and self._thread.is_alive():
-            self.call(self._stop.set)
-        self._thread.join(self._timeout)
-        if self.error is not None and exc_info[0] is None:
-            raise self.error
 
 
 def _setup(cluster: Cluster) -> tuple[int, int]:
