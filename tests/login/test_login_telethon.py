@@ -4,21 +4,20 @@ independent implementation vouches for the emulator's SRP, its QR tokens and mig
 The account always lives on a DC other than the client's first one, so each flow also crosses
 DCs: PHONE_MIGRATE before the password, loginTokenMigrateTo before the QR import, USER_MIGRATE
 before the bot import.  As in tests/testing/test_cluster_telethon.py, the cluster runs under
-``trio.run`` in a helper thread and Telethon under ``asyncio.run`` in the test thread; the only
-patch points are Telethon's documented ones.
+``trio.run`` in a helper thread and Telethon under ``asyncio.run`` in the test thread
+(:class:`dcpool.testing.threaded.ThreadedCluster`); the only patch points are Telethon's
+documented ones.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
 
-from dcpool.testing import Cluster, open_cluster
+from dcpool.testing.threaded import ThreadedCluster as ClusterThread
 
 telethon = pytest.importorskip("telethon")
 from telethon import TelegramClient  # noqa: E402
@@ -33,56 +32,6 @@ API_HASH = "0123456789abcdef0123456789abcdef"
 PHONE4 = "9996641234"  # lives on DC 4
 CODE4 = "44444"
 PASSWORD = "correct horse battery staple"
-
-
-class ClusterThread:
-    """``open_cluster()`` served by ``trio.run`` in a helper thread (see the module docstring)."""
-
-    def __init__(self, setup: Callable[[Cluster], Any]) -> None:
-        self._setup = setup
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="emulated-cluster", daemon=True)
-        self._token: Any = None
-        self._stop: trio.Event | None = None
-        self.error: BaseException | None = None
-        self.cluster: Cluster | None = None
-        self.setup_result: Any = None
-
-    def _run(self) -> None:
-        try:
-            trio.run(self._main)
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self._ready.set()
-
-    async def _main(self) -> None:
-        with trio.fail_after(TIMEOUT * 2):
-            async with open_cluster() as cluster:
-                self.cluster = cluster
-                self._token = trio.lowlevel.current_trio_token()
-                self._stop = trio.Event()
-                self.setup_result = self._setup(cluster)
-                self._ready.set()
-                await self._stop.wait()
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
-
-    def __enter__(self) -> ClusterThread:
-        self._thread.start()
-        if not self._ready.wait(TIMEOUT) or self.cluster is None:
-            self.__exit__(None, None, None)
-            raise RuntimeError(f"the cluster did not start: {self.error!r}")
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self._stop is not None and self._thread.is_alive():
-            self.call(self._stop.set)
-        self._thread.join(TIMEOUT)
-        assert not self._thread.is_alive(), "the cluster thread did not stop"
-        if self.error is not None and exc_info[0] is None:
-            raise self.error
 
 
 def client_for(served: ClusterThread, first_dc: int, **kwargs: Any) -> TelegramClient:
