@@ -204,6 +204,7 @@ def event_from_pool_event(event: Any, seq: int) -> NewEvent | None:
     name = kinds.get(event.kind)
     if name is None:
         return None
-    data = {"type": name, "dcId": event.dc_id, "time": event.time,
+    # event.time is the pool's monotonic clock: not meaningful to a consumer, left out
+    data = {"type": name, "dcId": event.dc_id,
             **{k: v for k, v in dict(event.data).items() if isinstance(v, (int, float, str, bool, type(None)))}}
-    return NewEvent("dcpool:event", f"pool.{name}", None, f"pool:{seq}:{event.kind}:{event.time}", data)
+    return NewEvent("dcpool:event", f"pool.{name}", None, f"pool:{seq}:{event.kind}:{event.time!r}", data)

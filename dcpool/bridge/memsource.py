@@ -114,3 +114,61 @@ class MemoryUpdateSource:
 
     async def ack(self, item: Any) -> None:
         self.acked.append(item)
+
+
+def _contact(n: int) -> Any:
+    from dcpool.tl import api  # noqa: PLC0415
+
+    return api.User(id=1000 + n, first_name=f"Contact{n}", last_name="Sim", username=f"sim{n}",
+                    phone=f"99966{n:05d}", access_hash=n)
+
+
+def simulated_update(pts: int, contacts: int = 3, now: int | None = None) -> tuple[Any, tuple[Any, ...]]:
+    """Update number ``pts`` of the simulated contacts' conversation (deterministic: a restart
+    regenerates the same update for the same pts).  Every 10th is a read receipt, every 7th an
+    edit, the rest new messages."""
+    from dcpool.tl import api  # noqa: PLC0415
+
+    n = pts % contacts
+    user = _contact(n)
+    peer = api.PeerUser(user_id=user.id)
+    date = now if now is not None else 1_700_000_000 + pts
+    if pts % 10 == 0:
+        return api.UpdateReadHistoryOutbox(peer=peer, max_id=pts - 1, pts=pts, pts_count=1), (user,)
+    message = api.Message(id=pts, peer_id=peer, from_id=peer, date=date,
+                          message=f"message {pts} from {user.first_name}")
+    if pts % 7 == 0:
+        return api.UpdateEditMessage(message=message, pts=pts, pts_count=1), (user,)
+    return api.UpdateNewMessage(message=message, pts=pts, pts_count=1), (user,)
+
+
+class SimulatedContactSource:
+    """Simulated contacts writing to the account: one update every ``interval`` s (0 = as fast
+    as consumed) until pts reaches ``count`` (None = forever).  Resumes after ``start``, the
+    way the updates manager resumes from the stored state."""
+
+    def __init__(self, start: UpdatesStateStandIn | None = None, *, count: int | None = None,
+                 interval: float = 0.5, contacts: int = 3) -> None:
+        self.state = start or UpdatesStateStandIn()
+        self.count = count
+        self.interval = interval
+        self.contacts = contacts
+        self.acked = 0
+
+    def __aiter__(self) -> AsyncIterator[UpdateStandIn]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[UpdateStandIn]:
+        import time  # noqa: PLC0415
+
+        while self.count is None or self.state.pts < self.count:
+            if self.interval:
+                await trio.sleep(self.interval)
+            pts = self.state.pts + 1
+            update, users = simulated_update(pts, self.contacts, int(time.time()))
+            self.state = attrs.evolve(self.state, pts=pts, date=int(time.time()))
+            yield UpdateStandIn(box=None, pts=pts, dedupe_key=f"common:{pts}", update=update,
+                                users=users, chats=(), state_after=self.state)
+
+    async def ack(self, item: Any) -> None:
+        self.acked += 1
