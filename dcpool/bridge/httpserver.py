@@ -55,7 +55,7 @@ class WebSocketClosed(Exception):
 class WebSocket:
     def __init__(self, stream: trio.abc.Stream, trailing: bytes) -> None:
         self._stream = stream
-        self._ws = WsConnection(ConnectionType.SERVER, trailing_data=trailing or None)
+        self._ws = WsConnection(ConnectionType.SERVER, trailing_data=trailing)  # None would mean EOF
         self._send_lock = trio.Lock()
         self._parts: list[str] = []
         self.closed = False

@@ -139,9 +139,13 @@ class WebhookScheduler:
             sends.append(queue.events[0][0])
         return sends, drops
 
+    def settled(self, event_id: int) -> None:
+        """The outcome of ``event_id`` is stored: it may be forgotten.  Until then the id stays
+        known, so a reload of pending events racing the store cannot offer it twice."""
+        self._known.discard(event_id)
+
     def _pop(self, key: str, queue: _Queue) -> OutboxEvent:
         ev, _ = queue.events.popleft()
-        self._known.discard(ev.id)
         queue.failures = 0
         queue.next_at = 0.0
         return ev
@@ -236,6 +240,7 @@ async def run_webhook(config: WebhookConfig, outbox: Any, *, client: Any = None,
         if outcome == Outcome.DELIVERED:
             stats["delivered"] += 1
             await outbox.hook_settle(config.name, ev.id, "delivered")
+            sched.settled(ev.id)
         elif outcome == Outcome.DROPPED:
             await drop(ev)
         elif outcome == Outcome.DISABLED:
@@ -249,6 +254,7 @@ async def run_webhook(config: WebhookConfig, outbox: Any, *, client: Any = None,
         stats["dropped"] += 1
         log.warning("webhook %s: event %d dropped after its TTL", config.name, ev.id)
         await outbox.hook_settle(config.name, ev.id, "dropped")
+        sched.settled(ev.id)
         if ev.type != "webhook_dropped":
             await outbox.append(ev.account, [NewEvent(
                 "dcpool:event", "webhook_dropped", None, f"webhook_dropped:{config.name}:{ev.id}",
