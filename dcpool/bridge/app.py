@@ -146,12 +146,14 @@ class Bridge:
 
     async def run_fleet(self, accounts: list[str],
                         run_one: Callable[[str, Lease], Any]) -> None:
-        """Run each of ``accounts`` whose lease this process can take, until cancelled.
+        """Run this process's share of ``accounts`` under leases, until cancelled.
 
-        ``run_one(name, lease)`` is an async function running the account (it must pass
-        ``lease.epoch`` to :meth:`run_account`).  Leases are claimed and renewed every
-        ``lease_ttl / 3``; an account whose renewal fails is cancelled at once (another process
-        has it, or will within the TTL).  A process that dies simply stops renewing.
+        Every ``lease_ttl / 3`` s: heartbeat as a fleet member, renew held leases (an account
+        whose renewal fails is cancelled at once: another process has it or will within the
+        TTL), hand back accounts above the fair share ``ceil(len(accounts) / live members)``
+        (released leases are taken at once by the others), and claim free or expired ones up
+        to the share.  ``run_one(name, lease)`` runs one account and must pass ``lease.epoch``
+        to :meth:`run_account` (fencing).  A process that dies simply stops renewing.
         """
         ttl = self.config.lease_ttl
         running: dict[str, tuple[Lease, trio.CancelScope]] = {}
@@ -169,22 +171,31 @@ class Bridge:
         async with trio.open_nursery() as nursery:
             try:
                 while True:
-                    for name in accounts:
-                        if name in running:
-                            lease, scope = running[name]
-                            renewed = await self.outbox.lease_renew(lease, ttl)
-                            if renewed is None:
-                                log.warning("account %s: lease lost", name)
-                                scope.cancel()
-                                running.pop(name, None)
-                            else:
-                                running[name] = (renewed, scope)
+                    members = await self.outbox.member_heartbeat(self.owner, ttl)
+                    share = -(-len(accounts) // max(1, members))
+                    for name in list(running):
+                        lease, scope = running[name]
+                        renewed = await self.outbox.lease_renew(lease, ttl)
+                        if renewed is None:
+                            log.warning("account %s: lease lost", name)
+                            scope.cancel()
+                            running.pop(name, None)
                         else:
-                            lease = await self.outbox.lease_claim(name, self.owner, ttl)
-                            if lease is not None:
-                                scope = trio.CancelScope()
-                                running[name] = (lease, scope)
-                                nursery.start_soon(supervise, name, lease, scope)
+                            running[name] = (renewed, scope)
+                    for name in sorted(running)[share:]:  # above the fair share: hand back
+                        lease, scope = running.pop(name)
+                        scope.cancel()
+                        await self.outbox.lease_release(lease)
+                    for name in accounts:
+                        if len(running) >= share:
+                            break
+                        if name in running:
+                            continue
+                        lease = await self.outbox.lease_claim(name, self.owner, ttl)
+                        if lease is not None:
+                            scope = trio.CancelScope()
+                            running[name] = (lease, scope)
+                            nursery.start_soon(supervise, name, lease, scope)
                     await trio.sleep(ttl / 3)
             finally:
                 with trio.CancelScope(shield=True):
@@ -193,6 +204,11 @@ class Bridge:
                             await self.outbox.lease_release(lease)
                         except Exception:  # noqa: BLE001
                             pass
+                    try:
+                        await self.outbox.member_leave(self.owner)
+                    except Exception:  # noqa: BLE001
+                        pass
+                nursery.cancel_scope.cancel()
 
     def start_webhook(self, config: WebhookConfig) -> None:
         stats: dict[str, Any] = {"url": config.url}

@@ -60,6 +60,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--simulate", type=int, default=None, metavar="N", help="with --emulator: stop after N updates")
     p.add_argument("--interval", type=float, default=1.0, help="with --emulator: seconds between messages")
     p.add_argument("--account", default="demo", help="with --emulator: the account name")
+    p.add_argument("--fleet-simulated", type=int, default=0, metavar="N",
+                   help="fleet demo: N simulated accounts shared by every bridge on the same outbox, under leases")
+    p.add_argument("--lease-ttl", type=float, help="fleet lease TTL in seconds (default 15)")
+    p.add_argument("--owner", help="this process's name in the fleet (default: random)")
     p.add_argument("--ready-json", action="store_true", help="print one JSON line once listening")
 
 
@@ -88,11 +92,13 @@ def load_config(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]]]:
         accounts.append({"name": args.account, "emulator": True})
     fields = {k: data[k] for k in ("outbox", "host", "port", "api_token", "pusher_key", "pusher_secret",
                                    "activity_timeout", "lease_ttl", "owner") if k in data}
-    for flag in ("host", "port", "outbox", "api_token", "pusher_key", "pusher_secret"):
+    for flag in ("host", "port", "outbox", "api_token", "pusher_key", "pusher_secret", "lease_ttl", "owner"):
         value = getattr(args, flag)
         if value is not None:
             fields[flag] = value
-    config = BridgeConfig(webhooks=tuple(hooks), accounts=tuple(a["name"] for a in accounts), **fields)
+    fleet = [f"sim{i:03d}" for i in range(getattr(args, "fleet_simulated", 0) or 0)]
+    config = BridgeConfig(webhooks=tuple(hooks), accounts=tuple(a["name"] for a in accounts) + tuple(fleet),
+                          **fields)
     return config, accounts
 
 
@@ -112,6 +118,10 @@ async def serve(args: argparse.Namespace) -> None:
         else:
             print(f"dcpool bridge on http://{config.host}:{bridge.port}/  (token: see --api-token)", flush=True)
         async with trio.open_nursery() as nursery:
+            if args.fleet_simulated:
+                names = [n for n in config.accounts if n.startswith("sim")]
+                nursery.start_soon(bridge.run_fleet, names,
+                                   lambda name, lease: run_simulated_fleet_account(bridge, name, lease, args))
             for account in accounts:
                 if account.get("emulator"):
                     nursery.start_soon(run_emulator_account, bridge, account["name"], args)
@@ -141,6 +151,17 @@ async def run_emulator_account(bridge: Any, name: str, args: argparse.Namespace)
                 nursery.start_soon(bridge.watch_pool, name, pool)
                 await bridge.run_account(name, source)
                 await trio.sleep_forever()
+
+
+async def run_simulated_fleet_account(bridge: Any, name: str, lease: Any, args: argparse.Namespace) -> None:
+    """One fleet account fed by a simulated contact, resuming from the outbox's state row and
+    writing under the lease epoch (a stale writer is fenced off)."""
+    from .memsource import SimulatedContactSource, UpdatesStateStandIn  # noqa: PLC0415
+
+    saved = await bridge.outbox.load_state(name)
+    start = UpdatesStateStandIn.from_json(saved) if saved else None
+    source = SimulatedContactSource(start, count=args.simulate, interval=args.interval)
+    await bridge.run_account(name, source, epoch=lease.epoch)
 
 
 async def run_session_account(bridge: Any, account: dict[str, Any]) -> None:

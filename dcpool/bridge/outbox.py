@@ -86,6 +86,10 @@ CREATE TABLE IF NOT EXISTS bridge_hook (
     disabled INTEGER NOT NULL DEFAULT 0,
     dropped BIGINT NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS bridge_member (
+    owner TEXT PRIMARY KEY,
+    expires_at DOUBLE PRECISION NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bridge_lease (
     account TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -307,6 +311,20 @@ class OutboxDb:
         with self._tx() as tx:
             tx.execute("UPDATE bridge_lease SET expires_at = 0 WHERE account = ? AND owner = ? AND epoch = ?",
                        (lease.account, lease.owner, lease.epoch))
+
+    def member_heartbeat(self, owner: str, ttl: float) -> int:
+        """Announce ``owner`` as a live fleet member for ``ttl`` s; returns how many members
+        are live (the fair share of accounts is ceil(accounts / members))."""
+        now = self._clock()
+        with self._tx() as tx:
+            tx.execute("INSERT INTO bridge_member (owner, expires_at) VALUES (?, ?) "
+                       "ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at", (owner, now + ttl))
+            row = tx.execute("SELECT COUNT(*) FROM bridge_member WHERE expires_at >= ?", (now,)).fetchone()
+        return int(row[0])
+
+    def member_leave(self, owner: str) -> None:
+        with self._tx() as tx:
+            tx.execute("DELETE FROM bridge_member WHERE owner = ?", (owner,))
 
     def leases(self) -> list[Lease]:
         with self._tx() as tx:
