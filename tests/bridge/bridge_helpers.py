@@ -14,20 +14,26 @@ def push_simulated(source: MemoryUpdateSource, first: int, count: int, contacts:
         source.push(update, users=users)
 
 
-async def read_sse(response, limit):
-    """Parse up to ``limit`` events from an httpx streaming response: [(id, event, data)]."""
-    out = []
+async def iter_sse(response):
+    """Parse events from an httpx streaming response: yields (id, event, data)."""
     fields: dict[str, str] = {}
     async for line in response.aiter_lines():
         if line == "":
             if "data" in fields:
-                out.append((int(fields["id"]), fields.get("event"), json.loads(fields["data"])))
-                if len(out) >= limit:
-                    return out
+                yield int(fields["id"]), fields.get("event"), json.loads(fields["data"])
             fields = {}
         elif line.startswith(":"):
             continue
         else:
             name, _, value = line.partition(":")
             fields[name] = value[1:] if value.startswith(" ") else value
+
+
+async def read_sse(response, limit):
+    """Up to ``limit`` events from an httpx streaming response: [(id, event, data)]."""
+    out = []
+    async for item in iter_sse(response):
+        out.append(item)
+        if len(out) >= limit:
+            break
     return out
