@@ -84,7 +84,8 @@ class MemoryUpdateSource:
         return item
 
     def replay_from(self, state: UpdatesStateStandIn | None) -> MemoryUpdateSource:
-        """A new source over the same log, starting after ``state`` (a restart)."""
+        """A new source over the same log, starting after ``state`` (a restart).  It does not see
+        items pushed to this one later: push everything first, or use it for a closed log."""
         other = MemoryUpdateSource(state)
         other._log = self._log
         other.state = self.state
