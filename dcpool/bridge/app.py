@@ -114,23 +114,45 @@ class Bridge:
 
     # ------------------------------------------------------------------ accounts
 
-    async def run_account(self, name: str, source: Any, *, epoch: int | None = None) -> None:
-        """Consume one account's update source into the outbox until it ends or is cancelled."""
+    async def run_account(self, name: str, source: Any, *, epoch: int | None = None,
+                          batch: int = 200) -> None:
+        """Consume one account's update source into the outbox until it ends or is cancelled.
+
+        Items already waiting are written together (up to ``batch``) in one transaction with
+        the last item's ``state_after``, then acknowledged in order: the same guarantee as one
+        transaction per item (the stored state never runs ahead of the stored events), at a
+        fraction of the commits.
+        """
         status = self.accounts.setdefault(name, AccountStatus(name))
         status.running, status.epoch = True, epoch
-        lost = itertools.count(1)
+        send, receive = trio.open_memory_channel[Any](batch)
+
+        async def pull() -> None:
+            async with send:
+                async for item in source:
+                    await send.send(item)
+
         try:
-            async for item in source:
-                if is_update(item):
-                    new = events_from_update(item)
-                else:
-                    new = [state_lost_event(item, next(lost))]
-                state = item.state_after.to_json()
-                await self.outbox.append(name, new, state, epoch=epoch)
-                status.events += len(new)
-                status.pts = state.get("pts")
-                status.last_update_date = state.get("date") or status.last_update_date
-                await source.ack(item)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(pull)
+                async with receive:
+                    async for first in receive:
+                        items = [first]
+                        while len(items) < batch:
+                            try:
+                                items.append(receive.receive_nowait())
+                            except (trio.WouldBlock, trio.EndOfChannel):
+                                break
+                        new = []
+                        for item in items:
+                            new += events_from_update(item) if is_update(item) else [state_lost_event(item)]
+                        state = items[-1].state_after.to_json()
+                        await self.outbox.append(name, new, state, epoch=epoch)
+                        status.events += len(new)
+                        status.pts = state.get("pts")
+                        status.last_update_date = state.get("date") or status.last_update_date
+                        for item in items:
+                            await source.ack(item)
         finally:
             status.running = False
 

@@ -188,10 +188,13 @@ def events_from_update(item: Any) -> list[NewEvent]:
     return []
 
 
-def state_lost_event(item: Any, seq: int) -> NewEvent:
+def state_lost_event(item: Any) -> NewEvent:
     box = item.box
-    return NewEvent("dcpool:event", "state_lost", None, f"state_lost:{box}:{seq}",
-                    {"type": "state_lost", "box": box, "state": item.state_after.to_json()})
+    state = item.state_after.to_json()
+    # keyed by the state it jumped to: stable across a redelivery after a restart
+    key = "state_lost:{}:{}".format(box, json.dumps(state, sort_keys=True, separators=(",", ":")))
+    return NewEvent("dcpool:event", "state_lost", None, key,
+                    {"type": "state_lost", "box": box, "state": state})
 
 
 def event_from_pool_event(event: Any, seq: int) -> NewEvent | None:
