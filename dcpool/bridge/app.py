@@ -179,6 +179,9 @@ class Bridge:
         """
         ttl = self.config.lease_ttl
         running: dict[str, tuple[Lease, trio.CancelScope]] = {}
+        # Leases get their own connection: renewals must not queue behind the accounts' appends
+        # (a starved renewal is a lost lease and a needless takeover).
+        leases = Outbox(await trio.to_thread.run_sync(open_outbox_db, self.config.outbox))
 
         async def supervise(name: str, lease: Lease, scope: trio.CancelScope) -> None:
             try:
@@ -193,11 +196,12 @@ class Bridge:
         async with trio.open_nursery() as nursery:
             try:
                 while True:
-                    members = await self.outbox.member_heartbeat(self.owner, ttl)
+                    members = await leases.member_heartbeat(self.owner, ttl)
                     share = -(-len(accounts) // max(1, members))
-                    for name in list(running):
-                        lease, scope = running[name]
-                        renewed = await self.outbox.lease_renew(lease, ttl)
+                    held = sorted(running)
+                    renewed_all = await leases.lease_renew_all([running[n][0] for n in held], ttl)
+                    for name, renewed in zip(held, renewed_all):
+                        scope = running[name][1]
                         if renewed is None:
                             log.warning("account %s: lease lost", name)
                             scope.cancel()
@@ -207,13 +211,13 @@ class Bridge:
                     for name in sorted(running)[share:]:  # above the fair share: hand back
                         lease, scope = running.pop(name)
                         scope.cancel()
-                        await self.outbox.lease_release(lease)
+                        await leases.lease_release(lease)
                     for name in accounts:
                         if len(running) >= share:
                             break
                         if name in running:
                             continue
-                        lease = await self.outbox.lease_claim(name, self.owner, ttl)
+                        lease = await leases.lease_claim(name, self.owner, ttl)
                         if lease is not None:
                             scope = trio.CancelScope()
                             running[name] = (lease, scope)
@@ -223,13 +227,14 @@ class Bridge:
                 with trio.CancelScope(shield=True):
                     for lease, _scope in list(running.values()):
                         try:
-                            await self.outbox.lease_release(lease)
+                            await leases.lease_release(lease)
                         except Exception:  # noqa: BLE001
                             pass
                     try:
-                        await self.outbox.member_leave(self.owner)
+                        await leases.member_leave(self.owner)
                     except Exception:  # noqa: BLE001
                         pass
+                    await leases.aclose()
                 nursery.cancel_scope.cancel()
 
     def start_webhook(self, config: WebhookConfig) -> None:

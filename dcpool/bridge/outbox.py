@@ -307,6 +307,18 @@ class OutboxDb:
             ok = cur.rowcount == 1
         return attrs.evolve(lease, expires_at=now + ttl) if ok else None
 
+    def lease_renew_all(self, leases: list[Lease], ttl: float) -> list[Lease | None]:
+        """:meth:`lease_renew` for many leases in one transaction (one round trip a period)."""
+        now = self._clock()
+        out: list[Lease | None] = []
+        with self._tx() as tx:
+            for lease in leases:
+                cur = tx.execute("UPDATE bridge_lease SET expires_at = ? WHERE account = ? AND owner = ? "
+                                 "AND epoch = ? AND expires_at >= ?",
+                                 (now + ttl, lease.account, lease.owner, lease.epoch, now))
+                out.append(attrs.evolve(lease, expires_at=now + ttl) if cur.rowcount == 1 else None)
+        return out
+
     def lease_release(self, lease: Lease) -> None:
         with self._tx() as tx:
             tx.execute("UPDATE bridge_lease SET expires_at = 0 WHERE account = ? AND owner = ? AND epoch = ?",

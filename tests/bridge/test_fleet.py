@@ -23,7 +23,7 @@ N = 20
 async def start(dsn, owner):
     argv = [sys.executable, "-m", "dcpool.cli", "bridge", "--port", "0", "--outbox", dsn,
             "--fleet-simulated", str(N), "--lease-ttl", str(TTL), "--owner", owner,
-            "--interval", "0.05", "--ready-json", "--api-token", "t"]
+            "--interval", "0.2", "--ready-json", "--api-token", "t"]
     proc = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": ROOT})
     line = b""
     while not line.endswith(b"\n"):
