@@ -62,6 +62,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--account", default="demo", help="with --emulator: the account name")
     p.add_argument("--fleet-simulated", type=int, default=0, metavar="N",
                    help="fleet demo: N simulated accounts shared by every bridge on the same outbox, under leases")
+    p.add_argument("--fleet-emulator", metavar="INFO_JSON",
+                   help="with --fleet-simulated: each account is a real pool (session in the PostgreSQL "
+                        "outbox database) signed in on the emulator described by this file "
+                        "(the first line of `dcpool emulator --json`)")
     p.add_argument("--lease-ttl", type=float, help="fleet lease TTL in seconds (default 15)")
     p.add_argument("--owner", help="this process's name in the fleet (default: random)")
     p.add_argument("--ready-json", action="store_true", help="print one JSON line once listening")
@@ -120,8 +124,14 @@ async def serve(args: argparse.Namespace) -> None:
         async with trio.open_nursery() as nursery:
             if args.fleet_simulated:
                 names = [n for n in config.accounts if n.startswith("sim")]
-                nursery.start_soon(bridge.run_fleet, names,
-                                   lambda name, lease: run_simulated_fleet_account(bridge, name, lease, args))
+                if args.fleet_emulator:
+                    with open(args.fleet_emulator) as fh:
+                        info = json.loads(fh.readline())
+                    nursery.start_soon(bridge.run_fleet, names,
+                                       lambda name, lease: run_emulator_fleet_account(bridge, name, lease, args, info))
+                else:
+                    nursery.start_soon(bridge.run_fleet, names,
+                                       lambda name, lease: run_simulated_fleet_account(bridge, name, lease, args))
             for account in accounts:
                 if account.get("emulator"):
                     nursery.start_soon(run_emulator_account, bridge, account["name"], args)
@@ -162,6 +172,56 @@ async def run_simulated_fleet_account(bridge: Any, name: str, lease: Any, args: 
     start = UpdatesStateStandIn.from_json(saved) if saved else None
     source = SimulatedContactSource(start, count=args.simulate, interval=args.interval)
     await bridge.run_account(name, source, epoch=lease.epoch)
+
+
+def fleet_phone(name: str, dc_ids: list[int]) -> tuple[str, str]:
+    """The emulator's reserved test number of fleet account ``simNNN`` and its login code:
+    ``99966XYYYY`` lives on DC X and its code is ``XXXXX`` (spec §12.3)."""
+    index = int(name[3:])
+    dc = dc_ids[index % len(dc_ids)]
+    return f"99966{dc}{index:04d}", str(dc) * 5
+
+
+async def run_emulator_fleet_account(bridge: Any, name: str, lease: Any, args: argparse.Namespace,
+                                     info: dict[str, Any]) -> None:
+    """One fleet account as a real pool on an external emulator.  Its session (auth keys,
+    salts, authorization) lives in the fleet's PostgreSQL database, written under the lease
+    epoch, so whichever process holds the lease continues the same session: the account signs
+    in once per fleet, not once per process (a ``pool.signed_in`` event records each sign-in)."""
+    import functools  # noqa: PLC0415
+
+    import trio  # noqa: PLC0415
+
+    from ..crypto.rsa import RsaPublicKey  # noqa: PLC0415
+    from ..dcs import DcOption  # noqa: PLC0415
+    from ..pool import open_pool  # noqa: PLC0415
+    from ..storage.postgres import PostgresStorage  # noqa: PLC0415
+    from .events import NewEvent  # noqa: PLC0415
+    from .memsource import SimulatedContactSource, UpdatesStateStandIn  # noqa: PLC0415
+
+    key = RsaPublicKey.from_pem(info["rsa_public_key"])
+    dc_list = [DcOption(id=int(dc), ip_address=ep["host"], port=int(ep["port"])) for dc, ep in info["dcs"].items()]
+    store = await trio.to_thread.run_sync(functools.partial(
+        PostgresStorage, bridge.config.outbox, name, "prod", epoch=lease.epoch))
+    try:
+        async with open_pool(api_id=1, api_hash="dcpool-fleet", storage=store, dc_list=dc_list,
+                             rsa_keys={key.fingerprint: key}, home_dc=2) as pool:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(bridge.watch_pool, name, pool)
+                if pool.user_id is None:
+                    phone, code = fleet_phone(name, sorted(int(d) for d in info["dcs"]))
+                    user = await pool.sign_in(phone, code)
+                    await bridge.outbox.append(name, [NewEvent(
+                        "dcpool:event", "pool.signed_in", None, f"signed_in:{lease.epoch}",
+                        {"type": "signed_in", "userId": user.id, "homeDc": pool.home_dc,
+                         "owner": bridge.owner})], epoch=lease.epoch)
+                saved = await bridge.outbox.load_state(name)
+                start = UpdatesStateStandIn.from_json(saved) if saved else None
+                source = SimulatedContactSource(start, count=args.simulate, interval=args.interval)
+                await bridge.run_account(name, source, epoch=lease.epoch)
+                await trio.sleep_forever()
+    finally:
+        await trio.to_thread.run_sync(store.close)
 
 
 async def run_session_account(bridge: Any, account: dict[str, Any]) -> None:

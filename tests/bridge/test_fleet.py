@@ -1,6 +1,7 @@
-"""Two ``dcpool bridge`` processes share a PostgreSQL fleet of 20 accounts: each account runs in
-exactly one process, they split the accounts, and killing one moves its accounts to the other
-within the lease TTL, with no event lost or numbered twice."""
+"""Two ``dcpool bridge`` processes share a PostgreSQL fleet of 20 emulator accounts (real pools,
+sessions in PostgreSQL): each account runs in exactly one process, they split the accounts, and
+killing one moves its accounts to the other within the lease TTL, which continues the same
+sessions (no second sign-in), with no event lost or numbered twice."""
 
 import json
 import os
@@ -16,13 +17,27 @@ import trio
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TTL = 3.0
+TTL = 10.0
 N = 20
 
 
-async def start(dsn, owner):
+async def start_emulator(tmp_path):
+    proc = await trio.lowlevel.open_process([sys.executable, "-m", "dcpool.cli", "emulator", "--json"],
+                                            stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": ROOT})
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = await proc.stdout.receive_some(65536)
+        assert chunk, "emulator exited early"
+        line += chunk
+    path = tmp_path / "emulator.json"
+    path.write_bytes(line.split(b"\n")[0] + b"\n")
+    return proc, str(path)
+
+
+async def start(dsn, owner, info_path):
     argv = [sys.executable, "-m", "dcpool.cli", "bridge", "--port", "0", "--outbox", dsn,
-            "--fleet-simulated", str(N), "--lease-ttl", str(TTL), "--owner", owner,
+            "--fleet-simulated", str(N), "--fleet-emulator", info_path,
+            "--lease-ttl", str(TTL), "--owner", owner,
             "--interval", "0.2", "--ready-json", "--api-token", "t"]
     proc = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": ROOT})
     line = b""
@@ -58,13 +73,23 @@ async def wait_until(predicate, interval=0.2):
         await trio.sleep(interval)
 
 
-async def test_two_processes_share_a_fleet_and_take_over(pg_dsn):
+def sign_ins(dsn):
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT account, data FROM bridge_events WHERE type = 'pool.signed_in'").fetchall()
+        sessions = conn.execute("SELECT account, session FROM dcpool_sessions").fetchall()
+    return [(a, json.loads(d)) for a, d in rows], {a: json.loads(s) for a, s in sessions}
+
+
+async def test_two_processes_share_a_fleet_and_take_over(pg_dsn, tmp_path):
     procs = []
+    emulator, info_path = await start_emulator(tmp_path)
     try:
-        with trio.fail_after(120):
-            procs.append(await start(pg_dsn, "A"))
+        with trio.fail_after(240):
+            procs.append(await start(pg_dsn, "A", info_path))
             await wait_until(lambda: len(live_owners(pg_dsn)) == N)
-            procs.append(await start(pg_dsn, "B"))
+            # A alone signs every account in (a handover during a sign-in may sign in twice)
+            await wait_until(lambda: len({a for a, _ in sign_ins(pg_dsn)[0]}) == N)
+            procs.append(await start(pg_dsn, "B", info_path))
 
             def split():
                 owners = live_owners(pg_dsn)
@@ -89,6 +114,7 @@ async def test_two_processes_share_a_fleet_and_take_over(pg_dsn):
 
             await wait_until(progressed)
     finally:
+        procs.append(emulator)
         for proc in procs:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
@@ -102,7 +128,16 @@ async def test_two_processes_share_a_fleet_and_take_over(pg_dsn):
         assert after[acc][0] == "B" and after[acc][1] > before[acc][1]
     # one TTL for the leases to expire, plus one renewal period of B's loop, plus slack
     assert takeover < TTL + TTL / 3 + 5.0
+    # the sessions moved with the accounts: each signed in once for the whole run
+    signed, sessions = await trio.to_thread.run_sync(sign_ins, pg_dsn)
+    assert sorted(a for a, _ in signed) == [f"sim{i:03d}" for i in range(N)]
+    assert len(sessions) == N and all(s["user_id"] for s in sessions.values())
+    homes = {d["homeDc"] for _, d in signed}
+    assert homes == {1, 2, 3, 4, 5}  # PHONE_MIGRATE sent most of them home from DC 2
     counts, dups, states = await trio.to_thread.run_sync(writers, pg_dsn)
     assert dups == 0
+    with psycopg.connect(pg_dsn) as conn:
+        updates = dict(conn.execute("SELECT account, COUNT(*) FROM bridge_events WHERE event != 'dcpool:event' "
+                                    "GROUP BY account").fetchall())
     for acc, pts in states.items():
-        assert counts[acc] == pts  # one event per update: none lost, none twice
+        assert updates[acc] == pts  # one event per update: none lost, none twice
