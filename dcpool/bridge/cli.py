@@ -120,7 +120,11 @@ async def serve(args: argparse.Namespace) -> None:
         if args.ready_json:
             print(json.dumps(info), flush=True)
         else:
-            print(f"dcpool bridge on http://{config.host}:{bridge.port}/  (token: see --api-token)", flush=True)
+            print(f"dcpool bridge on http://{config.host}:{bridge.port}/", flush=True)
+            if config.api_token is None:
+                # shown once on the operator's terminal (never logged): needed for /events and
+                # /pusher/auth; pass --api-token or api_token in the TOML file to choose it
+                print(f"generated API token: {bridge.api_token}", flush=True)
         async with trio.open_nursery() as nursery:
             if args.fleet_simulated:
                 names = [n for n in config.accounts if n.startswith("sim")]
