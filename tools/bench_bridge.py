@@ -43,7 +43,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000}
 
 
-async def bench(events: int, subscribers: int, chats: int = 50) -> dict:
+async def bench(events: int, subscribers: int, chats: int = 50, args_max: int = 40) -> dict:
     pushed_at: dict[int, float] = {}
     hook_lat: list[float] = []
     ws_lat: list[float] = []
@@ -66,7 +66,7 @@ async def bench(events: int, subscribers: int, chats: int = 50) -> dict:
             port = await nursery.start(serve_http, receiver, "127.0.0.1", 0)
             cfg = BridgeConfig(outbox=str(Path(tmp) / "o.db"), port=0, api_token="t", pusher_key="k",
                                pusher_secret="s", accounts=("acc",), poll_interval=0.5,
-                               webhooks=(WebhookConfig(url=f"http://127.0.0.1:{port}/h", max_connections=40),))
+                               webhooks=(WebhookConfig(url=f"http://127.0.0.1:{port}/h", max_connections=args_max),))
             async with open_bridge(cfg) as bridge:
                 import trio_websocket  # noqa: PLC0415
 

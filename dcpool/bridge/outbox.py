@@ -239,13 +239,18 @@ class OutboxDb:
         return [_row_event(r) for r in rows], bool(disabled)
 
     def hook_settle(self, hook: str, event_id: int, outcome: str) -> None:
-        """Record ``outcome`` ("delivered", "dropped" or "filtered") and move the cursor past the
-        contiguous settled prefix (so the delivery table stays small)."""
+        """Record ``outcome`` ("delivered", "dropped" or "filtered") of one event."""
+        self.hook_settle_many(hook, [(event_id, outcome)])
+
+    def hook_settle_many(self, hook: str, outcomes: Iterable[tuple[int, str]]) -> None:
+        """Record many outcomes in one transaction and move the cursor past the contiguous
+        settled prefix (so the delivery table stays small)."""
         with self._tx() as tx:
-            tx.execute("INSERT INTO bridge_delivery (hook, event_id, outcome) VALUES (?, ?, ?) "
-                       "ON CONFLICT (hook, event_id) DO NOTHING", (hook, event_id, outcome))
-            if outcome == "dropped":
-                tx.execute("UPDATE bridge_hook SET dropped = dropped + 1 WHERE hook = ?", (hook,))
+            for event_id, outcome in outcomes:
+                tx.execute("INSERT INTO bridge_delivery (hook, event_id, outcome) VALUES (?, ?, ?) "
+                           "ON CONFLICT (hook, event_id) DO NOTHING", (hook, event_id, outcome))
+                if outcome == "dropped":
+                    tx.execute("UPDATE bridge_hook SET dropped = dropped + 1 WHERE hook = ?", (hook,))
             cursor = int(tx.execute("SELECT cursor FROM bridge_hook WHERE hook = ?", (hook,)).fetchone()[0])
             # advance over ids that are settled (or missing: ids are never reused)
             row = tx.execute(

@@ -239,8 +239,8 @@ async def run_webhook(config: WebhookConfig, outbox: Any, *, client: Any = None,
         outcome = sched.on_result(ev, status, trio.current_time(), retry_after)
         if outcome == Outcome.DELIVERED:
             stats["delivered"] += 1
-            await outbox.hook_settle(config.name, ev.id, "delivered")
-            sched.settled(ev.id)
+            delivered.append(ev.id)  # recorded in batches by ``record``
+            recorded_wanted.set()
         elif outcome == Outcome.DROPPED:
             await drop(ev)
         elif outcome == Outcome.DISABLED:
@@ -249,6 +249,22 @@ async def run_webhook(config: WebhookConfig, outbox: Any, *, client: Any = None,
         else:
             stats["failed_attempts"] += 1
         wake.set()
+
+    delivered: list[int] = []
+    recorded_wanted = trio.Event()
+
+    async def record() -> None:
+        """Store delivery outcomes many at a time (one transaction per batch): under load a
+        commit per event, not the HTTP requests, would bound the throughput."""
+        nonlocal recorded_wanted
+        while True:
+            await recorded_wanted.wait()
+            recorded_wanted = trio.Event()
+            batch, delivered[:] = list(delivered), []
+            await outbox.hook_settle_many(config.name, [(i, "delivered") for i in batch])
+            for event_id in batch:
+                sched.settled(event_id)
+            wake.set()
 
     async def drop(ev: OutboxEvent) -> None:
         stats["dropped"] += 1
@@ -262,16 +278,24 @@ async def run_webhook(config: WebhookConfig, outbox: Any, *, client: Any = None,
 
     try:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(record)
+            # Query the outbox only when it may hold events we have not loaded: after an append
+            # (or a poll period: other processes of a fleet), or when the last query was cut
+            # at its limit.  A query per finished request would cost more than the request.
+            maybe_more = True
             while not sched.disabled:
                 wake = trio.Event()  # before any await: an attempt finishing later sets this one
-                if sched.loaded < config.max_connections * 2:
-                    pending, disabled = await outbox.hook_pending(config.name, sched.loaded + config.max_connections * 2)
+                if maybe_more and sched.loaded < config.max_connections * 2:
+                    limit = sched.loaded + config.max_connections * 2
+                    pending, disabled = await outbox.hook_pending(config.name, limit)
+                    maybe_more = len(pending) >= limit
                     if disabled:
                         stats["disabled"] = True
                         log.warning("webhook %s is disabled (410 Gone for too long)", config.name)
                         break
-                    for ev in sched.offer(pending, trio.current_time(), time.time()):
-                        await outbox.hook_settle(config.name, ev.id, "filtered")
+                    filtered = sched.offer(pending, trio.current_time(), time.time())
+                    if filtered:
+                        await outbox.hook_settle_many(config.name, [(ev.id, "filtered") for ev in filtered])
                 sends, drops = sched.ready(trio.current_time())
                 for ev in drops:
                     await drop(ev)
@@ -285,16 +309,19 @@ async def run_webhook(config: WebhookConfig, outbox: Any, *, client: Any = None,
                             waiters.cancel_scope.cancel()
 
                         async def on_new() -> None:
+                            nonlocal maybe_more
+                            await outbox.wait_for_new()
+                            maybe_more = True
                             if sched.loaded < config.max_connections * 2:
-                                await outbox.wait_for_new()
                                 waiters.cancel_scope.cancel()
-                            else:
-                                await trio.sleep_forever()
 
                         waiters.start_soon(on_wake)
                         waiters.start_soon(on_new)
             nursery.cancel_scope.cancel()
     finally:
-        if owns_client:
-            with trio.CancelScope(shield=True):
+        with trio.CancelScope(shield=True):
+            if delivered:  # a clean stop records what was delivered (a crash redelivers it)
+                with trio.move_on_after(5):
+                    await outbox.hook_settle_many(config.name, [(i, "delivered") for i in delivered])
+            if owns_client:
                 await client.aclose()
