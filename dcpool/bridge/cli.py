@@ -251,19 +251,23 @@ def run(args: argparse.Namespace) -> int:
     import trio  # noqa: PLC0415
 
     async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            async def on_signals() -> None:
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # The receiver stays open until everything is closed: SIGINT/SIGTERM mean "stop
+        # cleanly" for the whole shutdown, not only for its first instant.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                async def on_signals() -> None:
                     async for _ in signals:
                         nursery.cancel_scope.cancel()
                         return
 
-            nursery.start_soon(on_signals)
-            await serve(args)
-            nursery.cancel_scope.cancel()
+                nursery.start_soon(on_signals)
+                await serve(args)
+                nursery.cancel_scope.cancel()
 
     try:
         trio.run(main)
+    except KeyboardInterrupt:  # a SIGINT before the receiver was installed
+        return 0
     except (ValueError, OSError, tomllib.TOMLDecodeError) as exc:
         print(f"dcpool bridge: {exc}", file=sys.stderr)
         return 2

@@ -81,6 +81,7 @@ async def test_kill_9_during_burst_then_restart_loses_nothing(tmp_path):
                 if proc.returncode is None:
                     proc.kill()
             nursery.cancel_scope.cancel()
+    assert proc.returncode == 0  # SIGTERM stops the restarted bridge cleanly
     assert receiver.update_pts() == set(range(1, 1001))
     db = sqlite3.connect(outbox)
     rows = db.execute("SELECT id, dedupe_key FROM bridge_events WHERE event != 'dcpool:event' ORDER BY id").fetchall()
