@@ -44,7 +44,7 @@ from .outbox import Lease, Outbox, StaleLease, open_outbox_db
 from .pusher import (Close, PusherAuthError, PusherConnection, Send, account_channel,
                      authorize_channel)
 from .source import is_update
-from .status_page import STATUS_HTML
+from .status_page import status_html
 from .webhook import WebhookConfig, run_webhook
 
 __all__ = ["BridgeConfig", "Bridge", "open_bridge", "AccountStatus"]
@@ -268,7 +268,7 @@ class Bridge:
     async def handle(self, request: Request, responder: Responder) -> None:
         path = request.path
         if request.method == "GET" and path == "/":
-            await responder.send(200, STATUS_HTML, "text/html; charset=utf-8")
+            await responder.send(200, status_html(await self.status()), "text/html; charset=utf-8")
         elif request.method == "GET" and path == "/status":
             await responder.send_json(200, await self.status())
         elif request.method == "GET" and path == "/status/stream":

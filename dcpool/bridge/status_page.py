@@ -1,8 +1,12 @@
 """The status page served at ``/``: plain HTML + a few lines of JavaScript, no build step.
 
-It renders ``/status`` and then follows ``/status/stream`` (SSE, one JSON snapshot per
-``status`` event).  Every element the tests look for has an ``id``.
+It renders the snapshot embedded by the server (:func:`status_html`; so the page is complete
+at its load event), then follows ``/status/stream`` (SSE, one JSON snapshot per ``status``
+event).  Every element the tests look for has an ``id``.
 """
+
+import json
+from typing import Any
 
 STATUS_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dcpool bridge</title>
@@ -31,10 +35,17 @@ function render(s){
   for(const w of s.webhooks){const tr=document.createElement('tr');tr.dataset.webhook=w.name;
     cell(tr,w.name);cell(tr,w.url);cell(tr,w.pending);cell(tr,w.delivered);cell(tr,w.failed_attempts);cell(tr,w.dropped);cell(tr,w.disabled?'yes':'no');wb.appendChild(tr);}
 }
-fetch('status').then(r=>r.json()).then(render);
+const initial = /*INITIAL*/null;
+if (initial) render(initial); else fetch('status').then(r=>r.json()).then(render);
 const es=new EventSource('status/stream');
 es.addEventListener('status',e=>{document.getElementById('stream-state').textContent='live';render(JSON.parse(e.data));});
 es.onerror=()=>{document.getElementById('stream-state').textContent='reconnecting';};
 </script>
 </body></html>
 """
+
+
+def status_html(snapshot: Any) -> str:
+    """The page with ``snapshot`` embedded (``</`` escaped so no string can end the script)."""
+    text = json.dumps(snapshot).replace("</", "<\\/")
+    return STATUS_HTML.replace("/*INITIAL*/null", text)
