@@ -26,6 +26,7 @@ import trio
 from wsproto.connection import Connection as WsConnection
 from wsproto.connection import ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
+from wsproto.utilities import LocalProtocolError
 
 __all__ = ["Request", "Responder", "WebSocket", "WebSocketClosed", "serve_http"]
 
@@ -80,8 +81,8 @@ class WebSocket:
         try:
             async with self._send_lock:
                 await self._stream.send_all(self._ws.send(CloseConnection(code=code, reason=reason)))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, Exception):  # noqa: BLE001
-            pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, LocalProtocolError):
+            pass  # the peer is gone or already closed: nothing left to tell it
 
     async def receive_text(self) -> str:
         """The next complete text message; raises WebSocketClosed when the peer closes."""
