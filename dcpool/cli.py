@@ -876,5 +876,21 @@ def _cmd_bench(args) -> int:
     return module.main(bench_args)
 
 
+# --------------------------------------------------------------------------- bridge (dcpool/bridge/cli.py)
+
+
+def _configure_bridge(p: argparse.ArgumentParser) -> None:
+    from .bridge.cli import configure
+
+    configure(p)
+
+
+@command("bridge", "serve accounts' updates to webhooks, Pusher WebSockets and SSE", _configure_bridge)
+def _cmd_bridge(args) -> int:
+    from .bridge.cli import run
+
+    return run(args)
+
+
 if __name__ == "__main__":
     sys.exit(main())
