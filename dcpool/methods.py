@@ -39,5 +39,14 @@ NO_AUTH_NEEDED = frozenset(
         "auth.exportAuthorization",
         "auth.importBotAuthorization",
         "auth.logOut",
+        # the rest of the sign-in flows (2FA, QR, recovery; LOGIN.md §4): they run before the
+        # key is authorized, so they must never wait for an authorization transfer
+        "account.getPassword",
+        "auth.checkPassword",
+        "auth.requestPasswordRecovery",
+        "auth.recoverPassword",
+        "auth.exportLoginToken",
+        "auth.importLoginToken",
+        "auth.importWebTokenAuthorization",
     }
 )
