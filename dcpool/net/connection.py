@@ -107,6 +107,9 @@ class Call:
     pending: PendingRequest | None = None
     conn: MtprotoConnection | None = None
     wrapped: bool = False
+    #: wrap this call in invokeWithLayer(initConnection(...)) even if the connection already
+    #: sent one (the DC answered CONNECTION_NOT_INITED / CONNECTION_LAYER_INVALID)
+    force_init: bool = False
     sends: int = 0
 
     def resolve(self, body: bytes | memoryview) -> None:
@@ -151,7 +154,7 @@ class ConnectionOwner(Protocol):
     def wrap_init(self, body: bytes) -> bytes: ...  # pragma: no cover
     def on_salt(self, salt: int) -> None: ...  # pragma: no cover
     def on_clock(self, offset: float) -> None: ...  # pragma: no cover
-    def on_update(self, body: bytes) -> None: ...  # pragma: no cover
+    def on_update(self, body: bytes, lane: str = "main") -> None: ...  # pragma: no cover
     def on_event(self, kind: str, **data: Any) -> None: ...  # pragma: no cover
     def endpoint_result(self, endpoint: Endpoint, ok: bool) -> None: ...  # pragma: no cover
 
@@ -290,7 +293,7 @@ class MtprotoConnection:
     def _to_session(self, call: Call) -> None:
         assert self.session is not None
         body = call.body
-        if self._needs_init and not call.wrapped:
+        if (self._needs_init or call.force_init) and not call.wrapped:
             body = self.owner.wrap_init(body)
             call.wrapped = True
             self._needs_init = False
@@ -497,7 +500,7 @@ class MtprotoConnection:
                 name = getattr(event.request.token, "name", "request")
                 self._settle(event.request, error=OutcomeUnknown(name, self.owner.dc_id), activity=False)
             elif isinstance(event, Update):
-                self.owner.on_update(event.body)
+                self.owner.on_update(event.body, lane=self.lane)
             elif isinstance(event, SaltChanged):
                 self.owner.on_salt(event.salt)
             elif isinstance(event, ClockCorrected):

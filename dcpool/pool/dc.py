@@ -247,6 +247,13 @@ class DcState:
             self._rt.writer.submit(save)
             self._rt.events.emit("key_created", self.dc_id, key_id=key.key_id)
 
+    def drop_key(self, reason: str) -> None:
+        """Our auth key on this DC is dead (406 AUTH_KEY_DUPLICATED): forget it and make a new
+        one on the next connection (LOGIN.md §5.4)."""
+        if self._auth_key is not None:
+            log.warning("DC %s: %s: dropping the auth key", self.dc_id, reason)
+            self.key_invalid(self._auth_key.key_id)
+
     def key_invalid(self, key_id: int) -> None:
         if self._auth_key is None or self._auth_key.key_id != key_id:
             return
@@ -262,6 +269,9 @@ class DcState:
             session = conn.session
             if session is not None and session.auth_key.key_id == key_id:
                 conn.kill()
+        if self._rt.on_key_lost is not None:
+            # (the router decides whether that was the signed-in user's home key: a logout)
+            self._rt.on_key_lost(self.dc_id)
 
     def wrap_init(self, body: bytes) -> bytes:
         return self._rt.init_prefix + body
@@ -276,8 +286,8 @@ class DcState:
         self.time_offset = offset
         self._rt.time_offset = offset
 
-    def on_update(self, body: bytes) -> None:
-        self._rt.on_update(self.dc_id, body)
+    def on_update(self, body: bytes, lane: str = "main") -> None:
+        self._rt.on_update(self.dc_id, body, lane)
 
     def on_event(self, kind: str, **data: Any) -> None:
         self._rt.events.emit(kind, self.dc_id, **data)
