@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+import copy
+
 import attrs
 import trio
 
@@ -39,11 +41,13 @@ from ..errors import (
     ConnectError,
     ConnectionLost,
     DcPoolError,
+    FramingError,
     HandshakeError,
     MsgIdOutOfWindow,
     OutcomeUnknown,
     PoolClosed,
     RemoteProtocolError,
+    SecurityError,
     TransportErrorCode,
 )
 from ..mtproto import AuthKey
@@ -157,6 +161,8 @@ class ConnectionOwner(Protocol):
     def on_update(self, body: bytes, lane: str = "main") -> None: ...  # pragma: no cover
     def on_event(self, kind: str, **data: Any) -> None: ...  # pragma: no cover
     def endpoint_result(self, endpoint: Endpoint, ok: bool) -> None: ...  # pragma: no cover
+    def security_failure(self, error: DcPoolError) -> None: ...  # pragma: no cover
+    def security_passed(self) -> None: ...  # pragma: no cover
 
 
 @attrs.frozen
@@ -221,6 +227,8 @@ class MtprotoConnection:
         self._failures = 0
         self._ping_id = 0
         self._awaiting_pong: int | None = None
+        #: a message of the current TCP connection passed every check (§4.5)
+        self._verified = False
 
     def __repr__(self) -> str:
         return (
@@ -319,6 +327,9 @@ class MtprotoConnection:
                     self._last_error = exc if isinstance(exc, DcPoolError) else ConnectError(
                         f"DC {self.owner.dc_id}: {type(exc).__name__}: {exc}")
                     self.owner.on_event("disconnected", lane=self.lane, reason=f"{type(exc).__name__}: {exc}")
+                    if isinstance(exc, (SecurityError, FramingError)):
+                        # (the owner fails every waiting call after two in a row)
+                        self.owner.security_failure(exc)
                     offset = getattr(exc, "server_time_offset", None)
                     if isinstance(exc, MsgIdOutOfWindow) and offset is not None:
                         self.owner.on_clock(offset)
@@ -384,6 +395,7 @@ class MtprotoConnection:
             for failure in failures:
                 self.owner.endpoint_result(failure.endpoint, False)
         self.endpoint = endpoint
+        self._verified = False
         healthy = False
         try:
             with trio.CancelScope() as self._cancel:
@@ -489,7 +501,11 @@ class MtprotoConnection:
     def _on_frame(self, payload: bytes) -> None:
         session = self.session
         assert session is not None
-        for event in session.receive(payload, wall_clock()):
+        events = session.receive(payload, wall_clock())
+        if not self._verified:
+            self._verified = True
+            self.owner.security_passed()
+        for event in events:
             # Only answers to calls count as activity for the idle timer: pongs, acks and
             # service messages are the keep-alive's own traffic and must not keep a lane open.
             if isinstance(event, RpcResult):
@@ -588,6 +604,16 @@ class MtprotoConnection:
     def _fail_all(self, error: BaseException) -> None:
         for call in list(self.calls) + self.backlog:
             call.fail(error)
+        self.calls.clear()
+        self.backlog.clear()
+
+    def fail_waiting(self, error: DcPoolError) -> None:
+        """Fail every call queued or in flight here with (a copy of) ``error``: the DC keeps
+        failing security checks, and waiting would only run into the calls' timeouts."""
+        for call in list(self.calls) + self.backlog:
+            if call.pending is not None and self.session is not None:
+                self.session.cancel(call.pending)
+            call.fail(copy.copy(error))
         self.calls.clear()
         self.backlog.clear()
 
