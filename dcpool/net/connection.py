@@ -229,6 +229,8 @@ class MtprotoConnection:
         self._awaiting_pong: int | None = None
         #: a message of the current TCP connection passed every check (§4.5)
         self._verified = False
+        #: requests of this connection that the DC refused with −404 (see _reader)
+        self._refused: set[PendingRequest] = set()
 
     def __repr__(self) -> str:
         return (
@@ -493,6 +495,16 @@ class MtprotoConnection:
                 elif isinstance(event, TransportErrorFrame):
                     if event.code == -404 and self.session is not None:
                         # §7.7: the server does not know our auth key: it must be recreated.
+                        # What this connection sent that the DC neither acknowledged nor
+                        # answered (and that no earlier connection carried) did not run: the
+                        # DC answered −404 to the packet, and answers / acks for anything it
+                        # ran before forgetting the key come first on this stream.  Those are
+                        # re-sent on the new key; acknowledged ones may have run (OutcomeUnknown
+                        # unless idempotent).
+                        self._refused = {
+                            req for req in self.session.pending_requests()
+                            if req.state is RequestState.SENT and not req.may_have_executed
+                        }
                         self.owner.key_invalid(self.session.auth_key.key_id)
                     raise TransportErrorCode(event.code)
             if self.session is not None and self.session.has_data_to_send():
@@ -587,6 +599,10 @@ class MtprotoConnection:
         if session is None:
             return
         requeued, orphaned = session.connection_lost()
+        refused, self._refused = self._refused, set()
+        for req in requeued:
+            if req in refused:
+                req.may_have_executed = False  # refused by −404: it did not run (see _reader)
         self._orphaned(orphaned)
 
     def _orphaned(self, orphaned: Iterable[PendingRequest]) -> None:
