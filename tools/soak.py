@@ -111,8 +111,6 @@ class SoakReport:
 
     def failures(self) -> list[str]:
         out = []
-        if self.answered_ratio < MIN_ANSWERED:
-            out.append(f"only {self.answered_ratio:.2%} answered (want >= {MIN_ANSWERED:.1%})")
         if self.lost:
             out.append(f"{self.lost} requests lost")
         if self.untyped_errors:
@@ -498,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(report.format())
     failures = report.failures()
+    if report.answered_ratio < MIN_ANSWERED:
+        # (a CLI-size run only: a few hundred requests are too few for a share to mean much)
+        failures.append(f"only {report.answered_ratio:.2%} answered (want >= {MIN_ANSWERED:.1%})")
     for f in failures:
         print(f"FAIL: {f}", file=sys.stderr)
     return 1 if failures else 0
