@@ -31,15 +31,29 @@ call's ``timeout`` (see :mod:`.deadline`):
    *authorization epoch*; an ``AUTH_KEY_UNREGISTERED`` for a request sent under an older epoch
    is already taken care of, so fifty parallel downloads that all hear it cause one transfer.
 
+5. The login is learned from answers (issue 12, LOGIN.md §4.6): :meth:`Router._attempt` reads
+   the constructor id of every successful result (:mod:`.authorization`), so ``auth.signIn``,
+   ``auth.checkPassword``, bot and QR logins sign the pool in whoever sent them, through
+   ``invoke`` or ``invoke_raw``; ``auth.loggedOut`` logs it out.  A login-loss 401,
+   ``AUTH_KEY_DUPLICATED`` or a −404 on the home DC of a signed-in user logs out
+   (:meth:`Router.log_out`): :class:`~dcpool.errors.LoggedOut` for that call and, until the
+   next login, for every call that needs one.
+6. Answers a client waits out or retries: the FLOOD_WAIT family up to
+   ``flood_sleep_threshold`` (inside the deadline, else FloodWait at once), 500-class answers
+   of idempotent requests (capped exponential backoff), CONNECTION_NOT_INITED /
+   CONNECTION_LAYER_INVALID (re-sent once inside initConnection).  Requests off the home DC's
+   main lane go inside ``invokeWithoutUpdates`` (updates come from the home DC only).
+
 Transfer errors: ``FLOOD_WAIT_X`` on export remembers a deadline per target DC (no re-export
 before it; callers get :class:`~dcpool.errors.FloodWait` whose ``deadline`` attribute is that
 deadline on trio's clock and whose ``seconds`` is what is left, or wait it out when
-``wait_flood`` allows that many seconds); ``AUTH_BYTES_INVALID`` on import re-exports once,
+``flood_sleep_threshold`` and the call's deadline allow that many seconds); ``AUTH_BYTES_INVALID`` on import re-exports once,
 then raises :class:`~dcpool.errors.TransferError`; ``DC_ID_INVALID`` means the target is the
 DC we export from: there is nothing to transfer (marked in memory only).
 
 Events: ``migrated``, ``home_changed``, ``transfer_started``, ``transfer_done``,
-``transfer_failed``, ``transfer_flood_wait``.
+``transfer_failed``, ``transfer_flood_wait``, ``signed_in``, ``logged_out``, ``flood_wait``,
+``server_error_retry``.
 """
 
 from __future__ import annotations
