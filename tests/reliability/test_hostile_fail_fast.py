@@ -73,3 +73,21 @@ def test_oversized_frame_is_refused_from_its_length_alone() -> None:
         # its payload arrives (nothing to buffer)
         transport.receive_data(struct.pack("<I", MAX_FRAME_SIZE + 4))
     assert MAX_FRAME_SIZE == 2 * 1024 * 1024
+
+
+async def test_a_dc_that_passes_the_checks_again_is_trusted_again() -> None:
+    with trio.fail_after(30):
+        async with open_cluster(dc_ids=range(1, 4)) as cluster, \
+                open_hostile_server(3, cluster.private_key, world=cluster.world,
+                                    tamper=Tamper.MSG_KEY) as hostile:
+            attach(cluster, hostile)
+            async with open_pool(api_id=1, api_hash="x", dc_list=cluster.dc_list(),
+                                 rsa_keys=cluster.rsa_keys(), home_dc=1, fetch_config=False) as pool:
+                with pytest.raises(errors.MsgKeyMismatch):
+                    await pool.invoke(tl.api.help.GetNearestDc(), dc_id=3, timeout=40)
+                with pytest.raises(errors.MsgKeyMismatch):  # refused without being sent
+                    await pool.invoke(tl.api.help.GetNearestDc(), dc_id=3, timeout=40)
+                hostile.tamper = None  # the DC behaves again
+                await trio.sleep(1.5)  # past the refusal period: the next call is a probe
+                assert (await pool.invoke(tl.api.help.GetNearestDc(), dc_id=3)).this_dc == 3
+                assert (await pool.invoke(tl.api.help.GetNearestDc(), dc_id=3)).this_dc == 3
