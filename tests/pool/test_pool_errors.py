@@ -76,6 +76,20 @@ async def test_flood_wait_under_the_threshold_is_waited_out_and_resent(clock, me
                 assert cluster.statistics()[2].requests["users.getUsers"] == 2
 
 
+async def test_flood_wait_of_a_non_idempotent_request_is_resent_too(clock) -> None:
+    # the server did not run it: re-sending cannot run it twice
+    async with open_cluster() as cluster:
+        with trio.fail_after(300):
+            async with pool_for(cluster) as pool:
+                await pool.sign_in(PHONE_DC2, CODE_DC2)
+                cluster.faults(2).fail("messages.sendMessage", 420, "SLOWMODE_WAIT_3", count=1)
+                await pool.invoke(send_message(7))
+                s = cluster.statistics()[2]
+                assert s.requests["messages.sendMessage"] == 2
+                assert s.errors["SLOWMODE_WAIT_3"] == 1
+                assert pool.statistics().flood_waits == 1
+
+
 async def test_flood_wait_above_the_threshold_is_raised_at_once(clock) -> None:
     async with open_cluster() as cluster:
         with trio.fail_after(300):
