@@ -30,7 +30,7 @@
     │   │   └── FileMigrate, StatsMigrate                   (retry elsewhere, home stays)
     │   ├── FloodWait(seconds)        420 FLOOD_WAIT_X and friends
     │   ├── BadRequest                400
-    │   ├── Unauthorized              401 (AuthKeyUnregistered, SessionPasswordNeeded, ...)
+    │   ├── Unauthorized              401 (AuthKeyUnregistered, LoggedOut, ...)
     │   ├── Forbidden / NotFound / NotAcceptable / ServerError
     ├── MigrationError                too many hops, or a loop between DCs
     ├── TransferError                 exporting/importing an authorization failed for good
@@ -94,6 +94,8 @@ __all__ = [
     "BadRequest",
     "Unauthorized",
     "AuthKeyUnregistered",
+    "LoggedOut",
+    "LOGIN_LOSS_MESSAGES",
     "Forbidden",
     "NotFound",
     "NotAcceptable",
@@ -390,6 +392,27 @@ class Unauthorized(RpcError):
 
 class AuthKeyUnregistered(Unauthorized):
     """401 AUTH_KEY_UNREGISTERED: this key is not logged in on this DC."""
+
+
+class LoggedOut(Unauthorized):
+    """The pool's login is gone (LOGIN.md §5.4): the home DC answered a login-loss 401
+    (``AUTH_KEY_UNREGISTERED``, ``AUTH_KEY_INVALID``, ``SESSION_REVOKED``, ``SESSION_EXPIRED``,
+    ``USER_DEACTIVATED``, ``USER_DEACTIVATED_BAN``), ``AUTH_KEY_DUPLICATED``, or forgot the home
+    key of the signed-in user (−404).  Raised for the call that met it and, until a new login
+    is observed, for every later call that needs one.  ``reason`` is the server's message (or
+    ``AUTH_KEY_NOT_FOUND`` for a −404, ``auth.logOut`` after a log-out)."""
+
+    @property
+    def reason(self) -> str:
+        return self.message
+
+
+#: 401 messages meaning the key's login is gone (LOGIN.md §5.1); SESSION_PASSWORD_NEEDED and
+#: AUTH_KEY_PERM_EMPTY are not losses.
+LOGIN_LOSS_MESSAGES = frozenset({
+    "AUTH_KEY_UNREGISTERED", "AUTH_KEY_INVALID", "SESSION_REVOKED", "SESSION_EXPIRED",
+    "USER_DEACTIVATED", "USER_DEACTIVATED_BAN",
+})
 
 
 class Forbidden(RpcError):

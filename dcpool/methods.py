@@ -22,31 +22,52 @@ IDEMPOTENT = frozenset(
     }
 )
 
-#: Methods that run without a logged-in key (spec §10): they never trigger an authorization
-#: transfer.
+#: Methods that run without a logged-in key (LOGIN.md §4.7): they never trigger an
+#: authorization transfer, and are still sent once the pool is logged out.
 NO_AUTH_NEEDED = frozenset(
     {
-        "help.getConfig",
-        "help.getNearestDc",
-        "help.getAppConfig",
-        "help.getCdnConfig",
-        "auth.sendCode",
-        "auth.resendCode",
-        "auth.cancelCode",
-        "auth.signIn",
-        "auth.signUp",
-        "auth.importAuthorization",
-        "auth.exportAuthorization",
-        "auth.importBotAuthorization",
-        "auth.logOut",
-        # the rest of the sign-in flows (2FA, QR, recovery; LOGIN.md §4): they run before the
-        # key is authorized, so they must never wait for an authorization transfer
+        "account.deleteAccount",
         "account.getPassword",
+        "account.sendVerifyEmailCode",
+        "account.verifyEmail",
+        "auth.bindTempAuthKey",
+        "auth.cancelCode",
         "auth.checkPassword",
-        "auth.requestPasswordRecovery",
-        "auth.recoverPassword",
         "auth.exportLoginToken",
+        "auth.importAuthorization",
+        "auth.importBotAuthorization",
         "auth.importLoginToken",
         "auth.importWebTokenAuthorization",
+        "auth.reportMissingCode",
+        "auth.requestFirebaseSms",
+        "auth.resendCode",
+        "auth.resetLoginEmail",
+        "auth.sendCode",
+        "auth.signIn",
+        "auth.signUp",
+        "auth.recoverPassword",
+        "auth.requestPasswordRecovery",
+        "auth.checkRecoveryPassword",
+        "auth.exportAuthorization",
+        "auth.logOut",
+        "help.getAppConfig",
+        "help.getCdnConfig",
+        "help.getConfig",
+        "help.getCountriesList",
+        "help.getDeepLinkInfo",
+        "help.getNearestDc",
+        "help.saveAppLog",
+        "initConnection",
+        "invokeWithLayer",
+        "langpack.getDifference",
+        "langpack.getLangPack",
+        "langpack.getLanguage",
+        "langpack.getLanguages",
+        "langpack.getStrings",
+        "payments.assignAppStoreTransaction",
+        "payments.assignPlayMarketTransaction",
+        "payments.canPurchaseStore",
+        "payments.getPaymentForm",
+        "payments.sendPaymentForm",
     }
 )

@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+import copy
+
 import attrs
 import trio
 
@@ -39,11 +41,13 @@ from ..errors import (
     ConnectError,
     ConnectionLost,
     DcPoolError,
+    FramingError,
     HandshakeError,
     MsgIdOutOfWindow,
     OutcomeUnknown,
     PoolClosed,
     RemoteProtocolError,
+    SecurityError,
     TransportErrorCode,
 )
 from ..mtproto import AuthKey
@@ -107,6 +111,9 @@ class Call:
     pending: PendingRequest | None = None
     conn: MtprotoConnection | None = None
     wrapped: bool = False
+    #: wrap this call in invokeWithLayer(initConnection(...)) even if the connection already
+    #: sent one (the DC answered CONNECTION_NOT_INITED / CONNECTION_LAYER_INVALID)
+    force_init: bool = False
     sends: int = 0
 
     def resolve(self, body: bytes | memoryview) -> None:
@@ -151,9 +158,11 @@ class ConnectionOwner(Protocol):
     def wrap_init(self, body: bytes) -> bytes: ...  # pragma: no cover
     def on_salt(self, salt: int) -> None: ...  # pragma: no cover
     def on_clock(self, offset: float) -> None: ...  # pragma: no cover
-    def on_update(self, body: bytes) -> None: ...  # pragma: no cover
+    def on_update(self, body: bytes, lane: str = "main") -> None: ...  # pragma: no cover
     def on_event(self, kind: str, **data: Any) -> None: ...  # pragma: no cover
     def endpoint_result(self, endpoint: Endpoint, ok: bool) -> None: ...  # pragma: no cover
+    def security_failure(self, error: DcPoolError) -> None: ...  # pragma: no cover
+    def security_passed(self) -> None: ...  # pragma: no cover
 
 
 @attrs.frozen
@@ -218,6 +227,10 @@ class MtprotoConnection:
         self._failures = 0
         self._ping_id = 0
         self._awaiting_pong: int | None = None
+        #: a message of the current TCP connection passed every check (§4.5)
+        self._verified = False
+        #: requests of this connection that the DC refused with −404 (see _reader)
+        self._refused: set[PendingRequest] = set()
 
     def __repr__(self) -> str:
         return (
@@ -290,7 +303,7 @@ class MtprotoConnection:
     def _to_session(self, call: Call) -> None:
         assert self.session is not None
         body = call.body
-        if self._needs_init and not call.wrapped:
+        if (self._needs_init or call.force_init) and not call.wrapped:
             body = self.owner.wrap_init(body)
             call.wrapped = True
             self._needs_init = False
@@ -316,6 +329,9 @@ class MtprotoConnection:
                     self._last_error = exc if isinstance(exc, DcPoolError) else ConnectError(
                         f"DC {self.owner.dc_id}: {type(exc).__name__}: {exc}")
                     self.owner.on_event("disconnected", lane=self.lane, reason=f"{type(exc).__name__}: {exc}")
+                    if isinstance(exc, (SecurityError, FramingError)):
+                        # (the owner fails every waiting call after two in a row)
+                        self.owner.security_failure(exc)
                     offset = getattr(exc, "server_time_offset", None)
                     if isinstance(exc, MsgIdOutOfWindow) and offset is not None:
                         self.owner.on_clock(offset)
@@ -381,6 +397,7 @@ class MtprotoConnection:
             for failure in failures:
                 self.owner.endpoint_result(failure.endpoint, False)
         self.endpoint = endpoint
+        self._verified = False
         healthy = False
         try:
             with trio.CancelScope() as self._cancel:
@@ -478,6 +495,16 @@ class MtprotoConnection:
                 elif isinstance(event, TransportErrorFrame):
                     if event.code == -404 and self.session is not None:
                         # §7.7: the server does not know our auth key: it must be recreated.
+                        # What this connection sent that the DC neither acknowledged nor
+                        # answered (and that no earlier connection carried) did not run: the
+                        # DC answered −404 to the packet, and answers / acks for anything it
+                        # ran before forgetting the key come first on this stream.  Those are
+                        # re-sent on the new key; acknowledged ones may have run (OutcomeUnknown
+                        # unless idempotent).
+                        self._refused = {
+                            req for req in self.session.pending_requests()
+                            if req.state is RequestState.SENT and not req.may_have_executed
+                        }
                         self.owner.key_invalid(self.session.auth_key.key_id)
                     raise TransportErrorCode(event.code)
             if self.session is not None and self.session.has_data_to_send():
@@ -486,7 +513,11 @@ class MtprotoConnection:
     def _on_frame(self, payload: bytes) -> None:
         session = self.session
         assert session is not None
-        for event in session.receive(payload, wall_clock()):
+        events = session.receive(payload, wall_clock())
+        if not self._verified:
+            self._verified = True
+            self.owner.security_passed()
+        for event in events:
             # Only answers to calls count as activity for the idle timer: pongs, acks and
             # service messages are the keep-alive's own traffic and must not keep a lane open.
             if isinstance(event, RpcResult):
@@ -497,7 +528,7 @@ class MtprotoConnection:
                 name = getattr(event.request.token, "name", "request")
                 self._settle(event.request, error=OutcomeUnknown(name, self.owner.dc_id), activity=False)
             elif isinstance(event, Update):
-                self.owner.on_update(event.body)
+                self.owner.on_update(event.body, lane=self.lane)
             elif isinstance(event, SaltChanged):
                 self.owner.on_salt(event.salt)
             elif isinstance(event, ClockCorrected):
@@ -568,6 +599,10 @@ class MtprotoConnection:
         if session is None:
             return
         requeued, orphaned = session.connection_lost()
+        refused, self._refused = self._refused, set()
+        for req in requeued:
+            if req in refused:
+                req.may_have_executed = False  # refused by −404: it did not run (see _reader)
         self._orphaned(orphaned)
 
     def _orphaned(self, orphaned: Iterable[PendingRequest]) -> None:
@@ -585,6 +620,16 @@ class MtprotoConnection:
     def _fail_all(self, error: BaseException) -> None:
         for call in list(self.calls) + self.backlog:
             call.fail(error)
+        self.calls.clear()
+        self.backlog.clear()
+
+    def fail_waiting(self, error: DcPoolError) -> None:
+        """Fail every call queued or in flight here with (a copy of) ``error``: the DC keeps
+        failing security checks, and waiting would only run into the calls' timeouts."""
+        for call in list(self.calls) + self.backlog:
+            if call.pending is not None and self.session is not None:
+                self.session.cancel(call.pending)
+            call.fail(copy.copy(error))
         self.calls.clear()
         self.backlog.clear()
 

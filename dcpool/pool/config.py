@@ -46,8 +46,10 @@ class PoolConfig:
     allow_ipv6: bool = True
     #: migrations one call may follow (spec §9)
     max_hops: int = attrs.field(default=5, validator=_positive)
-    #: FLOOD_WAIT on an authorization export up to this many seconds is waited out
-    wait_flood: float = 0.0
+    #: FLOOD_WAIT_X, FLOOD_PREMIUM_WAIT_X, FLOOD_TEST_PHONE_WAIT_X and SLOWMODE_WAIT_X with X up
+    #: to this many seconds are waited out (inside the call's deadline) and the request re-sent;
+    #: above it (or past the deadline) FloodWait is raised at once.  Telethon's default: 60.
+    flood_sleep_threshold: float = 60.0
     #: updates held for a lagging consumer before an UpdatesGap replaces the oldest
     updates_buffer: int = attrs.field(default=1000, validator=_positive)
     #: initConnection fields (spec §6)

@@ -24,6 +24,7 @@ and uses the public methods here (:meth:`mark_authorized`, :meth:`forget_authori
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 import trio
 
 from ..dcs import DcOption, Lane
-from ..errors import UnknownDc
+from ..errors import DcPoolError, UnknownDc
 from ..mtproto import AuthKey
 from ..mtproto.handshake import ClientHandshake
 from ..net.connection import Call, ConnectionState, MtprotoConnection, wall_clock
@@ -47,6 +48,18 @@ log = logging.getLogger("dcpool.pool")
 
 #: the lanes of a DC, in statistics order
 LANES = (Lane.MAIN, Lane.DOWNLOAD)
+
+#: Largest transport frame accepted from a DC: well above the largest legal message (a 1 MiB
+#: file part plus its envelope), refused as soon as its length is read (spec §7).
+MAX_FRAME_SIZE = 2 * 1024 * 1024
+
+#: Consecutive security failures (a message or key exchange failing a check, an oversized
+#: frame) after which a DC's waiting and new calls fail at once with that error.
+SECURITY_FAILURES_TO_REFUSE = 2
+#: How long new calls are refused before one is let through to probe the DC again (doubling
+#: per further failure, capped).
+REFUSAL_BASE = 1.0
+REFUSAL_CAP = 30.0
 
 
 class DcState:
@@ -71,6 +84,9 @@ class DcState:
         self.imports = 0
         self.bytes_received = 0
         self._reconnects_closed = 0  # reconnect counts of connections already gone
+        self._security_failures = 0  # in a row, on any connection of this DC
+        self._refusal: DcPoolError | None = None
+        self._refused_until = 0.0
 
     def __repr__(self) -> str:
         return f"<DcState dc={self.dc_id} key={self._auth_key!r} lanes={self._lane_sizes()}>"
@@ -107,7 +123,12 @@ class DcState:
 
     def submit(self, call: Call, lane: Lane, *, foreign: bool) -> MtprotoConnection:
         """Choose the connection for ``call`` and queue it there (synchronous: httpcore's way).
-        ``foreign``: this is not the home DC (its connections close when idle)."""
+        ``foreign``: this is not the home DC (its connections close when idle).
+
+        While the DC keeps failing security checks, this raises that error instead (a probe
+        goes through once the refusal period is over)."""
+        if self._refusal is not None and trio.current_time() < self._refused_until:
+            raise copy.copy(self._refusal)
         conn = self._pick(lane, foreign)
         self.requests += 1
         conn.submit(call)
@@ -218,8 +239,9 @@ class DcState:
             if opt.secret and len(opt.secret) == 17 and opt.secret[0] == 0xDD:
                 kind = TransportKind.PADDED_INTERMEDIATE
             return ClientTransport(kind, obfuscated=True, secret=opt.secret or None,
-                                   dc_id=self.wire_dc, rng=cfg.rng)
-        return ClientTransport(cfg.transport, obfuscated=cfg.obfuscated, rng=cfg.rng)
+                                   dc_id=self.wire_dc, rng=cfg.rng, max_frame_size=MAX_FRAME_SIZE)
+        return ClientTransport(cfg.transport, obfuscated=cfg.obfuscated, rng=cfg.rng,
+                               max_frame_size=MAX_FRAME_SIZE)
 
     async def ensure_key(self, conn: MtprotoConnection, stream: trio.abc.Stream,
                          transport: ClientTransport) -> None:
@@ -247,6 +269,13 @@ class DcState:
             self._rt.writer.submit(save)
             self._rt.events.emit("key_created", self.dc_id, key_id=key.key_id)
 
+    def drop_key(self, reason: str) -> None:
+        """Our auth key on this DC is dead (406 AUTH_KEY_DUPLICATED): forget it and make a new
+        one on the next connection (LOGIN.md §5.4)."""
+        if self._auth_key is not None:
+            log.warning("DC %s: %s: dropping the auth key", self.dc_id, reason)
+            self.key_invalid(self._auth_key.key_id)
+
     def key_invalid(self, key_id: int) -> None:
         if self._auth_key is None or self._auth_key.key_id != key_id:
             return
@@ -262,6 +291,9 @@ class DcState:
             session = conn.session
             if session is not None and session.auth_key.key_id == key_id:
                 conn.kill()
+        if self._rt.on_key_lost is not None:
+            # (the router decides whether that was the signed-in user's home key: a logout)
+            self._rt.on_key_lost(self.dc_id)
 
     def wrap_init(self, body: bytes) -> bytes:
         return self._rt.init_prefix + body
@@ -276,11 +308,33 @@ class DcState:
         self.time_offset = offset
         self._rt.time_offset = offset
 
-    def on_update(self, body: bytes) -> None:
-        self._rt.on_update(self.dc_id, body)
+    def on_update(self, body: bytes, lane: str = "main") -> None:
+        self._rt.on_update(self.dc_id, body, lane)
 
     def on_event(self, kind: str, **data: Any) -> None:
         self._rt.events.emit(kind, self.dc_id, **data)
+
+    def security_failure(self, error: DcPoolError) -> None:
+        """A connection of this DC failed a security check (it is dropped already).  Twice in a
+        row: every call waiting on the DC fails now with that error, and new calls fail the
+        same way until a connection passes the checks again."""
+        self._security_failures += 1
+        if self._security_failures < SECURITY_FAILURES_TO_REFUSE:
+            return
+        excess = self._security_failures - SECURITY_FAILURES_TO_REFUSE
+        self._refusal = error
+        self._refused_until = trio.current_time() + min(REFUSAL_CAP, REFUSAL_BASE * 2 ** excess)
+        log.warning("DC %s failed security checks %d times in a row (%s: %s): failing its calls",
+                    self.dc_id, self._security_failures, type(error).__name__, error)
+        self._rt.events.emit("security_refused", self.dc_id, error=type(error).__name__,
+                             failures=self._security_failures)
+        for conn in self.connections():
+            conn.fail_waiting(error)
+
+    def security_passed(self) -> None:
+        """A message from this DC passed every check: it is trusted again."""
+        self._security_failures = 0
+        self._refusal = None
 
     def endpoint_result(self, endpoint: Endpoint, ok: bool) -> None:
         opt = self._options.get((endpoint.host, endpoint.port))

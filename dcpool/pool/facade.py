@@ -33,7 +33,7 @@ from .. import tl
 from ..crypto import Rng
 from ..crypto.rsa import TELEGRAM_PRODUCTION_KEYS, TELEGRAM_TEST_KEYS, RsaKeysSpec, RsaPublicKey, rsa_keys_from_user
 from ..dcs import DcListSpec, DcOption, DcTable, Lane
-from ..errors import DcPoolError, LocalProtocolError
+from ..errors import DcPoolError, LocalProtocolError, Unauthorized
 from ..methods import IDEMPOTENT
 from ..router import Router
 from ..storage import Storage, open_storage
@@ -128,6 +128,7 @@ class Pool:
 
     @property
     def user_id(self) -> int | None:
+        """The signed-in user (None: not signed in, or logged out)."""
         return self.router.user_id
 
     @property
@@ -290,6 +291,12 @@ class Pool:
             transfers_started=router.transfers_started,
             transfers_failed=router.transfers_failed,
             transfer_flood_waits=router.transfer_flood_waits,
+            flood_waits=router.flood_waits,
+            flood_wait_seconds=router.flood_wait_seconds,
+            server_retries=router.server_retries,
+            reinits=router.reinits,
+            logouts=router.logouts,
+            updates_dropped=self._rt.updates_dropped,
             event_subscribers=self._rt.events.subscribers,
             storage_backlog=self._rt.writer.backlog,
         )
@@ -341,7 +348,11 @@ class Pool:
 
     async def sign_in(self, phone: str, code: str, phone_code_hash: str | None = None,
                       *, first_name: str = "dcpool", last_name: str = "") -> Any:
-        """Sign in (signing up if the number is new); returns the user."""
+        """Sign in (signing up if the number is new); returns the user.
+
+        A thin helper: the pool notices the login from the answer itself (whoever sends
+        ``auth.signIn``, ``auth.checkPassword``, ... through ``invoke`` or ``invoke_raw``), so
+        this only chains the requests."""
         if phone_code_hash is None:
             sent = await self.send_code(phone)
             phone_code_hash = sent.phone_code_hash
@@ -353,14 +364,23 @@ class Pool:
                 tl.api.auth.SignUp(phone_number=phone, phone_code_hash=phone_code_hash,
                                    first_name=first_name, last_name=last_name)
             )
-        self.set_user(auth.user.id)
         return auth.user
 
+    @property
+    def logged_out(self) -> str | None:
+        """Why the login was lost or logged out, until the next login (else None)."""
+        return self.router.logged_out
+
     async def log_out(self) -> None:
+        """``auth.logOut``; the pool is logged out whatever the answer (a 401 means the login
+        was gone already, as tdlib treats it)."""
         try:
             await self.invoke(tl.api.auth.LogOut())
+        except Unauthorized:
+            pass
         finally:
-            self.set_user(None)
+            if self.router.logged_out is None:
+                self.router.log_out("auth.logOut")
 
     # ------------------------------------------------------------------ life (open_pool)
 
@@ -412,7 +432,7 @@ async def open_pool(
     prefer_ipv6: bool | None = None,
     allow_ipv6: bool = True,
     max_hops: int = 5,
-    wait_flood: float = 0.0,
+    flood_sleep_threshold: float = 60.0,
     updates_buffer: int = 1000,
     device_model: str = "dcpool",
     system_version: str = "Python",
@@ -435,7 +455,7 @@ async def open_pool(
         idle_timeout=idle_timeout, ping_interval=ping_interval, connect_timeout=connect_timeout,
         connect_attempts=connect_attempts, handshake_timeout=handshake_timeout,
         request_timeout=request_timeout, prefer_ipv6=prefer_ipv6, allow_ipv6=allow_ipv6,
-        max_hops=max_hops, wait_flood=wait_flood, updates_buffer=updates_buffer,
+        max_hops=max_hops, flood_sleep_threshold=flood_sleep_threshold, updates_buffer=updates_buffer,
         device_model=device_model, system_version=system_version, app_version=app_version,
         lang_code=lang_code, rng=rng, fetch_config=fetch_config,
     )

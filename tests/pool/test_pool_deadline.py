@@ -36,7 +36,7 @@ async def test_timeout_2_through_migration_flood_waited_transfer_and_reconnect(c
         with trio.fail_after(1000):
             # wait_flood: the export's FLOOD_WAIT_1 is waited out; connect_attempts: the call
             # keeps waiting for the reconnect instead of failing fast
-            async with pool_for(cluster, wait_flood=60, connect_attempts=1000,
+            async with pool_for(cluster, flood_sleep_threshold=60, connect_attempts=1000,
                                 request_timeout=None) as pool:
                 await pool.sign_in(PHONE_DC2, CODE_DC2)
                 cluster.faults(2).flood_wait("auth.exportAuthorization", 1, count=1)
