@@ -23,13 +23,14 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 
 from .. import tl
+from .. import login as login_flows
 from ..crypto import Rng
 from ..crypto.rsa import TELEGRAM_PRODUCTION_KEYS, TELEGRAM_TEST_KEYS, RsaKeysSpec, RsaPublicKey, rsa_keys_from_user
 from ..dcs import DcListSpec, DcOption, DcTable, Lane
@@ -346,16 +347,22 @@ class Pool:
             )
         )
 
-    async def sign_in(self, phone: str, code: str, phone_code_hash: str | None = None,
-                      *, first_name: str = "dcpool", last_name: str = "") -> Any:
-        """Sign in (signing up if the number is new); returns the user.
+    async def sign_in(self, phone: str, code: str | Callable[[Any], Any],
+                      phone_code_hash: str | None = None, *, password: Any = None,
+                      first_name: str = "dcpool", last_name: str = "") -> Any:
+        """Sign in with a login code (a string, or a callback given the ``auth.sentCode``),
+        then the cloud password if the account has one (a string or a callback given its hint;
+        SRP off the event loop); signs a new number up.  Returns the user.
 
-        A thin helper: the pool notices the login from the answer itself (whoever sends
-        ``auth.signIn``, ``auth.checkPassword``, ... through ``invoke`` or ``invoke_raw``), so
-        this only chains the requests."""
+        A thin helper over :mod:`dcpool.login`: the pool notices the login from the answer
+        itself, whoever sends ``auth.signIn``, ``auth.checkPassword``, ... through ``invoke`` or
+        ``invoke_raw``.  With ``phone_code_hash`` (the caller sent the code already) only
+        ``auth.signIn`` (and ``auth.signUp``) are sent."""
         if phone_code_hash is None:
-            sent = await self.send_code(phone)
-            phone_code_hash = sent.phone_code_hash
+            return await login_flows.sign_in(self, phone, code, password,
+                                             first_name=first_name, last_name=last_name)
+        if not isinstance(code, str):
+            raise TypeError("with phone_code_hash, code must be the code itself")
         auth = await self.invoke(
             tl.api.auth.SignIn(phone_number=phone, phone_code_hash=phone_code_hash, phone_code=code)
         )
@@ -365,6 +372,21 @@ class Pool:
                                    first_name=first_name, last_name=last_name)
             )
         return auth.user
+
+    async def check_password(self, password: Any) -> Any:
+        """Finish a login that answered 401 ``SESSION_PASSWORD_NEEDED`` (see
+        :func:`dcpool.login.check_password`); returns the user."""
+        return await login_flows.check_password(self, password)
+
+    def qr_login(self, *, except_ids: Sequence[int] = (), password: Any = None) -> Any:
+        """``async for url in pool.qr_login():`` show each ``tg://login?token=...`` URL as a QR
+        code; it is refreshed on expiry, follows ``loginTokenMigrateTo``, and the loop ends with
+        the pool signed in (:class:`dcpool.login.QrLogin`)."""
+        return login_flows.qr_login(self, except_ids=except_ids, password=password)
+
+    async def sign_in_bot(self, token: str) -> Any:
+        """Sign in as a bot with its ``"<bot_id>:<secret>"`` token (follows USER_MIGRATE)."""
+        return await login_flows.sign_in_bot(self, token)
 
     @property
     def logged_out(self) -> str | None:
