@@ -218,8 +218,9 @@ async def sign_in(pool: Any, phone: str, code: Secret, password: Secret | None =
                   first_name: str = "dcpool", last_name: str = "",
                   attempts: int = DEFAULT_ATTEMPTS) -> Any:
     """Sign in with a login code, then the cloud password if the account has one; signs up a
-    new number with ``first_name``/``last_name``.  Returns the user (spec §4.2, §1.8)."""
-    _check_signed_out(pool)
+    new number with ``first_name``/``last_name``.  Returns the user (spec §4.2, §1.8).
+    A pool that is signed in already may sign in as another user: the answer replaces the
+    login, and every authorization mark of the old one is dropped."""
     # auth.sendCode#a677244f phone_number:string api_id:int api_hash:string
     #   settings:CodeSettings = auth.SentCode;   (the pool follows PHONE_/NETWORK_MIGRATE)
     sent = await pool.invoke(
@@ -272,7 +273,6 @@ async def _submit_code(pool: Any, phone: str, sent: Any, code: Secret, dc: int, 
 async def sign_in_bot(pool: Any, token: str) -> Any:
     """Sign in as a bot with its ``"<bot_id>:<secret>"`` token; returns the bot user.  The
     pool follows ``USER_MIGRATE_X`` to the bot's DC (spec §3.2)."""
-    _check_signed_out(pool)
     # auth.importBotAuthorization#67a3ff2c flags:int api_id:int api_hash:string
     #   bot_auth_token:string = auth.Authorization;
     auth = await pool.invoke(
