@@ -9,6 +9,11 @@ IDEMPOTENT = frozenset(
         "upload.getFile",
         "upload.getFileHashes",
         "upload.getCdnFile",
+        # a part saved twice is the same part (spec §13.1): safe to re-send after a lost link
+        "upload.saveFilePart",
+        "upload.saveBigFilePart",
+        "upload.getCdnFileHashes",
+        "upload.reuploadCdnFile",
         "help.getConfig",
         "help.getNearestDc",
         "help.getAppConfig",

@@ -46,7 +46,7 @@ __all__ = ["DcState", "DcRegistry"]
 log = logging.getLogger("dcpool.pool")
 
 #: the lanes of a DC, in statistics order
-LANES = (Lane.MAIN, Lane.DOWNLOAD)
+LANES = (Lane.MAIN, Lane.DOWNLOAD, Lane.UPLOAD)
 
 
 class DcState:
@@ -132,7 +132,7 @@ class DcState:
 
     def _open(self, lane: Lane, foreign: bool) -> MtprotoConnection:
         cfg = self._rt.config
-        idle = cfg.idle_timeout if (lane is Lane.DOWNLOAD or foreign) else None
+        idle = cfg.idle_timeout if (lane is not Lane.MAIN or foreign) else None
         conn = MtprotoConnection(
             self,
             lane,

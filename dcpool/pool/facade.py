@@ -37,7 +37,8 @@ from ..errors import DcPoolError, LocalProtocolError
 from ..methods import IDEMPOTENT
 from ..router import Router
 from ..storage import Storage, open_storage
-from ..transfers import Download
+from ..transfers import Download, send_uploaded, upload_file
+from ..transfers.upload import Source
 from ..transport import TransportKind
 from .config import PoolConfig
 from .dc import DcRegistry, DcState
@@ -327,6 +328,31 @@ class Pool:
                     if progress is not None:
                         progress(done, size)
         return done
+
+    # ------------------------------------------------------------------ uploads
+
+    async def upload(self, source: Source, *, size: int | None = None, parallel: int = 4,
+                     part_size: int = 512 * 1024,
+                     progress: Callable[[int, int], None] | None = None,
+                     file_name: str | None = None, timeout: float | None = DEFAULT) -> Any:
+        """Upload ``source`` (bytes, a path, or an async iterable of chunks with ``size``) to
+        the home DC and return the ``inputFile`` (with its MD5; up to 10 MiB) or
+        ``inputFileBig`` to use in ``messages.uploadMedia`` / ``sendMedia`` (best through
+        :meth:`send_uploaded`).  At most ``parallel`` parts in memory and in flight;
+        ``progress(sent_bytes, total_bytes)`` per saved part; ``timeout`` bounds each part.
+        A 0-byte source raises :class:`~dcpool.errors.EmptyUpload` before anything is sent
+        (see :mod:`dcpool.transfers.upload`)."""
+        return await upload_file(self.router, source, size=size, parallel=parallel,
+                                 part_size=part_size, progress=progress, file_name=file_name,
+                                 timeout=self._timeout(timeout), rng=self.config.rng)
+
+    async def send_uploaded(self, request: Any, source: Source, *, part_size: int = 512 * 1024,
+                            timeout: float | None = DEFAULT) -> Any:
+        """Invoke ``request`` (which uses a file from :meth:`upload`) on the home DC; when the
+        DC answers ``FILE_PART_X_MISSING``, re-send part X from ``source`` (bytes or a path,
+        with the ``part_size`` of the upload) and try again."""
+        return await send_uploaded(self.router, request, source, part_size=part_size,
+                                   timeout=self._timeout(timeout))
 
     # ------------------------------------------------------------------ sign-in helpers
 
