@@ -245,3 +245,35 @@ async def test_cancellation_leaves_nothing_running(cluster: Cluster) -> None:
             input_file = await pool.upload(data[:1000])
             document = document_of(await pool.invoke(send_media(input_file)))
             assert await download(pool, document) == data[:1000]
+
+
+@pytest.mark.slow
+async def test_100_mib_from_a_path_with_connections_killed(cluster: Cluster, tmp_path) -> None:
+    """100 MiB (200 big parts of 512 KiB) from a file, the DC dropping upload connections
+    three times; the download is hashed on the fly (nothing this size held by the test)."""
+    size = 100 * MiB
+    path = tmp_path / "big.bin"
+    digest = hashlib.sha256()
+    with path.open("wb") as f:
+        for _ in range(size // MiB):
+            block = os.urandom(MiB)
+            digest.update(block)
+            f.write(block)
+    with trio.fail_after(300):
+        async with dcpool.open_pool(home_dc=2, **pool_args(cluster)) as pool:
+            await pool.sign_in(PHONE, CODE)
+            cluster.faults(2).drop_connections(after_messages=20, count=3)
+            input_file = await pool.upload(path, parallel=8)
+            assert isinstance(input_file, api.InputFileBig) and input_file.parts == 200
+            document = document_of(await pool.send_uploaded(send_media(input_file), path))
+            assert document.size == size and document.dc_id == 2
+            location = api.InputDocumentFileLocation(
+                id=document.id, access_hash=document.access_hash,
+                file_reference=document.file_reference, thumb_size="")
+            back = hashlib.sha256()
+            async with pool.download(location, dc_id=2, size=size, parallel=8) as chunks:
+                async for chunk in chunks:
+                    back.update(chunk)
+            assert back.digest() == digest.digest()
+            assert_clean(pool)
+    assert cluster.statistics()[2].requests["upload.saveBigFilePart"] >= 200
