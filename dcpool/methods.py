@@ -35,6 +35,8 @@ NO_AUTH_NEEDED = frozenset(
         "help.getNearestDc",
         "help.getAppConfig",
         "help.getCdnConfig",
+        # a CDN DC takes no authorization (spec §11.4): the file_token is the permission
+        "upload.getCdnFile",
         "auth.sendCode",
         "auth.resendCode",
         "auth.cancelCode",

@@ -46,7 +46,7 @@ __all__ = ["DcState", "DcRegistry"]
 log = logging.getLogger("dcpool.pool")
 
 #: the lanes of a DC, in statistics order
-LANES = (Lane.MAIN, Lane.DOWNLOAD, Lane.UPLOAD)
+LANES = (Lane.MAIN, Lane.DOWNLOAD, Lane.UPLOAD, Lane.CDN)
 
 
 class DcState:
@@ -229,7 +229,9 @@ class DcState:
         async with self._key_lock:
             if self._auth_key is not None:
                 return
-            handshake = ClientHandshake(self._rt.rsa_keys, self.wire_dc, self._rt.config.rng)
+            cdn_key = self._rt.cdn_rsa_keys.get(self.dc_id)
+            keys = self._rt.rsa_keys if cdn_key is None else {cdn_key.fingerprint: cdn_key}
+            handshake = ClientHandshake(keys, self.wire_dc, self._rt.config.rng)
             result = await drive_handshake(stream, transport, handshake,
                                            timeout=self._rt.config.handshake_timeout,
                                            clock=wall_clock, describe=f"DC {self.dc_id}")

@@ -305,12 +305,15 @@ class Pool:
 
     def download(self, location: Any, *, dc_id: int | None = None, size: int | None = None,
                  part_size: int = 512 * 1024, parallel: int = 4, offset: int = 0,
-                 timeout: float | None = DEFAULT) -> Download:
+                 timeout: float | None = DEFAULT, cdn_supported: bool = True) -> Download:
         """A file's chunks, in order: ``async with pool.download(...) as chunks: async for
         chunk in chunks`` (reads ahead; leaving the block cancels every part) or a bare
-        ``async for`` (see :mod:`dcpool.transfers.download`).  ``timeout`` bounds each part."""
+        ``async for`` (see :mod:`dcpool.transfers.download`).  ``timeout`` bounds each part.
+        ``cdn_supported``: follow ``upload.fileCdnRedirect`` (decrypted, every chunk checked
+        against its SHA-256; see :mod:`dcpool.transfers.cdn`)."""
         return Download(self.router, location, dc_id=dc_id, size=size, part_size=part_size,
-                        parallel=parallel, offset=offset, timeout=self._timeout(timeout))
+                        parallel=parallel, offset=offset, timeout=self._timeout(timeout),
+                        cdn_supported=cdn_supported)
 
     async def download_to(self, location: Any, path: str | os.PathLike[str], *,
                           dc_id: int | None = None, size: int | None = None,

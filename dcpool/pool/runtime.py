@@ -42,6 +42,9 @@ class PoolRuntime:
     closing: bool = False
     #: connection tasks alive
     tasks: int = 0
+    #: each CDN DC's own RSA key, from help.getCdnConfig (spec §11.4), by DC id: a CDN DC's
+    #: handshake accepts only its key, and the API keys are never tried there
+    cdn_rsa_keys: dict[int, RsaPublicKey] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self.policy = EndpointPolicy(self.table)

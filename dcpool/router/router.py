@@ -47,10 +47,12 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter, OrderedDict
+from collections.abc import Mapping
 
 import trio
 
 from .. import tl
+from ..crypto.rsa import RsaPublicKey
 from ..dcs import Lane
 from ..errors import (
     AuthKeyUnregistered,
@@ -157,6 +159,16 @@ class Router:
         self._file_dcs.move_to_end(file_id)
         while len(self._file_dcs) > FILE_DC_MEMORY:
             self._file_dcs.popitem(last=False)
+
+    # ------------------------------------------------------------------ CDN DCs
+
+    def cdn_key_known(self, dc_id: int) -> bool:
+        """Whether CDN DC ``dc_id``'s own RSA key (help.getCdnConfig) is installed."""
+        return dc_id in self._rt.cdn_rsa_keys
+
+    def add_cdn_keys(self, keys: Mapping[int, RsaPublicKey]) -> None:
+        """Install CDN DCs' RSA keys ({dc_id: key}, spec §11.4) for their handshakes."""
+        self._rt.cdn_rsa_keys.update(keys)
 
     # ------------------------------------------------------------------ calls
 
