@@ -10,8 +10,16 @@ queues the call there; the caller (the router) awaits the call's outcome.
 
 Each DC has an auth key (created on first need, single-flight, persisted), a ``main`` lane (one
 connection) and a ``download`` lane (up to ``download_connections``, opened on demand).
-Connections of foreign DCs, and download connections, close after ``idle_timeout`` without
-traffic.  Every connection is a task in the pool's nursery (:class:`~.runtime.PoolRuntime`).
+Connections of foreign DCs, and download, upload and CDN connections, close after
+``idle_timeout`` without traffic.
+
+With ``pfs`` the connections of a (non-CDN) DC talk with one shared temporary key bound to the
+permanent key (:mod:`.tempkey`); :attr:`DcState.auth_key` is then that temp key and
+:attr:`DcState.permanent_key` the permanent one.  The temp key is replaced after 75 % of its
+lifetime at a moment when no call of the DC is in flight (connections are broken and re-made
+on a new key; at 90 % even with calls in flight, which the connections re-send or report as
+OutcomeUnknown), and after a -404 on it (the DC forgot it) without touching the permanent key
+or the authorization.  Every connection is a task in the pool's nursery (:class:`~.runtime.PoolRuntime`).
 
 A DcState is the :class:`~dcpool.net.connection.ConnectionOwner` of its connections: they call
 back (synchronously, from the receive path) with salts, clock corrections, updates, a forgotten
@@ -39,6 +47,7 @@ from ..net.dial import Endpoint
 from ..net.handshake import drive_handshake
 from ..transport import ClientTransport, TransportKind
 from .runtime import PoolRuntime
+from .tempkey import TempKey, create_bound_temp_key
 from .statistics import DcStatistics, KeyState
 
 __all__ = ["DcState", "DcRegistry"]
@@ -61,6 +70,11 @@ class DcState:
         self.time_offset: float = runtime.time_offset
         self._authorized_user: int | None = record.authorized_user_id if record else None
         self._key_lock = trio.Lock()
+        #: the bound temp key (pfs), replaced when stale (at a quiet moment) or forgotten
+        self._temp: TempKey | None = None
+        self._temp_stale = False
+        #: temp keys created (statistics for tests)
+        self.temp_keys_created = 0
         self._key_generation = 0
         self._lanes: dict[Lane, list[MtprotoConnection]] = {lane: [] for lane in LANES}
         #: candidate endpoints of the last dial, by address (endpoint -> its DC option)
@@ -82,7 +96,22 @@ class DcState:
 
     @property
     def auth_key(self) -> AuthKey | None:
+        """The key connections talk with: the bound temp key with pfs, else the permanent."""
+        if self._uses_temp_keys():
+            return None if self._temp is None else self._temp.key
         return self._auth_key
+
+    @property
+    def permanent_key(self) -> AuthKey | None:
+        return self._auth_key
+
+    @property
+    def temp_key(self) -> TempKey | None:
+        return self._temp
+
+    def _uses_temp_keys(self) -> bool:
+        # spec §11.4: CDN DCs never bind (they know nothing of our permanent keys)
+        return self._rt.config.pfs and self.dc_id not in self._rt.cdn_rsa_keys
 
     @property
     def key_generation(self) -> int:
@@ -184,6 +213,8 @@ class DcState:
 
     def record_answer(self, size: int) -> None:
         self.bytes_received += size
+        if self._temp_stale:
+            self._maybe_rotate()
 
     def kill_connections(self) -> None:
         """Break every TCP connection (they reconnect)."""
@@ -223,7 +254,62 @@ class DcState:
 
     async def ensure_key(self, conn: MtprotoConnection, stream: trio.abc.Stream,
                          transport: ClientTransport) -> None:
-        """Create the DC's auth key on this stream unless it has one (single-flight)."""
+        """Create the DC's auth key on this stream unless it has one (single-flight); with
+        pfs, then its bound temp key too."""
+        await self._ensure_permanent_key(stream, transport)
+        if self._uses_temp_keys() and self._temp is None:
+            async with self._key_lock:
+                if self._temp is None:
+                    await self._new_temp_key(stream, transport)
+
+    async def _new_temp_key(self, stream: trio.abc.Stream, transport: ClientTransport) -> None:
+        perm = self._auth_key
+        assert perm is not None
+        cfg = self._rt.config
+        temp = await create_bound_temp_key(
+            stream, transport, perm_key=perm, rsa_keys=self._rt.rsa_keys, wire_dc=self.wire_dc,
+            rng=cfg.rng, lifetime=cfg.temp_key_lifetime, clock=wall_clock,
+            timeout=cfg.handshake_timeout, describe=f"DC {self.dc_id}")
+        self._temp = temp
+        self._temp_stale = False
+        self.salt = temp.server_salt
+        self.temp_keys_created += 1
+        self._rt.events.emit("temp_key_bound", self.dc_id, key_id=temp.key.key_id,
+                             expires_at=temp.expires_at)
+        self._rt.spawn(lambda: self._renew_timer(temp))
+
+    async def _renew_timer(self, temp: TempKey) -> None:
+        """Mark ``temp`` stale at its renew time, then rotate at the first quiet moment (or at
+        its force time).  Ends when another key replaced it."""
+        await trio.sleep_until(temp.renew_at)
+        while self._temp is temp:
+            self._temp_stale = True
+            self._maybe_rotate()
+            if self._temp is not temp:
+                return
+            await trio.sleep_until(min(temp.force_at, trio.current_time() + 1.0))
+
+    def _maybe_rotate(self) -> None:
+        temp = self._temp
+        if temp is None or not self._temp_stale:
+            return
+        busy = any(c.calls for c in self.connections())
+        if busy and trio.current_time() < temp.force_at:
+            return
+        self._drop_temp_key("renewed")
+
+    def _drop_temp_key(self, reason: str) -> None:
+        temp, self._temp, self._temp_stale = self._temp, None, False
+        if temp is None:
+            return
+        self._rt.events.emit("temp_key_dropped", self.dc_id, key_id=temp.key.key_id, reason=reason)
+        for conn in self.connections():
+            session = conn.session
+            if session is not None and session.auth_key.key_id == temp.key.key_id:
+                conn.kill()  # it reconnects, and its first connection binds a new key
+
+    async def _ensure_permanent_key(self, stream: trio.abc.Stream,
+                                    transport: ClientTransport) -> None:
         if self._auth_key is not None:
             return
         async with self._key_lock:
@@ -250,6 +336,12 @@ class DcState:
             self._rt.events.emit("key_created", self.dc_id, key_id=key.key_id)
 
     def key_invalid(self, key_id: int) -> None:
+        if self._temp is not None and self._temp.key.key_id == key_id:
+            # -404 on the temp key (expired, or the DC forgot it): a new temp key, bound to the
+            # same permanent key; the permanent key and its authorization stay.
+            log.info("DC %s forgot our temp key %s: binding a new one", self.dc_id, key_id)
+            self._drop_temp_key("forgotten")
+            return
         if self._auth_key is None or self._auth_key.key_id != key_id:
             return
         log.warning("DC %s forgot our auth key %s: creating a new one", self.dc_id, key_id)

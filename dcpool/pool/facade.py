@@ -449,6 +449,8 @@ async def open_pool(
     lang_code: str = "en",
     rng: Rng = os.urandom,
     fetch_config: bool = True,
+    pfs: bool = False,
+    temp_key_lifetime: int = 24 * 3600,
 ) -> AsyncIterator[Pool]:
     """Open a pool; every connection and background task ends with the block.
 
@@ -466,7 +468,8 @@ async def open_pool(
         request_timeout=request_timeout, prefer_ipv6=prefer_ipv6, allow_ipv6=allow_ipv6,
         max_hops=max_hops, wait_flood=wait_flood, updates_buffer=updates_buffer,
         device_model=device_model, system_version=system_version, app_version=app_version,
-        lang_code=lang_code, rng=rng, fetch_config=fetch_config,
+        lang_code=lang_code, rng=rng, fetch_config=fetch_config, pfs=pfs,
+        temp_key_lifetime=temp_key_lifetime,
     )
     defaults = PoolConfig()
     if config is None:
