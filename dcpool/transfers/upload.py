@@ -299,9 +299,10 @@ async def _read_part(source: Source, index: int, part_size: int) -> bytes:
     if isinstance(source, bytes | bytearray | memoryview):
         return bytes(memoryview(source).cast("B")[at : at + part_size])
     if _is_path(source):
-        async with await trio.open_file(os.fspath(source), "rb") as f:  # type: ignore[arg-type]
-            await f.seek(at)
-            return bytes(await f.read(part_size))
+        file: Any = await trio.open_file(os.fspath(source), "rb")  # type: ignore[arg-type]
+        async with file:
+            await file.seek(at)
+            return bytes(await file.read(part_size))
     raise UploadPartMissing("an async iterable cannot be read again to re-send a missing part")
 
 
