@@ -26,6 +26,7 @@ Chunks are fetched as whole 128 KiB-aligned windows (hash parts may not be cut),
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import trio
@@ -94,7 +95,10 @@ class CdnFile:
                                          timeout=self._timeout, idempotent=True)
         return type(request).read_result(raw)
 
-    async def _learn_hashes(self, offset: int, length: int) -> None:
+    async def _learn_hashes(self, offset: int, length: int, *, strict: bool = True) -> None:
+        """Ask the master DC for the hashes of ``[offset, offset + length)`` it has not sent
+        yet.  ``strict=False`` (ahead of the chunk, whose length is not known yet): a range past
+        the end of the file is not an error (the chunk's own check is strict)."""
         # one getCdnFileHashes at a time: parallel parts usually need the same ones
         async with self._hash_lock:
             for part in cdn.hashes_needed(offset, length, self._hashes):
@@ -105,6 +109,8 @@ class CdnFile:
                     file_token=self._token, offset=part))
                 self._hashes.update(cdn.hash_table(got))
                 if part not in self._hashes:
+                    if not strict:
+                        return  # past the end of the file
                     raise LocalProtocolError(f"the master DC sent no hash for offset {part}")
 
     async def fetch(self, offset: int, limit: int) -> bytes | None:
@@ -117,6 +123,30 @@ class CdnFile:
                 return None
             raise
 
+    async def _chunk_and_hashes(self, request: Any, start: int, window: int) -> Any:
+        """The CDN's answer to ``request``, while the hashes of the window (if missing) are
+        asked of the master DC at the same time: one round trip, not two."""
+        answer: Any = None
+
+        async def chunk() -> None:
+            nonlocal answer
+            raw, _ = await self._router.call("upload.getCdnFile", request.to_bytes(),
+                                             dc_id=self.cdn_dc, lane=Lane.CDN,
+                                             timeout=self._timeout, idempotent=True)
+            answer = type(request).read_result(raw)
+
+        if not cdn.hashes_needed(start, window, self._hashes):
+            await chunk()
+            return answer
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(functools.partial(self._learn_hashes, start, window,
+                                                     strict=False))
+                await chunk()
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
+        return answer
+
     async def _fetch(self, offset: int, limit: int) -> bytes:
         window = max(limit, cdn.HASH_PART)
         start = offset - offset % window
@@ -125,10 +155,7 @@ class CdnFile:
         while True:
             # upload.getCdnFile#395f69da file_token:bytes offset:long limit:int = upload.CdnFile;
             request = tl.api.upload.GetCdnFile(file_token=self._token, offset=start, limit=window)
-            raw, _ = await self._router.call("upload.getCdnFile", request.to_bytes(),
-                                             dc_id=self.cdn_dc, lane=Lane.CDN,
-                                             timeout=self._timeout, idempotent=True)
-            answer = type(request).read_result(raw)
+            answer = await self._chunk_and_hashes(request, start, window)
             if isinstance(answer, tl.api.upload.CdnFileReuploadNeeded):
                 # upload.cdnFileReuploadNeeded#eea8e46e request_token:bytes = upload.CdnFile;
                 reuploads += 1
@@ -146,3 +173,19 @@ class CdnFile:
             plain = cdn.open_chunk(encrypted, start, self._key, self._iv, self._hashes,
                                    at_end=len(encrypted) < window)
             return plain[offset - start : offset - start + limit]
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """One exception for the caller out of a nursery's group (a cancellation only if that is
+    all there is)."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for sub in exc.exceptions:
+                walk(sub)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    return next((e for e in leaves if not isinstance(e, trio.Cancelled)), leaves[0])
