@@ -298,6 +298,12 @@ class DcState:
             return
         self._drop_temp_key("renewed")
 
+    def temp_key_unbound(self, key_id: int) -> None:
+        """The DC answered AUTH_KEY_PERM_EMPTY to a call sent with temp key ``key_id``: if that
+        is still our temp key, drop it (the connections reconnect and bind a new one)."""
+        if self._temp is not None and self._temp.key.key_id == key_id:
+            self._drop_temp_key("unbound")
+
     def _drop_temp_key(self, reason: str) -> None:
         temp, self._temp, self._temp_stale = self._temp, None, False
         if temp is None:

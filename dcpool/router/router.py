@@ -62,6 +62,7 @@ from ..errors import (
     PoolClosed,
     RpcError,
     TransferError,
+    Unauthorized,
     UserMigrate,
 )
 from ..methods import IDEMPOTENT, NO_AUTH_NEEDED
@@ -192,6 +193,7 @@ class Router:
         hops = HopTracker(self._rt.config.max_hops)
         explicit = dc_id
         retried_auth = False
+        rebound = False
         while True:
             trace.stage = Stage.ROUTING
             target = explicit if explicit is not None else self._home_dc
@@ -204,6 +206,7 @@ class Router:
                     state.warm(lane, foreign=True)
                 await self.ensure_authorized(target, trace)
             epoch = self._epochs[target]
+            sent_key = self._dcs.get(target).auth_key  # (pfs: the temp key the call goes with)
             # ---- the one place where RPC errors of a call are classified
             try:
                 return await self._attempt(name, body, target, lane, idempotent, trace), target
@@ -237,6 +240,14 @@ class Router:
                     state.forget_authorization()
                 # (else a concurrent request cleared the mark already: the retry waits for
                 # its transfer at the readiness gate)
+            except Unauthorized as exc:
+                # pfs (spec §5.11): 401 AUTH_KEY_PERM_EMPTY = our temp key is not bound (any
+                # more: another client bound its own temp key to our permanent key).  The DC
+                # did not run the call: bind a new temp key and send it again, once.
+                if exc.message != "AUTH_KEY_PERM_EMPTY" or rebound or sent_key is None:
+                    raise
+                rebound = True
+                self._dcs.get(target).temp_key_unbound(sent_key.key_id)
 
     async def _attempt(self, name: str, body: bytes, dc_id: int, lane: Lane, idempotent: bool,
                        trace: CallTrace, *, stage: Stage = Stage.ANSWER) -> Answer:

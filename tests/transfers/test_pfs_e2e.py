@@ -105,3 +105,21 @@ async def test_minus_404_on_the_temp_key_binds_a_new_one(cluster: Cluster) -> No
             assert state.permanent_key is perm
             assert state.temp_key.key.key_id != old
             assert bound_temp(cluster, pool, 2) == state.temp_key.key.key_id
+
+
+async def test_temp_key_unbound_by_another_client_is_bound_again(cluster: Cluster) -> None:
+    """Another client bound its own temp key to our permanent key (the DC keeps one binding per
+    permanent key): our next call gets 401 AUTH_KEY_PERM_EMPTY, and the pool binds a new temp
+    key and sends the call again, still signed in."""
+    with trio.fail_after(60):
+        async with dcpool.open_pool(home_dc=2, **pool_args(cluster)) as pool:
+            await pool.sign_in(PHONE, CODE)
+            state = pool.dc(2)
+            old = state.temp_key.key.key_id
+            reg = pfs.key_registry(cluster.world)
+            assert reg.bound.pop((2, state.permanent_key.key_id)) == old
+            me = await pool.invoke(api.users.GetUsers(id=[api.InputUserSelf()]))
+            assert me[0].phone == PHONE
+            assert state.temp_key.key.key_id != old
+            assert bound_temp(cluster, pool, 2) == state.temp_key.key.key_id
+            assert cluster.statistics()[2].errors.get("AUTH_KEY_PERM_EMPTY", 0) >= 1
