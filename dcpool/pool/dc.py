@@ -47,7 +47,7 @@ from ..net.dial import Endpoint
 from ..net.handshake import drive_handshake
 from ..transport import ClientTransport, TransportKind
 from .runtime import PoolRuntime
-from .tempkey import TempKey, create_bound_temp_key
+from .tempkey import BindRejected, TempKey, create_bound_temp_key
 from .statistics import DcStatistics, KeyState
 
 __all__ = ["DcState", "DcRegistry"]
@@ -266,10 +266,17 @@ class DcState:
         perm = self._auth_key
         assert perm is not None
         cfg = self._rt.config
-        temp = await create_bound_temp_key(
-            stream, transport, perm_key=perm, rsa_keys=self._rt.rsa_keys, wire_dc=self.wire_dc,
-            rng=cfg.rng, lifetime=cfg.temp_key_lifetime, clock=wall_clock,
-            timeout=cfg.handshake_timeout, describe=f"DC {self.dc_id}")
+        try:
+            temp = await create_bound_temp_key(
+                stream, transport, perm_key=perm, rsa_keys=self._rt.rsa_keys,
+                wire_dc=self.wire_dc, rng=cfg.rng, lifetime=cfg.temp_key_lifetime,
+                clock=wall_clock, timeout=cfg.handshake_timeout, describe=f"DC {self.dc_id}")
+        except BindRejected as exc:
+            if exc.rpc_message == "ENCRYPTED_MESSAGE_INVALID":
+                # the DC does not know our permanent key any more (spec §5.11): a new one
+                # (and its binding) on the next connection, as after a -404 without pfs
+                self.key_invalid(perm.key_id)
+            raise
         self._temp = temp
         self._temp_stale = False
         self.salt = temp.server_salt

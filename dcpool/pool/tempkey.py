@@ -38,9 +38,18 @@ from ..net.handshake import drive_handshake
 from ..tl import ids
 from ..transport import ClientTransport, Frame, TransportErrorFrame
 
-__all__ = ["TempKey", "create_bound_temp_key"]
+__all__ = ["BindRejected", "TempKey", "create_bound_temp_key"]
 
 _BOOL_TRUE = ids.BOOL_TRUE
+
+
+class BindRejected(HandshakeError):
+    """The DC answered auth.bindTempAuthKey with an RPC error (``message``): with
+    ENCRYPTED_MESSAGE_INVALID it does not know our permanent key any more."""
+
+    def __init__(self, describe: str, message: str) -> None:
+        self.rpc_message = message
+        super().__init__(f"{describe}: auth.bindTempAuthKey failed: {message}")
 
 
 @attrs.frozen
@@ -118,5 +127,4 @@ async def create_bound_temp_key(
                                        force_at=now + lifetime * 0.9,
                                        server_salt=session.salt)
                     if isinstance(ev, RpcErrorReceived) and ev.request is pending:
-                        raise HandshakeError(f"{describe}: auth.bindTempAuthKey failed: "
-                                             f"{ev.error}")
+                        raise BindRejected(describe, ev.error.message)

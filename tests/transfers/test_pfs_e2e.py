@@ -123,3 +123,18 @@ async def test_temp_key_unbound_by_another_client_is_bound_again(cluster: Cluste
             assert state.temp_key.key.key_id != old
             assert bound_temp(cluster, pool, 2) == state.temp_key.key.key_id
             assert cluster.statistics()[2].errors.get("AUTH_KEY_PERM_EMPTY", 0) >= 1
+
+
+async def test_forgotten_permanent_key_is_replaced(cluster: Cluster) -> None:
+    """The DC forgot the permanent key (and so the binding): the re-bind is refused with
+    ENCRYPTED_MESSAGE_INVALID, the pool makes a new permanent key and binds a temp key to it."""
+    with trio.fail_after(60):
+        async with dcpool.open_pool(home_dc=2, **pool_args(cluster)) as pool:
+            assert (await pool.invoke(api.help.GetNearestDc())).this_dc == 2
+            state = pool.dc(2)
+            perm = state.permanent_key
+            assert cluster.forget_key(2, perm.key_id)
+            # (help.getNearestDc is allowed on an unbound temp key; help.getCdnConfig is not)
+            await pool.invoke(api.help.GetCdnConfig())
+            assert state.permanent_key.key_id != perm.key_id
+            assert bound_temp(cluster, pool, 2) == state.temp_key.key.key_id
