@@ -4,6 +4,8 @@
 
     DcPoolError
     ├── LocalProtocolError            you misused an API (wrong state, bad argument)
+    │   └── UploadError               EmptyUpload, UploadTooBig, UploadSourceMismatch,
+    │                                 UploadPartMissing (transfers/upload.py)
     ├── RemoteProtocolError           the peer sent something that breaks the protocol
     │   ├── TLDecodeError             bytes that do not parse as TL
     │   ├── FramingError              a transport frame that cannot be right
@@ -53,6 +55,11 @@ __all__ = [
     "CdnHashMismatch",
     "DcPoolError",
     "LocalProtocolError",
+    "UploadError",
+    "EmptyUpload",
+    "UploadTooBig",
+    "UploadSourceMismatch",
+    "UploadPartMissing",
     "RemoteProtocolError",
     "TLDecodeError",
     "FramingError",
@@ -169,6 +176,29 @@ class CdnHashMismatch(SecurityError):
     def __init__(self, offset: int, message: str = "") -> None:
         self.offset = offset
         super().__init__(message or f"CDN chunk at offset {offset} fails its SHA-256 check")
+
+
+class UploadError(LocalProtocolError):
+    """An upload the pool refuses before sending anything, or whose source misbehaved
+    (spec §13.1; issue 15)."""
+
+
+class EmptyUpload(UploadError):
+    """A 0-byte file: Telegram (and the emulator) refuse it with FILE_PARTS_INVALID, so the
+    pool says so first, locally."""
+
+
+class UploadTooBig(UploadError):
+    """More parts than ``upload_max_fileparts_default`` (4000) at this part size."""
+
+
+class UploadSourceMismatch(UploadError):
+    """The source yielded a different number of bytes than its announced ``size``."""
+
+
+class UploadPartMissing(UploadError):
+    """The DC still reports a part missing after it was re-sent (or the source cannot be
+    read again to re-send it)."""
 
 
 class HandshakeSecurityError(SecurityError):

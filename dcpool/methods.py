@@ -9,6 +9,11 @@ IDEMPOTENT = frozenset(
         "upload.getFile",
         "upload.getFileHashes",
         "upload.getCdnFile",
+        # a part saved twice is the same part (spec §13.1): safe to re-send after a lost link
+        "upload.saveFilePart",
+        "upload.saveBigFilePart",
+        "upload.getCdnFileHashes",
+        "upload.reuploadCdnFile",
         "help.getConfig",
         "help.getNearestDc",
         "help.getAppConfig",
@@ -31,6 +36,8 @@ NO_AUTH_NEEDED = frozenset(
         "account.sendVerifyEmailCode",
         "account.verifyEmail",
         "auth.bindTempAuthKey",
+        # a CDN DC takes no authorization (spec §11.4): the file_token is the permission
+        "upload.getCdnFile",
         "auth.cancelCode",
         "auth.checkPassword",
         "auth.exportLoginToken",

@@ -145,7 +145,9 @@ class Emulator:
     """The emulator subprocess (``dcpool emulator --json --control``); always killed on exit."""
 
     def __init__(self, *, latency_ms: float = 0.0, files: list[tuple[int, int]] = (),
-                 start_timeout: float = 60.0, max_seconds: float = 1800.0) -> None:
+                 start_timeout: float = 60.0, max_seconds: float = 1800.0,
+                 extra_args: list[str] = ()) -> None:
+        self.extra_args = list(extra_args)
         self.latency_ms = latency_ms
         self.files = list(files)
         self.start_timeout = start_timeout
@@ -160,6 +162,7 @@ class Emulator:
                "--no-track-executions", "--latency-ms", str(self.latency_ms)]
         for dc, size in self.files:
             cmd += ["--file", f"{dc}:{size}"]
+        cmd += self.extra_args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr, text=True, bufsize=1)
         threading.Thread(target=self._pump, daemon=True).start()
@@ -208,6 +211,16 @@ class Emulator:
         answer = json.loads(self._readline(timeout))
         if not answer.get("ok"):
             raise BenchError(f"emulator command {cmd!r} failed: {answer.get('error')}")
+        return answer
+
+    def control(self, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        """Any control command as its JSON request (``{"cmd": ..., params}``); its answer."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self._readline(timeout))
+        if not answer.get("ok"):
+            raise BenchError(f"emulator command {request!r} failed: {answer.get('error')}")
         return answer
 
     def stats(self) -> dict[int, dict[str, Any]]:
@@ -1729,6 +1742,23 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "mem_telethon": w_mem_telethon,
 }
 
+
+def _load_transfer_scenarios() -> None:
+    """Issue 15's scenarios (uploads, CDN downloads) live in tools/bench_transfers.py, loaded
+    by path (tools/ is not a package) and given this module for its helpers."""
+    global SCENARIOS
+    path = os.path.join(os.path.dirname(THIS_FILE), "bench_transfers.py")
+    spec = importlib.util.spec_from_file_location("dcpool_bench_transfers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.bind(sys.modules[__name__])
+    SCENARIO_FUNCS.update(module.SCENARIO_FUNCS)
+    WORKERS.update(module.WORKERS)
+    SCENARIOS = SCENARIOS + tuple(module.SCENARIO_FUNCS)
+
+
+_load_transfer_scenarios()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -61,6 +61,12 @@ class PoolConfig:
     rng: Rng = os.urandom
     #: fetch help.getConfig at start and when it expires (spec §11.1)
     fetch_config: bool = True
+    #: perfect forward secrecy (spec §5.11): connections use temporary keys bound to the
+    #: permanent one with auth.bindTempAuthKey (CDN DCs excepted), see dcpool.pool.tempkey
+    pfs: bool = False
+    #: seconds a temporary key lives (``expires_in``); replaced after 75 % of it, at a
+    #: moment when its DC has no call in flight (at 90 % in any case)
+    temp_key_lifetime: int = attrs.field(default=24 * 3600, validator=_positive)
 
     def replace(self, **changes: Any) -> PoolConfig:
         """A copy with ``changes`` (TypeError on an unknown name)."""

@@ -38,7 +38,8 @@ from ..errors import DcPoolError, LocalProtocolError, Unauthorized
 from ..methods import IDEMPOTENT
 from ..router import Router
 from ..storage import Storage, open_storage
-from ..transfers import Download
+from ..transfers import Download, send_uploaded, upload_file
+from ..transfers.upload import Source
 from ..transport import TransportKind
 from .config import PoolConfig
 from .dc import DcRegistry, DcState
@@ -312,12 +313,15 @@ class Pool:
 
     def download(self, location: Any, *, dc_id: int | None = None, size: int | None = None,
                  part_size: int = 512 * 1024, parallel: int = 4, offset: int = 0,
-                 timeout: float | None = DEFAULT) -> Download:
+                 timeout: float | None = DEFAULT, cdn_supported: bool = True) -> Download:
         """A file's chunks, in order: ``async with pool.download(...) as chunks: async for
         chunk in chunks`` (reads ahead; leaving the block cancels every part) or a bare
-        ``async for`` (see :mod:`dcpool.transfers.download`).  ``timeout`` bounds each part."""
+        ``async for`` (see :mod:`dcpool.transfers.download`).  ``timeout`` bounds each part.
+        ``cdn_supported``: follow ``upload.fileCdnRedirect`` (decrypted, every chunk checked
+        against its SHA-256; see :mod:`dcpool.transfers.cdn`)."""
         return Download(self.router, location, dc_id=dc_id, size=size, part_size=part_size,
-                        parallel=parallel, offset=offset, timeout=self._timeout(timeout))
+                        parallel=parallel, offset=offset, timeout=self._timeout(timeout),
+                        cdn_supported=cdn_supported)
 
     async def download_to(self, location: Any, path: str | os.PathLike[str], *,
                           dc_id: int | None = None, size: int | None = None,
@@ -335,6 +339,31 @@ class Pool:
                     if progress is not None:
                         progress(done, size)
         return done
+
+    # ------------------------------------------------------------------ uploads
+
+    async def upload(self, source: Source, *, size: int | None = None, parallel: int = 4,
+                     part_size: int = 512 * 1024,
+                     progress: Callable[[int, int], None] | None = None,
+                     file_name: str | None = None, timeout: float | None = DEFAULT) -> Any:
+        """Upload ``source`` (bytes, a path, or an async iterable of chunks with ``size``) to
+        the home DC and return the ``inputFile`` (with its MD5; up to 10 MiB) or
+        ``inputFileBig`` to use in ``messages.uploadMedia`` / ``sendMedia`` (best through
+        :meth:`send_uploaded`).  At most ``parallel`` parts in memory and in flight;
+        ``progress(sent_bytes, total_bytes)`` per saved part; ``timeout`` bounds each part.
+        A 0-byte source raises :class:`~dcpool.errors.EmptyUpload` before anything is sent
+        (see :mod:`dcpool.transfers.upload`)."""
+        return await upload_file(self.router, source, size=size, parallel=parallel,
+                                 part_size=part_size, progress=progress, file_name=file_name,
+                                 timeout=self._timeout(timeout), rng=self.config.rng)
+
+    async def send_uploaded(self, request: Any, source: Source, *, part_size: int = 512 * 1024,
+                            timeout: float | None = DEFAULT) -> Any:
+        """Invoke ``request`` (which uses a file from :meth:`upload`) on the home DC; when the
+        DC answers ``FILE_PART_X_MISSING``, re-send part X from ``source`` (bytes or a path,
+        with the ``part_size`` of the upload) and try again."""
+        return await send_uploaded(self.router, request, source, part_size=part_size,
+                                   timeout=self._timeout(timeout))
 
     # ------------------------------------------------------------------ sign-in helpers
 
@@ -462,6 +491,8 @@ async def open_pool(
     lang_code: str = "en",
     rng: Rng = os.urandom,
     fetch_config: bool = True,
+    pfs: bool = False,
+    temp_key_lifetime: int = 24 * 3600,
 ) -> AsyncIterator[Pool]:
     """Open a pool; every connection and background task ends with the block.
 
@@ -479,7 +510,8 @@ async def open_pool(
         request_timeout=request_timeout, prefer_ipv6=prefer_ipv6, allow_ipv6=allow_ipv6,
         max_hops=max_hops, flood_sleep_threshold=flood_sleep_threshold, updates_buffer=updates_buffer,
         device_model=device_model, system_version=system_version, app_version=app_version,
-        lang_code=lang_code, rng=rng, fetch_config=fetch_config,
+        lang_code=lang_code, rng=rng, fetch_config=fetch_config, pfs=pfs,
+        temp_key_lifetime=temp_key_lifetime,
     )
     defaults = PoolConfig()
     if config is None:

@@ -49,6 +49,9 @@ class PoolRuntime:
     on_key_lost: Callable[[int], None] | None = None
     #: updates dropped because they came from elsewhere than the home DC's main connection
     updates_dropped: int = 0
+    #: each CDN DC's own RSA key, from help.getCdnConfig (spec §11.4), by DC id: a CDN DC's
+    #: handshake accepts only its key, and the API keys are never tried there
+    cdn_rsa_keys: dict[int, RsaPublicKey] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self.policy = EndpointPolicy(self.table)

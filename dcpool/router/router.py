@@ -61,10 +61,12 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter, OrderedDict
+from collections.abc import Mapping
 
 import trio
 
 from .. import tl
+from ..crypto.rsa import RsaPublicKey
 from ..dcs import Lane
 from ..errors import (
     LOGIN_LOSS_MESSAGES,
@@ -276,6 +278,16 @@ class Router:
         while len(self._file_dcs) > FILE_DC_MEMORY:
             self._file_dcs.popitem(last=False)
 
+    # ------------------------------------------------------------------ CDN DCs
+
+    def cdn_key_known(self, dc_id: int) -> bool:
+        """Whether CDN DC ``dc_id``'s own RSA key (help.getCdnConfig) is installed."""
+        return dc_id in self._rt.cdn_rsa_keys
+
+    def add_cdn_keys(self, keys: Mapping[int, RsaPublicKey]) -> None:
+        """Install CDN DCs' RSA keys ({dc_id: key}, spec §11.4) for their handshakes."""
+        self._rt.cdn_rsa_keys.update(keys)
+
     # ------------------------------------------------------------------ calls
 
     async def call(self, name: str, body: bytes, *, dc_id: int | None, lane: Lane,
@@ -300,6 +312,7 @@ class Router:
         retried_auth = False
         reinit = False
         server_retries = 0
+        rebound = False
         while True:
             trace.stage = Stage.ROUTING
             target = explicit if explicit is not None else self._home_dc
@@ -315,6 +328,7 @@ class Router:
                     state.warm(lane, foreign=True)
                 await self.ensure_authorized(target, trace)
             epoch = self._epochs[target]
+            sent_key = self._dcs.get(target).auth_key  # (pfs: the temp key the call goes with)
             # ---- the one place where RPC errors of a call are classified
             try:
                 answer = await self._attempt(name, body, target, lane, idempotent, trace,
@@ -341,6 +355,13 @@ class Router:
             except LoggedOut:
                 raise
             except (Unauthorized, NotAcceptable) as exc:
+                if exc.message == "AUTH_KEY_PERM_EMPTY" and not rebound and sent_key is not None:
+                    # pfs (spec §5.11): our temp key is not bound (any more: another client
+                    # bound its own temp key to our permanent key).  The DC did not run the
+                    # call: bind a new temp key and send it again, once.
+                    rebound = True
+                    self._dcs.get(target).temp_key_unbound(sent_key.key_id)
+                    continue
                 # A login-loss 401 (or AUTH_KEY_DUPLICATED, key already dropped) on a foreign
                 # DC: only the authorization imported there is gone (§5.4).  On the home DC
                 # _attempt already turned it into LoggedOut (or it was never signed in).

@@ -41,6 +41,7 @@ from .. import tl
 from ..dcs import Lane
 from ..errors import LocalProtocolError
 from ..router import Router
+from .cdn import CdnFile, is_cdn_redirect
 
 __all__ = ["Download", "file_bytes"]
 
@@ -67,7 +68,7 @@ class Download:
 
     def __init__(self, router: Router, location: Any, *, dc_id: int | None, size: int | None,
                  part_size: int, parallel: int, offset: int = 0,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, cdn_supported: bool = True) -> None:
         if part_size % 4096 or (1 << 20) % part_size:
             raise LocalProtocolError("part_size must be a multiple of 4 KiB dividing 1 MiB")
         if parallel < 1:
@@ -86,6 +87,11 @@ class Download:
         self.offset = offset
         #: deadline of each part request (seconds; None: none)
         self.timeout = timeout
+        #: ask with cdn_supported (and follow fileCdnRedirect, :mod:`.cdn`); False after the
+        #: CDN token went bad (FILE_TOKEN_INVALID): the master DC serves the rest
+        self.cdn_supported = cdn_supported
+        #: the redirect being followed, if any
+        self.cdn: CdnFile | None = None
         #: bytes of received parts held, not yet handed to the consumer (and its maximum)
         self.buffered_bytes = 0
         self.peak_buffered_bytes = 0
@@ -152,16 +158,35 @@ class Download:
         return _Parts(self, it)
 
     async def _fetch(self, offset: int) -> bytes:
-        request = tl.api.upload.GetFile(location=self.location, offset=offset, limit=self.part_size)
-        dc = self.dc_id if self.dc_id is not None else self._router.home_dc
-        raw, served_by = await self._router.call(
-            "upload.getFile", request.to_bytes(), dc_id=dc, lane=Lane.DOWNLOAD,
-            timeout=self.timeout, idempotent=True)
-        if served_by != dc:
-            # FILE_MIGRATE was followed: the next parts go straight there.
-            self.dc_id = served_by
-            self._router.remember_file_dc(self._key, served_by)
-        return file_bytes(raw)
+        while True:
+            redirect = self.cdn
+            if redirect is not None:
+                data = await redirect.fetch(offset, self.part_size)
+                if data is not None:
+                    return data
+                # FILE_TOKEN_INVALID: the master DC serves the rest itself
+                self.cdn_supported = False
+                self.cdn = None
+            cdn_supported = self.cdn_supported
+            request = tl.api.upload.GetFile(location=self.location, offset=offset,
+                                            limit=self.part_size,
+                                            cdn_supported=cdn_supported)
+            dc = self.dc_id if self.dc_id is not None else self._router.home_dc
+            raw, served_by = await self._router.call(
+                "upload.getFile", request.to_bytes(), dc_id=dc, lane=Lane.DOWNLOAD,
+                timeout=self.timeout, idempotent=True)
+            if served_by != dc:
+                # FILE_MIGRATE was followed: the next parts go straight there.
+                self.dc_id = served_by
+                self._router.remember_file_dc(self._key, served_by)
+            if not is_cdn_redirect(raw):
+                return file_bytes(raw)
+            if not cdn_supported:
+                raise LocalProtocolError("a CDN redirect to a request without cdn_supported")
+            # spec §11.4: follow the redirect (parallel parts may all get one: keep the first)
+            if self.cdn is None:
+                self.cdn = CdnFile.from_answer(self._router, raw, master_dc=served_by,
+                                               timeout=self.timeout)
 
     async def _worker(self, it: _Iteration, offset: int, scope: trio.CancelScope) -> None:
         # `scope` was created (and registered) before this task started: if the iteration

@@ -118,8 +118,8 @@ async def test_invoke_on_foreign_dc_touches_only_that_dc(cluster):
             assert connections_total(cluster) == {1: 0, 2: 1, 3: 0, 4: 1, 5: 0}
             stats = pool.statistics()
             assert sorted(stats.dcs) == [2, 4]
-            assert stats[4].connections == {"main": 1, "download": 0}
-            assert stats[2].connections == {"main": 1, "download": 0}
+            assert stats[4].connections == {"main": 1, "download": 0, "upload": 0, "cdn": 0}
+            assert stats[2].connections == {"main": 1, "download": 0, "upload": 0, "cdn": 0}
             assert stats[4].requests == 2 and stats[2].requests == 1
             assert stats[4].key_state == "keyed" and stats[4].in_flight == 0
             assert stats[4].endpoint == "%s:%d" % cluster.endpoint(4)
