@@ -108,6 +108,9 @@ class Call:
     conn: MtprotoConnection | None = None
     wrapped: bool = False
     sends: int = 0
+    #: a call on the same connection the server must finish first (invokeAfterMsg): an
+    #: authorization import and the requests that need it share one round trip
+    after: Call | None = None
 
     def resolve(self, body: bytes | memoryview) -> None:
         if not self.done.is_set():
@@ -295,8 +298,10 @@ class MtprotoConnection:
             call.wrapped = True
             self._needs_init = False
         call.sends += 1
-        call.pending = self.session.send_request(body, now=wall_clock(), token=call,
-                                                 idempotent=call.idempotent)
+        after = call.after
+        call.pending = self.session.send_request(
+            body, now=wall_clock(), token=call, idempotent=call.idempotent,
+            after=after.pending if after is not None and after.conn is self else None)
 
     # ------------------------------------------------------------------ life
 

@@ -113,6 +113,17 @@ class DcState:
         conn.submit(call)
         return conn
 
+    def submit_after(self, call: Call, first: Call) -> bool:
+        """Queue ``call`` on the connection of ``first`` (just submitted), to be run after it
+        (invokeAfterMsg): both go out together.  False when ``first`` is on no connection."""
+        conn = first.conn
+        if conn is None or conn.closed:
+            return False
+        call.after = first
+        self.requests += 1
+        conn.submit(call)
+        return True
+
     def _pick(self, lane: Lane, foreign: bool) -> MtprotoConnection:
         conns = [c for c in self._lanes[lane] if not c.closed]
         self._lanes[lane] = conns

@@ -98,6 +98,9 @@ class Router:
         self._transfer_locks: dict[int, trio.Lock] = {}
         self._flood_until: dict[int, float] = {}  # export FLOOD_WAIT deadlines (trio clock)
         self._file_dcs: OrderedDict[int, int] = OrderedDict()
+        #: calls waiting for a DC's transfer that go out right behind its importAuthorization
+        #: (invokeAfterMsg), so that the import and the first requests share one round trip
+        self._riders: dict[int, list[Call]] = {}
         self.migrations = 0
         self.transfers = 0
         self.transfers_started = 0
@@ -184,17 +187,28 @@ class Router:
             trace.stage = Stage.ROUTING
             target = explicit if explicit is not None else self._home_dc
             generation = self._generation
+            rider: Call | None = None
             if self._needs_transfer(name, target):
                 state = self._dcs.get(target)
                 if state.authorized_user != self._user_id:
-                    # Overlap the target's connection set-up and key exchange with the export.
+                    # Overlap the target's connection set-up and key exchange with the export,
+                    # and ride behind the import (see _export_import).
                     state.warm(Lane.MAIN, foreign=True)
                     state.warm(lane, foreign=True)
-                await self.ensure_authorized(target, trace)
+                    rider = Call(body=body, name=name, idempotent=idempotent, dc_id=target)
+                    self._riders.setdefault(target, []).append(rider)
+                try:
+                    await self.ensure_authorized(target, trace)
+                except BaseException:
+                    self._drop_rider(target, rider)
+                    raise
+                rider = self._rider_sent(target, rider)
+            if rider is not None and _rode_in_vain(rider):
+                rider = None  # sent again, now that the DC knows the authorization
             epoch = self._epochs[target]
             # ---- the one place where RPC errors of a call are classified
             try:
-                return await self._attempt(name, body, target, lane, idempotent, trace), target
+                return await self._attempt(name, body, target, lane, idempotent, trace, sent=rider), target
             except MigrateError as exc:
                 action = hops.hop(target, exc)  # MigrationError on a loop / spent budget
                 trace.hops += 1
@@ -226,16 +240,39 @@ class Router:
                 # (else a concurrent request cleared the mark already: the retry waits for
                 # its transfer at the readiness gate)
 
+    def _rider_sent(self, dc_id: int, rider: Call | None) -> Call | None:
+        """``rider`` if it went out behind the DC's import, else None (it is dropped)."""
+        if rider is None or rider.conn is not None:
+            return rider
+        riders = self._riders.get(dc_id, [])
+        if rider in riders:
+            riders.remove(rider)
+        return None
+
+    def _drop_rider(self, dc_id: int, rider: Call | None) -> None:
+        """The transfer failed: ``rider`` is not wanted any more, wherever it is."""
+        rider = self._rider_sent(dc_id, rider)
+        if rider is not None and rider.conn is not None and not rider.done.is_set():
+            rider.conn.withdraw(rider)
+
     async def _attempt(self, name: str, body: bytes, dc_id: int, lane: Lane, idempotent: bool,
-                       trace: CallTrace, *, stage: Stage = Stage.ANSWER) -> Answer:
+                       trace: CallTrace, *, stage: Stage = Stage.ANSWER, sent: Call | None = None,
+                       riders: list[Call] | None = None) -> Answer:
         """One attempt on one DC: submit (sync), then await the outcome.  The one place where
-        an answer (result or error) passes through the router."""
+        an answer (result or error) passes through the router.  ``sent``: the call went out
+        already (behind an import); ``riders``: calls to send right behind this one."""
         if not self._rt.open:
             raise PoolClosed("the pool is closed")
         state = self._dcs.get(dc_id)
-        call = Call(body=body, name=name, idempotent=idempotent, dc_id=dc_id)
-        conn = state.submit(call, lane, foreign=dc_id != self._home_dc)
-        trace.stage = stage if conn.state is ConnectionState.READY else Stage.CONNECTING
+        if sent is None:
+            call = Call(body=body, name=name, idempotent=idempotent, dc_id=dc_id)
+            conn = state.submit(call, lane, foreign=dc_id != self._home_dc)
+            for rider in riders or ():
+                state.submit_after(rider, call)
+        else:
+            call = sent
+            conn = sent.conn
+        trace.stage = stage if conn is None or conn.state is ConnectionState.READY else Stage.CONNECTING
         try:
             await call.done.wait()
         finally:
@@ -363,10 +400,13 @@ class Router:
             key_generation = state.key_generation
             try:
                 # auth.importAuthorization#a57a7dad id:long bytes:bytes = auth.Authorization;
+                # The calls waiting for this transfer go out right behind it, each wrapped in
+                # invokeAfterMsg (the DC runs them once the import is done): one round trip.
                 await self._attempt(
                     "auth.importAuthorization",
                     tl.api.auth.ImportAuthorization(id=auth.id, bytes=auth.bytes).to_bytes(),
-                    dc_id, Lane.MAIN, False, trace, stage=Stage.TRANSFER)
+                    dc_id, Lane.MAIN, False, trace, stage=Stage.TRANSFER,
+                    riders=self._riders.pop(dc_id, None))
             except BadRequest as exc:
                 if exc.message == "AUTH_BYTES_INVALID" and not reexported:
                     # The token may not have reached the target yet: one fresh export.
@@ -387,6 +427,15 @@ class Router:
                 state.mark_authorized(user_id)
             self._rt.events.emit("transfer_done", dc_id, user_id=user_id)
             return
+
+
+def _rode_in_vain(rider: Call) -> bool:
+    """``rider`` went out behind an import that failed (the transfer then succeeded on a
+    second try): the DC refused it (unauthorized, or MSG_WAIT_FAILED: the call it waited for
+    failed), and it must be sent again."""
+    first = rider.after
+    return (rider.done.is_set() and rider.error is not None
+            and first is not None and first.error is not None)
 
 
 def _flood_error(wait: float, deadline: float) -> FloodWait:
