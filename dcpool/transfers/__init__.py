@@ -1,6 +1,7 @@
 """File transfers on the router: downloads (uploads and CDN later).  See
 :mod:`dcpool.transfers.download`."""
 
-from .download import Download, file_bytes
+from .adaptive import PartWindow, PartWindows
+from .download import AUTO, Download, file_bytes
 
-__all__ = ["Download", "file_bytes"]
+__all__ = ["AUTO", "Download", "PartWindow", "PartWindows", "file_bytes"]
