@@ -473,12 +473,16 @@ class MtprotoConnection:
 
     async def _reader(self, stream: trio.SocketStream, transport: ClientTransport,
                       scope: trio.CancelScope) -> None:
-        # One receive buffer per connection, reused by every read (recv_into): no allocation
-        # (and no page faults) per read of up to 1 MiB; the transport copies what it keeps.
+        # While calls are in flight, one receive buffer per connection is reused by every read
+        # (recv_into): no allocation of up to 1 MiB per read; the transport copies what it
+        # keeps.  An idle connection holds no buffer (an idle DC session stays small).
         sock = getattr(stream, "socket", None)
-        buffer = bytearray(RECEIVE_BUFFER) if sock is not None else None
-        view = memoryview(buffer) if buffer is not None else None
+        view: memoryview | None = None
         while True:
+            if sock is None or not self.calls:
+                view = None
+            elif view is None:
+                view = memoryview(bytearray(RECEIVE_BUFFER))
             try:
                 if view is not None:
                     n = await sock.recv_into(view)  # type: ignore[union-attr]

@@ -110,7 +110,7 @@ class PartWindows:
 
     minimum: int = 2
     maximum: int = 32
-    initial: int = 4
+    initial: int = 8
     _by_dc: dict[int, PartWindow] = attrs.field(factory=dict)
 
     def for_dc(self, dc_id: int) -> PartWindow:
