@@ -479,6 +479,7 @@ class MtprotoConnection:
         sock = getattr(stream, "socket", None)
         view: memoryview | None = None
         while True:
+            data: bytes | memoryview = b""  # (a view of the buffer must not outlive the read)
             if sock is None or not self.calls:
                 view = None
             elif view is None:
@@ -486,7 +487,7 @@ class MtprotoConnection:
             try:
                 if view is not None:
                     n = await sock.recv_into(view)  # type: ignore[union-attr]
-                    data: bytes | memoryview = view[:n]
+                    data = view[:n]
                 else:
                     data = await stream.receive_some(RECEIVE_BUFFER)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
