@@ -358,7 +358,9 @@ def scenario_download(cfg: dict[str, Any], report: Report, profile: bool) -> dic
             for key, worker, params in (
                 ("telethon", "dl_telethon", common),
                 ("telethon_parallel", "dl_telethon_parallel", dict(common, connections=recipe_counts)),
-                ("dcpool", "dl_dcpool", dict(common, parallels=cfg["parallels"])),
+                # dcpool's download lane may open as many connections as the recipe's largest N
+                ("dcpool", "dl_dcpool", dict(common, parallels=cfg["parallels"],
+                                             connections=max(recipe_counts, default=4))),
             ):
                 try:
                     net[key] = run_worker(worker, params, timeout)
@@ -961,7 +963,8 @@ def w_dl_dcpool(p: dict[str, Any]) -> dict[str, Any]:
 
     async def run() -> None:
         with trio.fail_after(p["timeout"]):
-            async with dcpool.open_pool(**_dcpool_options(p["info"])) as pool:
+            async with dcpool.open_pool(download_connections=p.get("connections", 4),
+                                        **_dcpool_options(p["info"])) as pool:
                 await pool.sign_in(PHONE, CODE)
                 h = hashlib.sha256()
                 fixed = [n for n in p["parallels"] if n != "auto"] or [4]
