@@ -73,8 +73,10 @@ def wall_clock() -> float:
     return time.time()
 
 
-#: bytes one read may take from the socket (the reusable receive buffer of a connection)
-RECEIVE_BUFFER = 1 << 20
+#: bytes one read may take from the socket (the reusable receive buffer of a busy connection:
+#: held while calls are in flight, so it counts against a download's memory; 256 KiB is a few
+#: reads per 512 KiB part)
+RECEIVE_BUFFER = 256 * 1024
 
 #: What ends one TCP connection (and only it): run() reconnects after any of these.
 _LOSS_ERRORS = (ConnectError, ConnectionLost, RemoteProtocolError, HandshakeError, OSError,
@@ -474,7 +476,7 @@ class MtprotoConnection:
     async def _reader(self, stream: trio.SocketStream, transport: ClientTransport,
                       scope: trio.CancelScope) -> None:
         # While calls are in flight, one receive buffer per connection is reused by every read
-        # (recv_into): no allocation of up to 1 MiB per read; the transport copies what it
+        # (recv_into): no allocation per read; the transport copies what it
         # keeps.  An idle connection holds no buffer (an idle DC session stays small).
         sock = getattr(stream, "socket", None)
         view: memoryview | None = None
