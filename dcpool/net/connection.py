@@ -496,7 +496,12 @@ class MtprotoConnection:
                 raise ConnectionLost(f"read failed: {exc}") from exc
             if not data:
                 raise ConnectionLost("the server closed the connection")
-            for event in transport.receive_data(data):
+            events = transport.receive_data(data)
+            data = b""
+            while events:
+                # popped, not iterated: no frame (up to 1 MiB) stays referenced while the
+                # next read waits
+                event = events.pop(0)
                 if isinstance(event, Frame):
                     self._on_frame(event.payload)
                 elif isinstance(event, TransportErrorFrame):
@@ -504,6 +509,7 @@ class MtprotoConnection:
                         # §7.7: the server does not know our auth key: it must be recreated.
                         self.owner.key_invalid(self.session.auth_key.key_id)
                     raise TransportErrorCode(event.code)
+                del event
             if self.session is not None and self.session.has_data_to_send():
                 self._wake()
 
@@ -541,6 +547,9 @@ class MtprotoConnection:
         call = request.token
         if not isinstance(call, Call):
             return
+        # Call.pending <-> PendingRequest.token is a cycle: break it now, or each answer (up
+        # to 1 MiB) lives until the cyclic garbage collector runs.
+        call.pending = None
         self.calls.discard(call)
         if activity:
             self.last_activity = trio.current_time()
