@@ -64,7 +64,7 @@ from ..errors import (
 )
 from ..methods import IDEMPOTENT, NO_AUTH_NEEDED
 from ..migrate.policy import HopTracker, MoveHome
-from ..net.connection import Call, ConnectionState
+from ..net.connection import Call, ConnectionState, MtprotoConnection
 from ..pool.dc import DcRegistry, DcState
 from ..pool.runtime import PoolRuntime
 from .deadline import CallTrace, Stage
@@ -264,6 +264,7 @@ class Router:
         if not self._rt.open:
             raise PoolClosed("the pool is closed")
         state = self._dcs.get(dc_id)
+        conn: MtprotoConnection | None
         if sent is None:
             call = Call(body=body, name=name, idempotent=idempotent, dc_id=dc_id)
             conn = state.submit(call, lane, foreign=dc_id != self._home_dc)
