@@ -18,6 +18,11 @@ call's ``timeout`` (see :mod:`.deadline`):
    ``auth.importAuthorization`` on the target, once per DC however many requests race for it
    (a per-DC lock + a re-check after acquiring it: single-flight).  The mark "DC X authorized
    for user U" is persisted with X's auth key, so a restarted process never re-exports.
+   The target's connection and key exchange start before the export (``warm``), and the
+   requests waiting at the gate go out right behind ``auth.importAuthorization`` on its
+   connection, each wrapped in ``invokeAfterMsg`` (the DC runs them once the import is done):
+   the import and the first requests share one round trip.  If that import is refused (and a
+   fresh export then succeeds), the requests that rode behind it are sent again.
 3. *Send* one attempt (:meth:`Router._attempt`: the one place where an answer passes through
    the router); an RPC error is classified in one place (the ``except`` clauses of
    :meth:`Router._route`): on ``*_MIGRATE_X`` the pure policy (:mod:`dcpool.migrate.policy`)
