@@ -47,7 +47,8 @@ async def download(pool: dcpool.Pool, f: StoredFile, parallel, *, watch_dc: int 
             async def watch() -> None:
                 nonlocal peak
                 while True:
-                    peak = max(peak, pool.statistics().dcs[watch_dc].in_flight)
+                    dc = pool.statistics().dcs.get(watch_dc)  # (none before the first part)
+                    peak = max(peak, dc.in_flight if dc is not None else 0)
                     await trio.sleep(0.05)
 
             nursery.start_soon(watch)
