@@ -77,6 +77,11 @@ def wall_clock() -> float:
     return time.time()
 
 
+#: bytes one read may take from the socket (the reusable receive buffer of a busy connection:
+#: held while calls are in flight, so it counts against a download's memory; 256 KiB is a few
+#: reads per 512 KiB part)
+RECEIVE_BUFFER = 256 * 1024
+
 #: What ends one TCP connection (and only it): run() reconnects after any of these.
 _LOSS_ERRORS = (ConnectError, ConnectionLost, RemoteProtocolError, HandshakeError, OSError,
                 trio.BrokenResourceError, trio.ClosedResourceError)
@@ -115,6 +120,9 @@ class Call:
     #: sent one (the DC answered CONNECTION_NOT_INITED / CONNECTION_LAYER_INVALID)
     force_init: bool = False
     sends: int = 0
+    #: a call on the same connection the server must finish first (invokeAfterMsg): an
+    #: authorization import and the requests that need it share one round trip
+    after: Call | None = None
 
     def resolve(self, body: bytes | memoryview) -> None:
         if not self.done.is_set():
@@ -308,8 +316,10 @@ class MtprotoConnection:
             call.wrapped = True
             self._needs_init = False
         call.sends += 1
-        call.pending = self.session.send_request(body, now=wall_clock(), token=call,
-                                                 idempotent=call.idempotent)
+        after = call.after
+        call.pending = self.session.send_request(
+            body, now=wall_clock(), token=call, idempotent=call.idempotent,
+            after=after.pending if after is not None and after.conn is self else None)
 
     # ------------------------------------------------------------------ life
 
@@ -482,14 +492,33 @@ class MtprotoConnection:
 
     async def _reader(self, stream: trio.SocketStream, transport: ClientTransport,
                       scope: trio.CancelScope) -> None:
+        # While calls are in flight, one receive buffer per connection is reused by every read
+        # (recv_into): no allocation per read; the transport copies what it
+        # keeps.  An idle connection holds no buffer (an idle DC session stays small).
+        sock = getattr(stream, "socket", None)
+        view: memoryview | None = None
         while True:
+            data: bytes | memoryview = b""  # (a view of the buffer must not outlive the read)
+            if sock is None or not self.calls:
+                view = None
+            elif view is None:
+                view = memoryview(bytearray(RECEIVE_BUFFER))
             try:
-                data = await stream.receive_some(1 << 20)
-            except (trio.BrokenResourceError, OSError) as exc:
+                if view is not None:
+                    n = await sock.recv_into(view)  # type: ignore[union-attr]
+                    data = view[:n]
+                else:
+                    data = await stream.receive_some(RECEIVE_BUFFER)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 raise ConnectionLost(f"read failed: {exc}") from exc
             if not data:
                 raise ConnectionLost("the server closed the connection")
-            for event in transport.receive_data(data):
+            events = transport.receive_data(data)
+            data = b""
+            while events:
+                # popped, not iterated: no frame (up to 1 MiB) stays referenced while the
+                # next read waits
+                event = events.pop(0)
                 if isinstance(event, Frame):
                     self._on_frame(event.payload)
                 elif isinstance(event, TransportErrorFrame):
@@ -507,6 +536,7 @@ class MtprotoConnection:
                         }
                         self.owner.key_invalid(self.session.auth_key.key_id)
                     raise TransportErrorCode(event.code)
+                del event
             if self.session is not None and self.session.has_data_to_send():
                 self._wake()
 
@@ -548,6 +578,9 @@ class MtprotoConnection:
         call = request.token
         if not isinstance(call, Call):
             return
+        # Call.pending <-> PendingRequest.token is a cycle: break it now, or each answer (up
+        # to 1 MiB) lives until the cyclic garbage collector runs.
+        call.pending = None
         self.calls.discard(call)
         if activity:
             self.last_activity = trio.current_time()

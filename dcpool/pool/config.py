@@ -28,6 +28,12 @@ class PoolConfig:
     obfuscated: bool = False
     #: maximum connections of each DC's download lane
     download_connections: int = attrs.field(default=4, validator=_positive)
+    #: maximum connections of one DC, all lanes together (None: main + download_connections);
+    #: at the cap, calls share the DC's existing connections (MTProto multiplexes them)
+    max_connections_per_dc: int | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))
+    #: bounds of the adaptive parts-in-flight window of downloads with parallel="auto"
+    download_parts_min: int = attrs.field(default=2, validator=_positive)
+    download_parts_max: int = attrs.field(default=32, validator=_positive)
     #: foreign-DC and download connections close after this long without traffic
     idle_timeout: float = attrs.field(default=60.0, validator=_positive)
     #: keep-alive ping period (spec §8.5)

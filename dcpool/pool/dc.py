@@ -71,6 +71,10 @@ REFUSAL_BASE = 1.0
 REFUSAL_CAP = 30.0
 
 
+def _load(conn: MtprotoConnection) -> int:
+    return conn.load
+
+
 class DcState:
     """One DC (see the module docstring)."""
 
@@ -163,21 +167,45 @@ class DcState:
         conn.submit(call)
         return conn
 
+    def submit_after(self, call: Call, first: Call) -> bool:
+        """Queue ``call`` on the connection of ``first`` (just submitted), to be run after it
+        (invokeAfterMsg): both go out together.  False when ``first`` is on no connection."""
+        conn = first.conn
+        if conn is None or conn.closed:
+            return False
+        call.after = first
+        self.requests += 1
+        conn.submit(call)
+        return True
+
     def _pick(self, lane: Lane, foreign: bool) -> MtprotoConnection:
+        """The least loaded connection of the lane (ready ones first), or a new one while the
+        lane and the DC have room.  MTProto multiplexes a connection, so when neither has room
+        calls share what is open -- at the DC's cap even another lane's connections."""
         conns = [c for c in self._lanes[lane] if not c.closed]
         self._lanes[lane] = conns
         limit = 1 if lane is Lane.MAIN else self._rt.config.download_connections
+        room = len(conns) < limit and self._below_cap()
         ready = [c for c in conns if c.state is ConnectionState.READY]
-        best = min(ready or conns, key=lambda c: c.load, default=None)
-        if best is None or (best.load > 0 and len(conns) < limit):
+        best = min(ready or conns, key=_load, default=None)
+        if best is None:
+            shared = self.connections()
+            if shared and not self._below_cap():
+                return min(shared, key=_load)
+            return self._open(lane, foreign)
+        if best.load > 0 and room:
             return self._open(lane, foreign)
         return best
+
+    def _below_cap(self) -> bool:
+        cap = self._rt.config.max_connections_per_dc
+        return cap is None or len(self.connections()) < cap
 
     def warm(self, lane: Lane, *, foreign: bool) -> None:
         """Start dialing (and creating the key) now if the lane has no connection yet: used
         while an authorization transfer is on its way, so that the target's key exchange
         overlaps the export instead of following it."""
-        if not self.connections(lane) and self._rt.open:
+        if not self.connections(lane) and self._rt.open and self._below_cap():
             self._open(lane, foreign)
 
     def _open(self, lane: Lane, foreign: bool) -> MtprotoConnection:

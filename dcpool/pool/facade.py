@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
@@ -38,7 +38,7 @@ from ..errors import DcPoolError, LocalProtocolError, Unauthorized
 from ..methods import IDEMPOTENT
 from ..router import Router
 from ..storage import Storage, open_storage
-from ..transfers import Download, send_uploaded, upload_file
+from ..transfers import Download, PartWindows, send_uploaded, upload_file
 from ..transfers.upload import Source
 from ..transport import TransportKind
 from .config import PoolConfig
@@ -110,6 +110,9 @@ class Pool:
             storage.set_home_dc(home)  # (before any task runs: nothing to overlap)
         self._dcs = DcRegistry(self._rt)
         self.router = Router(self._rt, self._dcs, home_dc=home, user_id=storage.get_user_id())
+        #: the adaptive parts-in-flight window of each DC (downloads with parallel="auto")
+        self.part_windows = PartWindows(minimum=config.download_parts_min,
+                                        maximum=max(config.download_parts_min, config.download_parts_max))
         self._config_expires: float | None = None
         #: seconds of validity left when the stored config was restored (converted to a
         #: deadline on trio's clock by the config loop)
@@ -312,21 +315,22 @@ class Pool:
     # ------------------------------------------------------------------ downloads
 
     def download(self, location: Any, *, dc_id: int | None = None, size: int | None = None,
-                 part_size: int = 512 * 1024, parallel: int = 4, offset: int = 0,
+                 part_size: int = 512 * 1024, parallel: int | Literal["auto"] = 4, offset: int = 0,
                  timeout: float | None = DEFAULT, cdn_supported: bool = True) -> Download:
         """A file's chunks, in order: ``async with pool.download(...) as chunks: async for
         chunk in chunks`` (reads ahead; leaving the block cancels every part) or a bare
         ``async for`` (see :mod:`dcpool.transfers.download`).  ``timeout`` bounds each part.
+        ``parallel="auto"``: the DC's adaptive window sets the parts in flight.
         ``cdn_supported``: follow ``upload.fileCdnRedirect`` (decrypted, every chunk checked
         against its SHA-256; see :mod:`dcpool.transfers.cdn`)."""
         return Download(self.router, location, dc_id=dc_id, size=size, part_size=part_size,
                         parallel=parallel, offset=offset, timeout=self._timeout(timeout),
-                        cdn_supported=cdn_supported)
+                        windows=self.part_windows, cdn_supported=cdn_supported)
 
     async def download_to(self, location: Any, path: str | os.PathLike[str], *,
                           dc_id: int | None = None, size: int | None = None,
                           progress: Callable[[int, int | None], None] | None = None,
-                          part_size: int = 512 * 1024, parallel: int = 4) -> int:
+                          part_size: int = 512 * 1024, parallel: int | Literal["auto"] = 4) -> int:
         """Download to a file (written on a worker thread, never on the event loop);
         ``progress(done_bytes, total)`` after each chunk.  Returns the bytes written."""
         done = 0
@@ -474,6 +478,9 @@ async def open_pool(
     transport: TransportKind = TransportKind.ABRIDGED,
     obfuscated: bool = False,
     download_connections: int = 4,
+    max_connections_per_dc: int | None = None,
+    download_parts_min: int = 2,
+    download_parts_max: int = 32,
     idle_timeout: float = 60.0,
     ping_interval: float = 60.0,
     connect_timeout: float = 10.0,
@@ -505,6 +512,8 @@ async def open_pool(
     """
     given = dict(
         transport=transport, obfuscated=obfuscated, download_connections=download_connections,
+        max_connections_per_dc=max_connections_per_dc, download_parts_min=download_parts_min,
+        download_parts_max=download_parts_max,
         idle_timeout=idle_timeout, ping_interval=ping_interval, connect_timeout=connect_timeout,
         connect_attempts=connect_attempts, handshake_timeout=handshake_timeout,
         request_timeout=request_timeout, prefer_ipv6=prefer_ipv6, allow_ipv6=allow_ipv6,

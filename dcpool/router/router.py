@@ -18,6 +18,11 @@ call's ``timeout`` (see :mod:`.deadline`):
    ``auth.importAuthorization`` on the target, once per DC however many requests race for it
    (a per-DC lock + a re-check after acquiring it: single-flight).  The mark "DC X authorized
    for user U" is persisted with X's auth key, so a restarted process never re-exports.
+   The target's connection and key exchange start before the export (``warm``), and the
+   requests waiting at the gate go out right behind ``auth.importAuthorization`` on its
+   connection, each wrapped in ``invokeAfterMsg`` (the DC runs them once the import is done):
+   the import and the first requests share one round trip.  If that import is refused (and a
+   fresh export then succeeds), the requests that rode behind it are sent again.
 3. *Send* one attempt (:meth:`Router._attempt`: the one place where an answer passes through
    the router); an RPC error is classified in one place (the ``except`` clauses of
    :meth:`Router._route`): on ``*_MIGRATE_X`` the pure policy (:mod:`dcpool.migrate.policy`)
@@ -85,7 +90,7 @@ from ..errors import (
 )
 from ..methods import IDEMPOTENT, NO_AUTH_NEEDED
 from ..migrate.policy import HopTracker, MoveHome
-from ..net.connection import Call, ConnectionState
+from ..net.connection import Call, ConnectionState, MtprotoConnection
 from ..pool.dc import DcRegistry, DcState
 from ..pool.runtime import PoolRuntime
 from .authorization import INVOKE_WITHOUT_UPDATES, AnswerKind, Observation, observe
@@ -135,6 +140,9 @@ class Router:
         self._transfer_locks: dict[int, trio.Lock] = {}
         self._flood_until: dict[int, float] = {}  # export FLOOD_WAIT deadlines (trio clock)
         self._file_dcs: OrderedDict[int, int] = OrderedDict()
+        #: calls waiting for a DC's transfer that go out right behind its importAuthorization
+        #: (invokeAfterMsg), so that the import and the first requests share one round trip
+        self._riders: dict[int, list[Call]] = {}
         self.migrations = 0
         self.transfers = 0
         self.transfers_started = 0
@@ -320,19 +328,31 @@ class Router:
             if self._logged_out is not None and name not in NO_AUTH_NEEDED:
                 # The login is gone (§5): no request that needs one is sent until a new login.
                 raise LoggedOut(401, self._logged_out, name)
+            rider: Call | None = None
             if self._needs_transfer(name, target):
                 state = self._dcs.get(target)
                 if state.authorized_user != self._user_id:
-                    # Overlap the target's connection set-up and key exchange with the export.
+                    # Overlap the target's connection set-up and key exchange with the export,
+                    # and ride behind the import (see _export_import).
                     state.warm(Lane.MAIN, foreign=True)
                     state.warm(lane, foreign=True)
-                await self.ensure_authorized(target, trace)
+                    rider = Call(body=self._wire(body, target, lane), name=name,
+                                 idempotent=idempotent, dc_id=target)
+                    self._riders.setdefault(target, []).append(rider)
+                try:
+                    await self.ensure_authorized(target, trace)
+                except BaseException:
+                    self._drop_rider(target, rider)
+                    raise
+                rider = self._rider_sent(target, rider)
+            if rider is not None and _rode_in_vain(rider):
+                rider = None  # sent again, now that the DC knows the authorization
             epoch = self._epochs[target]
             sent_key = self._dcs.get(target).auth_key  # (pfs: the temp key the call goes with)
             # ---- the one place where RPC errors of a call are classified
             try:
                 answer = await self._attempt(name, body, target, lane, idempotent, trace,
-                                             force_init=reinit)
+                                             force_init=reinit, sent=rider)
                 return answer, target
             except MigrateError as exc:
                 action = hops.hop(target, exc)  # MigrationError on a loop / spent budget
@@ -419,25 +439,53 @@ class Router:
         trace.stage = Stage.FLOOD_WAIT
         await trio.sleep(seconds)
 
+    def _wire(self, body: bytes, dc_id: int, lane: Lane) -> bytes:
+        """What goes on the wire for ``body``: updates come from the home DC's main connection
+        only (UPDATES.md §1.1), every other request is wrapped.
+        invokeWithoutUpdates#bf9459b7 {X:Type} query:!X = X;"""
+        if dc_id != self._home_dc or lane is not Lane.MAIN:
+            return _WITHOUT_UPDATES + body
+        return body
+
+    def _rider_sent(self, dc_id: int, rider: Call | None) -> Call | None:
+        """``rider`` if it went out behind the DC's import, else None (it is dropped)."""
+        if rider is None or rider.conn is not None:
+            return rider
+        riders = self._riders.get(dc_id, [])
+        if rider in riders:
+            riders.remove(rider)
+        return None
+
+    def _drop_rider(self, dc_id: int, rider: Call | None) -> None:
+        """The transfer failed: ``rider`` is not wanted any more, wherever it is."""
+        rider = self._rider_sent(dc_id, rider)
+        if rider is not None and rider.conn is not None and not rider.done.is_set():
+            rider.conn.withdraw(rider)
+
     async def _attempt(self, name: str, body: bytes, dc_id: int, lane: Lane, idempotent: bool,
                        trace: CallTrace, *, stage: Stage = Stage.ANSWER,
-                       force_init: bool = False, observe_login: bool = True) -> Answer:
+                       force_init: bool = False, observe_login: bool = True,
+                       sent: Call | None = None, riders: list[Call] | None = None) -> Answer:
         """One attempt on one DC: submit (sync), then await the outcome.  The one place where
         an answer (result or error) passes through the router: a result that is a login (or
         a log-out) changes the pool's login whoever sent it (§4.6); a login-loss error on the
-        home DC logs out (§5)."""
+        home DC logs out (§5).  ``sent``: the call went out already (behind an import);
+        ``riders``: calls to send right behind this one (invokeAfterMsg)."""
         if not self._rt.open:
             raise PoolClosed("the pool is closed")
         state = self._dcs.get(dc_id)
-        wire = body
-        if dc_id != self._home_dc or lane is not Lane.MAIN:
-            # Updates come from the home DC's main connection only (UPDATES.md §1.1).
-            # invokeWithoutUpdates#bf9459b7 {X:Type} query:!X = X;
-            wire = _WITHOUT_UPDATES + body
-        call = Call(body=wire, name=name, idempotent=idempotent, dc_id=dc_id, force_init=force_init)
         key_generation = state.key_generation
-        conn = state.submit(call, lane, foreign=dc_id != self._home_dc)
-        trace.stage = stage if conn.state is ConnectionState.READY else Stage.CONNECTING
+        conn: MtprotoConnection | None
+        if sent is None:
+            call = Call(body=self._wire(body, dc_id, lane), name=name, idempotent=idempotent,
+                        dc_id=dc_id, force_init=force_init)
+            conn = state.submit(call, lane, foreign=dc_id != self._home_dc)
+            for rider in riders or ():
+                state.submit_after(rider, call)
+        else:
+            call = sent
+            conn = sent.conn
+        trace.stage = stage if conn is None or conn.state is ConnectionState.READY else Stage.CONNECTING
         try:
             await call.done.wait()
         finally:
@@ -572,10 +620,13 @@ class Router:
             key_generation = state.key_generation
             try:
                 # auth.importAuthorization#a57a7dad id:long bytes:bytes = auth.Authorization;
+                # The calls waiting for this transfer go out right behind it, each wrapped in
+                # invokeAfterMsg (the DC runs them once the import is done): one round trip.
                 await self._attempt(
                     "auth.importAuthorization",
                     tl.api.auth.ImportAuthorization(id=auth.id, bytes=auth.bytes).to_bytes(),
-                    dc_id, Lane.MAIN, False, trace, stage=Stage.TRANSFER, observe_login=False)
+                    dc_id, Lane.MAIN, False, trace, stage=Stage.TRANSFER, observe_login=False,
+                    riders=self._riders.pop(dc_id, None))
             except BadRequest as exc:
                 if exc.message == "AUTH_BYTES_INVALID" and not reexported:
                     # The token may not have reached the target yet: one fresh export.
@@ -596,6 +647,15 @@ class Router:
                 state.mark_authorized(user_id)
             self._rt.events.emit("transfer_done", dc_id, user_id=user_id)
             return
+
+
+def _rode_in_vain(rider: Call) -> bool:
+    """``rider`` went out behind an import that failed (the transfer then succeeded on a
+    second try): the DC refused it (unauthorized, or MSG_WAIT_FAILED: the call it waited for
+    failed), and it must be sent again."""
+    first = rider.after
+    return (rider.done.is_set() and rider.error is not None
+            and first is not None and first.error is not None)
 
 
 def _flood_error(wait: float, deadline: float) -> FloodWait:

@@ -173,7 +173,9 @@ async def test_auth_bytes_invalid_twice_is_a_transfer_error(cluster: Cluster) ->
             assert info.value.__cause__.message == "AUTH_BYTES_INVALID"
             s = cluster.statistics()
             assert s[2].exports == 2 and s[4].imports == 0
-            assert s[4].requests.get("upload.getFile", 0) == 0
+            # the first part rode behind the first import (invokeAfterMsg) and was refused with
+            # it: no byte of the file left DC 4 without an authorization
+            assert s[4].requests.get("upload.getFile", 0) <= 1 and s[4].bytes_served == 0
             assert [e.dc_id for e in kinds(seen, "transfer_failed")] == [4]
             st = pool.statistics()
             assert (st.transfers_started, st.transfers, st.transfers_failed) == (1, 0, 1)
