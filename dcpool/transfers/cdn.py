@@ -81,6 +81,8 @@ class CdnFile:
         self._hashes = cdn.hash_table(redirect.file_hashes)
         self._timeout = timeout
         self._hash_lock = trio.Lock()
+        # the parts in flight all need the CDN DC's key first: one help.getCdnConfig for them
+        self._key_lock = trio.Lock()
         #: reuploads this redirect needed (statistics for tests and benchmarks)
         self.reuploads = 0
 
@@ -150,7 +152,9 @@ class CdnFile:
     async def _fetch(self, offset: int, limit: int) -> bytes:
         window = max(limit, cdn.HASH_PART)
         start = offset - offset % window
-        await ensure_cdn_key(self._router, self.cdn_dc, timeout=self._timeout)
+        if not self._router.cdn_key_known(self.cdn_dc):
+            async with self._key_lock:
+                await ensure_cdn_key(self._router, self.cdn_dc, timeout=self._timeout)
         reuploads = 0
         while True:
             # upload.getCdnFile#395f69da file_token:bytes offset:long limit:int = upload.CdnFile;
