@@ -299,22 +299,26 @@ class Router:
     # ------------------------------------------------------------------ calls
 
     async def call(self, name: str, body: bytes, *, dc_id: int | None, lane: Lane,
-                   timeout: float | None, idempotent: bool | None = None) -> tuple[Answer, int]:
+                   timeout: float | None, idempotent: bool | None = None,
+                   sleep_floods: bool = True) -> tuple[Answer, int]:
         """Send ``body`` where it belongs, following migrations, within ``timeout`` seconds for
         the whole call; return the raw result and the DC that answered (downloads remember
-        it).  RequestTimeout says which stage was running when the deadline passed."""
+        it).  RequestTimeout says which stage was running when the deadline passed.
+        ``sleep_floods=False``: a FLOOD_WAIT of the call itself is raised at once, for a caller
+        that paces itself (the adaptive download window shrinks, then waits)."""
         if idempotent is None:
             idempotent = name in IDEMPOTENT
         trace = CallTrace.start(name, timeout)
         with trio.move_on_at(trace.deadline):
-            return await self._route(name, body, dc_id, lane, idempotent, trace)
+            return await self._route(name, body, dc_id, lane, idempotent, trace, sleep_floods)
         raise trace.timed_out()
 
     def _needs_transfer(self, name: str, dc_id: int) -> bool:
         return self._user_id is not None and dc_id != self._home_dc and name not in NO_AUTH_NEEDED
 
     async def _route(self, name: str, body: bytes, dc_id: int | None, lane: Lane,
-                     idempotent: bool, trace: CallTrace) -> tuple[Answer, int]:
+                     idempotent: bool, trace: CallTrace,
+                     sleep_floods: bool = True) -> tuple[Answer, int]:
         hops = HopTracker(self._rt.config.max_hops)
         explicit = dc_id
         retried_auth = False
@@ -371,7 +375,7 @@ class Router:
             except FloodWait as exc:
                 # 420 FLOOD_WAIT_X (and PREMIUM / TEST_PHONE / SLOWMODE): the server did not
                 # run the request; wait it out and re-send if the threshold and deadline allow.
-                await self._wait_flood(exc, target, name, trace)
+                await self._wait_flood(exc, target, name, trace, sleep=sleep_floods)
             except LoggedOut:
                 raise
             except (Unauthorized, NotAcceptable) as exc:
@@ -426,11 +430,12 @@ class Router:
                                      request=name, delay=delay)
                 await trio.sleep(delay)
 
-    async def _wait_flood(self, exc: FloodWait, dc_id: int, name: str, trace: CallTrace) -> None:
+    async def _wait_flood(self, exc: FloodWait, dc_id: int, name: str, trace: CallTrace, *,
+                          sleep: bool = True) -> None:
         """Sleep out a flood wait the call may afford, else raise it at once."""
         seconds = exc.seconds
         now = trio.current_time()
-        if seconds > self.flood_sleep_threshold or now + seconds > trace.deadline:
+        if not sleep or seconds > self.flood_sleep_threshold or now + seconds > trace.deadline:
             exc.deadline = now + seconds
             raise exc
         self.flood_waits += 1

@@ -210,9 +210,10 @@ class Download:
             try:
                 raw, served_by = await self._router.call(
                     "upload.getFile", request.to_bytes(), dc_id=dc, lane=Lane.DOWNLOAD,
-                    timeout=self.timeout, idempotent=True)
+                    timeout=self.timeout, idempotent=True, sleep_floods=window is None)
             except FloodWait as exc:
-                if window is None or exc.seconds > FLOOD_RETRY_MAX:
+                limit = min(FLOOD_RETRY_MAX, self._router.flood_sleep_threshold)
+                if window is None or exc.seconds > limit:
                     raise
                 window.flood_wait()  # fewer parts in flight from now on, then ask again
                 await trio.sleep(exc.seconds)
