@@ -30,7 +30,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl
@@ -348,7 +348,7 @@ class Bridge:
         cursor = await self.outbox.last_id()  # Pusher is a live feed: no replay (SSE replays)
 
         async with trio.open_nursery() as nursery:
-            async def apply(outputs: list[Send | Close]) -> None:
+            async def apply(outputs: Sequence[Send | Close]) -> None:
                 for out in outputs:
                     if isinstance(out, Send):
                         await ws.send_text(out.text)
@@ -384,7 +384,7 @@ class Bridge:
                 except WebSocketClosed:
                     nursery.cancel_scope.cancel()
 
-            await apply(list(machine.established()))
+            await apply(machine.established())
             nursery.start_soon(reader)
             nursery.start_soon(guarded, timers)
             nursery.start_soon(guarded, feeder)
