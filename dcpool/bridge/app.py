@@ -126,6 +126,17 @@ class Bridge:
         status = self.accounts.setdefault(name, AccountStatus(name))
         status.running, status.epoch = True, epoch
         send, receive = trio.open_memory_channel[Any](batch)
+        # users seen on this account, to name the senders of updates that carry none
+        # (updateShortMessage); bounded, oldest forgotten first
+        known: dict[int, Any] = {}
+
+        def remember(users: Any) -> None:
+            for user in users:
+                if getattr(user, "id", None) is not None:
+                    known.pop(user.id, None)
+                    known[user.id] = user
+            while len(known) > 10_000:
+                del known[next(iter(known))]
 
         async def pull() -> None:
             async with send:
@@ -145,7 +156,11 @@ class Bridge:
                                 break
                         new = []
                         for item in items:
-                            new += events_from_update(item) if is_update(item) else [state_lost_event(item)]
+                            if is_update(item):
+                                new += events_from_update(item, known.values())
+                                remember(item.users)
+                            else:
+                                new.append(state_lost_event(item))
                         state = items[-1].state_after.to_json()
                         await self.outbox.append(name, new, state, epoch=epoch)
                         status.events += len(new)

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..updates import UpdatesStream
 
 __all__ = [
     "StateLike",
@@ -106,7 +109,7 @@ class OutboxStateStore:
 
 @asynccontextmanager
 async def open_account_updates(pool: Any, outbox: Any, account: str, *,
-                               epoch: int | None = None, **options: Any) -> AsyncIterator[UpdateSource]:
+                               epoch: int | None = None, **options: Any) -> AsyncIterator[UpdatesStream]:
     """The real source: ``dcpool.updates.open_updates`` with a store backed by the outbox.
     ``options`` go to ``open_updates`` (gap_timeout, max_pending...)."""
     import dcpool.updates as updates  # noqa: PLC0415
