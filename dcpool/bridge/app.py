@@ -193,18 +193,19 @@ class Bridge:
         to :meth:`run_account` (fencing).  A process that dies simply stops renewing.
         """
         ttl = self.config.lease_ttl
-        running: dict[str, tuple[Lease, trio.CancelScope]] = {}
+        running: dict[str, tuple[Lease, trio.CancelScope, trio.Event]] = {}
         # Leases get their own connection: renewals must not queue behind the accounts' appends
         # (a starved renewal is a lost lease and a needless takeover).
         leases = Outbox(await trio.to_thread.run_sync(open_outbox_db, self.config.outbox))
 
-        async def supervise(name: str, lease: Lease, scope: trio.CancelScope) -> None:
+        async def supervise(name: str, lease: Lease, scope: trio.CancelScope, done: trio.Event) -> None:
             try:
                 with scope:
                     await run_one(name, lease)
             except StaleLease:
                 log.warning("account %s: lease lost (fenced)", name)
             finally:
+                done.set()
                 if running.get(name, (None,))[0] is lease:
                     del running[name]
 
@@ -216,17 +217,24 @@ class Bridge:
                     held = sorted(running)
                     renewed_all = await leases.lease_renew_all([running[n][0] for n in held], ttl)
                     for name, renewed in zip(held, renewed_all):
-                        scope = running[name][1]
+                        _lease, scope, done = running[name]
                         if renewed is None:
                             log.warning("account %s: lease lost", name)
                             scope.cancel()
                             running.pop(name, None)
                         else:
-                            running[name] = (renewed, scope)
+                            running[name] = (renewed, scope, done)
                     for name in sorted(running)[share:]:  # above the fair share: hand back
-                        lease, scope = running.pop(name)
+                        lease, scope, done = running.pop(name)
                         scope.cancel()
-                        await leases.lease_release(lease)
+                        # Release only once the account's pool is closed: the next holder must
+                        # not connect with the auth key while this process still uses it
+                        # (AUTH_KEY_DUPLICATED).  If closing takes too long, the lease simply
+                        # expires (it is no longer renewed).
+                        with trio.move_on_after(ttl / 3):
+                            await done.wait()
+                        if done.is_set():
+                            await leases.lease_release(lease)
                     for name in accounts:
                         if len(running) >= share:
                             break
@@ -234,13 +242,22 @@ class Bridge:
                             continue
                         lease = await leases.lease_claim(name, self.owner, ttl)
                         if lease is not None:
-                            scope = trio.CancelScope()
-                            running[name] = (lease, scope)
-                            nursery.start_soon(supervise, name, lease, scope)
+                            scope, done = trio.CancelScope(), trio.Event()
+                            running[name] = (lease, scope, done)
+                            nursery.start_soon(supervise, name, lease, scope, done)
                     await trio.sleep(ttl / 3)
             finally:
+                # the accounts end first (their pools close), then their leases are released
+                for _lease, scope, _done in list(running.values()):
+                    scope.cancel()
                 with trio.CancelScope(shield=True):
-                    for lease, _scope in list(running.values()):
+                    held_now = list(running.values())
+                    with trio.move_on_after(ttl / 3):
+                        for _lease, _scope, done in held_now:
+                            await done.wait()
+                    for lease, _scope, done in held_now:
+                        if not done.is_set():
+                            continue
                         try:
                             await leases.lease_release(lease)
                         except Exception:  # noqa: BLE001
