@@ -87,3 +87,60 @@ async def test_real_messages_reach_a_failing_then_recovering_webhook_once_in_ord
     assert [b["data"]["text"] for b in edited] == [f"{contacts[0].id}:10 edited"]
     status = [b for b in order if b["event"] == "messageStatus"]
     assert [(b["data"]["direction"], b["data"]["chat"]["id"]) for b in status] == [("out", contacts[0].id)]
+
+
+async def test_session_file_account_on_the_emulator_feeds_a_pusher_subscriber(cluster, tmp_path):
+    """A TOML-style session-file account (``session``, ``emulator_info``, ``phone``) runs the
+    real updates manager; a Pusher-protocol client authorised through /pusher/auth receives
+    its messages as ``message`` events; a restart reuses the session file (no new sign-in)."""
+    import json
+
+    import trio_websocket
+
+    from dcpool.bridge.cli import run_session_account
+    from dcpool.bridge.pusher import account_channel
+    from dcpool.cli import emulator_info
+
+    world = cluster.world
+    info_path = tmp_path / "emulator.json"
+    info_path.write_text(json.dumps(emulator_info(cluster, ())) + "\n")
+    phone = reserved_phone(3, 8201)[0]
+    account = {"name": "main", "session": str(tmp_path / "main.session"),
+               "emulator_info": str(info_path), "phone": phone}
+    contact = world.user_by_phone(world.test_phone(2, 8202))
+    cfg = BridgeConfig(outbox=str(tmp_path / "o.db"), port=0, api_token="t", accounts=("main",),
+                       pusher_key="k", pusher_secret="s", poll_interval=0.1)
+    channel = account_channel("main")
+    with trio.fail_after(60):
+        async with open_bridge(cfg) as bridge:
+            for round_ in range(2):
+                handshakes = cluster.statistics().total("handshakes")
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(run_session_account, bridge, account)
+                    while await bridge.outbox.load_state("main") is None:
+                        await trio.sleep(0.02)
+                    me = world.user_by_phone(phone)
+                    async with trio_websocket.open_websocket_url(
+                            f"ws://127.0.0.1:{bridge.port}/app/k?protocol=7") as ws:
+                        hello = json.loads(await ws.get_message())
+                        socket_id = json.loads(hello["data"])["socket_id"]
+                        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bridge.port}") as http:
+                            r = await http.post("/pusher/auth", data={"socket_id": socket_id, "channel_name": channel},
+                                                headers={"Authorization": "Bearer t"})
+                        await ws.send_message(json.dumps({"event": "pusher:subscribe", "data": {
+                            "channel": channel, "auth": r.json()["auth"]}}))
+                        assert json.loads(await ws.get_message())["event"] == "pusher_internal:subscription_succeeded"
+                        for i in range(3):
+                            M.send_message(world, contact.id, me.id, f"r{round_}:{i}")
+                        got = []
+                        while len(got) < 3:
+                            frame = json.loads(await ws.get_message())
+                            if frame.get("event") == "message":
+                                assert frame["channel"] == channel
+                                got.append(json.loads(frame["data"])["data"]["text"])
+                    nursery.cancel_scope.cancel()
+                assert got == [f"r{round_}:{i}" for i in range(3)]
+                if round_ == 1:  # the session file carried the key and the sign-in
+                    assert cluster.statistics().total("handshakes") == handshakes
+            events = [e for e in await bridge.outbox.read_after(0, 100, account="main") if e.event == "message"]
+            assert [e.data["text"] for e in events] == [f"r{r}:{i}" for r in range(2) for i in range(3)]
