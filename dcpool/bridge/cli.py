@@ -23,8 +23,8 @@ TOML (every key optional; flags override)::
     api_id = 12345
     api_hash = "..."
 
-``--emulator`` runs one account on the embedded emulator (or, with ``--emulator-info``, on an
-external ``dcpool emulator --json``) with the real updates manager, and a contact (a second
+``--emulator`` runs one account on an emulator of its own (a ``dcpool emulator`` child process;
+with ``--emulator-info``, on an external ``dcpool emulator --json`` instead) with the real updates manager, and a contact (a second
 client) that writes to it through MTProto: ``--simulate N`` messages (0 = no contact; default
 forever), ``--interval`` s apart; so webhooks and the feed can be watched with one command.
 ``[[accounts]]`` entries may also name ``emulator_info`` (that file) and ``phone`` (a reserved
@@ -39,6 +39,8 @@ import json
 import logging
 import sys
 import tomllib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 __all__ = ["configure", "run", "load_config"]
@@ -158,15 +160,48 @@ async def serve(args: argparse.Namespace) -> None:
 async def run_emulator_account(bridge: Any, name: str, args: argparse.Namespace) -> None:
     """``--emulator``: one account on the embedded (or ``--emulator-info``) emulator, with the
     real updates manager, and a contact writing to it (:mod:`dcpool.bridge.emulated`)."""
-    from .emulated import embedded_emulator, read_emulator_info, run_emulator_account as run  # noqa: PLC0415
+    from .emulated import load_emulator_info, read_emulator_info, run_emulator_account as run  # noqa: PLC0415
 
     options = dict(storage=args.session, phone=args.phone, contact_messages=args.simulate,
                    interval=args.interval)
     if args.emulator_info:
         await run(bridge, name, read_emulator_info(args.emulator_info), **options)
     else:
-        async with embedded_emulator() as target:
-            await run(bridge, name, target, **options)
+        async with spawn_emulator() as info:
+            await run(bridge, name, load_emulator_info(info), **options)
+
+
+@asynccontextmanager
+async def spawn_emulator() -> AsyncIterator[dict[str, Any]]:
+    """``dcpool emulator --json --control`` as a child process; yields its description.
+
+    A child rather than a cluster in this process: the bridge's package does not import
+    ``dcpool.testing``, and the emulator outlives nothing: it stops at the end of its stdin,
+    which closes with this block or with this process, even on kill -9."""
+    import subprocess  # noqa: PLC0415
+
+    import trio  # noqa: PLC0415
+
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "dcpool.cli", "emulator", "--json", "--control"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = await proc.stdout.receive_some(65536)
+            if not chunk:
+                raise OSError("the embedded emulator exited before it was ready")
+            line += chunk
+        yield json.loads(line.split(b"\n")[0])
+    finally:
+        with trio.CancelScope(shield=True):
+            await proc.stdin.aclose()  # end of stdin: the emulator stops
+            with trio.move_on_after(5):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
 
 
 async def run_simulated_fleet_account(bridge: Any, name: str, lease: Any, args: argparse.Namespace) -> None:

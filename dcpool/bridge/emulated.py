@@ -1,7 +1,9 @@
 """Accounts on an emulated cluster, run by the bridge with the real updates manager.
 
 Used by ``dcpool bridge --emulator`` (the newcomer's demo), by the fleet mode on an external
-emulator, and by the end-to-end tests.  An account here is a real pool signed in with one of
+emulator, and by the end-to-end tests.  It only *connects* to an emulator (its address and
+key, :class:`EmulatorTarget`): starting one in process is the CLI's business
+(``dcpool.testing`` is imported by the CLI and the tests only).  An account here is a real pool signed in with one of
 the emulator's reserved test numbers (``99966XYYYY`` lives on DC X, its login code is
 ``XXXXX``, LOGIN.md §12.3); its updates come from :func:`dcpool.bridge.source.open_account_updates`
 exactly as for a production account.
@@ -18,8 +20,7 @@ import functools
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -28,7 +29,7 @@ import trio
 from .. import tl
 from .source import open_account_updates
 
-__all__ = ["EmulatorTarget", "load_emulator_info", "embedded_emulator", "reserved_phone",
+__all__ = ["EmulatorTarget", "load_emulator_info", "read_emulator_info", "reserved_phone",
            "run_emulator_account", "run_contact"]
 
 log = logging.getLogger("dcpool.bridge")
@@ -58,17 +59,6 @@ def load_emulator_info(info: Mapping[str, Any]) -> EmulatorTarget:
 def read_emulator_info(path: str) -> EmulatorTarget:
     with open(path) as fh:
         return load_emulator_info(json.loads(fh.readline()))
-
-
-@asynccontextmanager
-async def embedded_emulator() -> AsyncIterator[EmulatorTarget]:
-    """An emulated cluster in this process (real loopback sockets), for the demo."""
-    from ..testing import open_cluster  # noqa: PLC0415
-
-    async with open_cluster() as cluster:
-        dc_list = cluster.dc_list()
-        yield EmulatorTarget(dc_list=dc_list, rsa_keys=cluster.rsa_keys(),
-                             dc_ids=tuple(sorted(cluster.world.dc_ids)))
 
 
 def reserved_phone(dc_id: int, index: int) -> tuple[str, str]:
