@@ -92,7 +92,15 @@ def writers(dsn):
     return counts, dups, states
 
 
+PHASE = {"name": "start", "last": None}
+
+
 async def wait_until(predicate, interval=0.2):
+    """Poll ``predicate`` on a thread until it is true; the caller's line and the last value
+    seen are kept in PHASE for the failure message of a timeout."""
+    import inspect  # noqa: PLC0415
+
+    PHASE["name"] = inspect.stack()[1].code_context[0].strip()
     while True:
         value = await trio.to_thread.run_sync(predicate)
         if value:
@@ -159,6 +167,13 @@ async def test_two_processes_share_a_fleet_and_take_over(pg_dsn, tmp_path):
                 sending.cancel()
             # every message sent becomes one event, on whichever process holds the account
             await wait_until(lambda: writers(pg_dsn)[0] == sent)
+    except trio.TooSlowError:
+        counts, dups, states = await trio.to_thread.run_sync(writers, pg_dsn)
+        owners = await trio.to_thread.run_sync(live_owners, pg_dsn)
+        missing = {a: (sent[a], counts.get(a)) for a in names if counts.get(a) != sent[a]}
+        raise AssertionError(f"timed out at {PHASE['name']}: owners {owners}, states {len(states)}, "
+                             f"dups {dups}, (sent, delivered) where they differ {missing}, "
+                             f"bridges alive {[p.returncode for p in procs]}") from None
     finally:
         with trio.move_on_after(5):
             await emulator.proc.stdin.aclose()  # end of stdin stops the emulator
