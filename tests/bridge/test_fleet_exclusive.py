@@ -17,7 +17,7 @@ from dcpool.testing import messaging as M
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-TTL = 1.5
+TTL = 6.0  # long enough that a loaded machine does not let a renewal lapse
 NAMES = [f"sim{i:03d}" for i in range(6)]
 
 
