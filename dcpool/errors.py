@@ -4,6 +4,8 @@
 
     DcPoolError
     ├── LocalProtocolError            you misused an API (wrong state, bad argument)
+    │   └── UploadError               EmptyUpload, UploadTooBig, UploadSourceMismatch,
+    │                                 UploadPartMissing (transfers/upload.py)
     ├── RemoteProtocolError           the peer sent something that breaks the protocol
     │   ├── TLDecodeError             bytes that do not parse as TL
     │   ├── FramingError              a transport frame that cannot be right
@@ -30,7 +32,7 @@
     │   │   └── FileMigrate, StatsMigrate                   (retry elsewhere, home stays)
     │   ├── FloodWait(seconds)        420 FLOOD_WAIT_X and friends
     │   ├── BadRequest                400
-    │   ├── Unauthorized              401 (AuthKeyUnregistered, SessionPasswordNeeded, ...)
+    │   ├── Unauthorized              401 (AuthKeyUnregistered, LoggedOut, ...)
     │   ├── Forbidden / NotFound / NotAcceptable / ServerError
     ├── MigrationError                too many hops, or a loop between DCs
     ├── TransferError                 exporting/importing an authorization failed for good
@@ -53,6 +55,11 @@ __all__ = [
     "CdnHashMismatch",
     "DcPoolError",
     "LocalProtocolError",
+    "UploadError",
+    "EmptyUpload",
+    "UploadTooBig",
+    "UploadSourceMismatch",
+    "UploadPartMissing",
     "RemoteProtocolError",
     "TLDecodeError",
     "FramingError",
@@ -94,6 +101,8 @@ __all__ = [
     "BadRequest",
     "Unauthorized",
     "AuthKeyUnregistered",
+    "LoggedOut",
+    "LOGIN_LOSS_MESSAGES",
     "Forbidden",
     "NotFound",
     "NotAcceptable",
@@ -167,6 +176,29 @@ class CdnHashMismatch(SecurityError):
     def __init__(self, offset: int, message: str = "") -> None:
         self.offset = offset
         super().__init__(message or f"CDN chunk at offset {offset} fails its SHA-256 check")
+
+
+class UploadError(LocalProtocolError):
+    """An upload the pool refuses before sending anything, or whose source misbehaved
+    (spec §13.1; issue 15)."""
+
+
+class EmptyUpload(UploadError):
+    """A 0-byte file: Telegram (and the emulator) refuse it with FILE_PARTS_INVALID, so the
+    pool says so first, locally."""
+
+
+class UploadTooBig(UploadError):
+    """More parts than ``upload_max_fileparts_default`` (4000) at this part size."""
+
+
+class UploadSourceMismatch(UploadError):
+    """The source yielded a different number of bytes than its announced ``size``."""
+
+
+class UploadPartMissing(UploadError):
+    """The DC still reports a part missing after it was re-sent (or the source cannot be
+    read again to re-send it)."""
 
 
 class HandshakeSecurityError(SecurityError):
@@ -390,6 +422,27 @@ class Unauthorized(RpcError):
 
 class AuthKeyUnregistered(Unauthorized):
     """401 AUTH_KEY_UNREGISTERED: this key is not logged in on this DC."""
+
+
+class LoggedOut(Unauthorized):
+    """The pool's login is gone (LOGIN.md §5.4): the home DC answered a login-loss 401
+    (``AUTH_KEY_UNREGISTERED``, ``AUTH_KEY_INVALID``, ``SESSION_REVOKED``, ``SESSION_EXPIRED``,
+    ``USER_DEACTIVATED``, ``USER_DEACTIVATED_BAN``), ``AUTH_KEY_DUPLICATED``, or forgot the home
+    key of the signed-in user (−404).  Raised for the call that met it and, until a new login
+    is observed, for every later call that needs one.  ``reason`` is the server's message (or
+    ``AUTH_KEY_NOT_FOUND`` for a −404, ``auth.logOut`` after a log-out)."""
+
+    @property
+    def reason(self) -> str:
+        return self.message
+
+
+#: 401 messages meaning the key's login is gone (LOGIN.md §5.1); SESSION_PASSWORD_NEEDED and
+#: AUTH_KEY_PERM_EMPTY are not losses.
+LOGIN_LOSS_MESSAGES = frozenset({
+    "AUTH_KEY_UNREGISTERED", "AUTH_KEY_INVALID", "SESSION_REVOKED", "SESSION_EXPIRED",
+    "USER_DEACTIVATED", "USER_DEACTIVATED_BAN",
+})
 
 
 class Forbidden(RpcError):

@@ -17,8 +17,10 @@ on: the home DC after the pool followed ``PHONE_MIGRATE``/``NETWORK_MIGRATE`` (c
 ``USER_MIGRATE`` (bots), or the DC named by ``auth.loginTokenMigrateTo`` (QR), where the
 password exchange of a QR login also runs (§1.8, §2.2 step 6).  Because a pool that is not
 signed in never transfers authorizations, that DC is passed explicitly where the home has not
-moved yet.  A successful answer is reported to the pool by :func:`_record_login` only (until
-the pool learns logins from answers itself, issue 12; then that function goes away).
+moved yet.  The pool learns the login (user, home DC) from the answers themselves
+(:mod:`dcpool.router.authorization`), as it does for any client that sends these requests
+through ``invoke``/``invoke_raw``; :func:`_record_login` only notes in the session how the login
+was made.
 
 * ``code`` and ``password`` are a string or a callback (sync or async).  ``code(sent)`` gets
   the ``auth.sentCode``; ``password(hint)`` gets the account's hint.  A callback is asked again
@@ -97,14 +99,14 @@ def parse_login_url(url: str) -> bytes:
 
 
 async def _record_login(pool: Any, dc_id: int, user_id: int | None, kind: str | None = None) -> None:
-    """Tell the pool that DC ``dc_id`` signed us in as ``user_id`` (None: logged out), and
-    the storage how (``kind``: "phone", "qr", "bot", with "+password" after 2FA).
-
-    The one place these flows touch the pool's login state; issue 12 makes the pool learn it
-    from the answers themselves, and this function then shrinks to the ``kind`` note."""
-    if user_id is not None:
-        pool.set_home_dc(dc_id)
-    pool.set_user(user_id)
+    """Note in the storage how the pool was signed in (``kind``: "phone", "qr", "bot", with
+    "+password" after 2FA; None: logged out).  The login itself (user, home DC ``dc_id``) the
+    pool has already taken from the answer."""
+    if user_id is not None and (pool.user_id != user_id or pool.home_dc != dc_id):
+        # the answer-driven rule (dcpool.router.authorization) must have seen this login
+        raise LocalProtocolError(
+            f"the pool did not record the login of user {user_id} on DC {dc_id}"
+        )
     set_kind = getattr(pool.storage, "set_login_kind", None)  # optional storage feature
     if set_kind is not None:
         # The pool writes its storage from one worker thread (dcpool.pool.writer): wait until
@@ -216,8 +218,9 @@ async def sign_in(pool: Any, phone: str, code: Secret, password: Secret | None =
                   first_name: str = "dcpool", last_name: str = "",
                   attempts: int = DEFAULT_ATTEMPTS) -> Any:
     """Sign in with a login code, then the cloud password if the account has one; signs up a
-    new number with ``first_name``/``last_name``.  Returns the user (spec §4.2, §1.8)."""
-    _check_signed_out(pool)
+    new number with ``first_name``/``last_name``.  Returns the user (spec §4.2, §1.8).
+    A pool that is signed in already may sign in as another user: the answer replaces the
+    login, and every authorization mark of the old one is dropped."""
     # auth.sendCode#a677244f phone_number:string api_id:int api_hash:string
     #   settings:CodeSettings = auth.SentCode;   (the pool follows PHONE_/NETWORK_MIGRATE)
     sent = await pool.invoke(
@@ -270,7 +273,6 @@ async def _submit_code(pool: Any, phone: str, sent: Any, code: Secret, dc: int, 
 async def sign_in_bot(pool: Any, token: str) -> Any:
     """Sign in as a bot with its ``"<bot_id>:<secret>"`` token; returns the bot user.  The
     pool follows ``USER_MIGRATE_X`` to the bot's DC (spec §3.2)."""
-    _check_signed_out(pool)
     # auth.importBotAuthorization#67a3ff2c flags:int api_id:int api_hash:string
     #   bot_auth_token:string = auth.Authorization;
     auth = await pool.invoke(
@@ -295,6 +297,8 @@ async def log_out(pool: Any) -> bool:
         log.info("auth.logOut failed (%s): logged out locally", exc.message)
         return False
     finally:
+        if pool.logged_out is None:  # the answer did not log the pool out: do it here
+            pool.router.log_out("auth.logOut")
         await _record_login(pool, pool.home_dc, None)
 
 

@@ -47,7 +47,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("dcpool.pool",),
     ("dcpool.router",),
     ("dcpool.transfers",),
-    ("dcpool.pool.facade", "dcpool.pool$"),
+    ("dcpool.pool.facade", "dcpool.pool$", "dcpool.login"),
     ("dcpool", "dcpool.demo", "dcpool.testing", "dcpool.cli"),
 ]
 

@@ -70,6 +70,8 @@ NONIDEM_NAME = "upload.getFile/non-idempotent"
 
 #: share of each kind of request in the plan
 MIX = {"download": 0.50, "whole_file": 0.04, "home": 0.16, "send_code": 0.15, "nonidem_get": 0.15}
+#: the share of requests that must be answered (the rest: errors a user must see)
+MIN_ANSWERED = 0.995
 #: kinds the pool must never execute twice
 NON_IDEMPOTENT = frozenset({"send_code", "nonidem_get"})
 
@@ -94,10 +96,18 @@ class SoakReport:
     home_moves: list[str] = attrs.field(factory=list)
     migrations: int = 0
     transfers: int = 0
+    #: FLOOD_WAIT-family answers the pool waited out and re-sent (requests, then exports)
+    flood_waits_waited: int = 0
+    transfer_flood_waits: int = 0
+    server_retries: int = 0
     reconnects: int = 0
     handshakes: int = 0
     elapsed: float = 0.0
     examples: dict[str, str] = attrs.field(factory=dict)
+
+    @property
+    def answered_ratio(self) -> float:
+        return self.ok / self.requests if self.requests else 1.0
 
     def failures(self) -> list[str]:
         out = []
@@ -122,6 +132,7 @@ class SoakReport:
 
     def as_dict(self) -> dict[str, Any]:
         d = attrs.asdict(self)
+        d["answered_ratio"] = self.answered_ratio
         return {k: dict(v) if isinstance(v, Counter) else v for k, v in d.items()}
 
     def format(self) -> str:
@@ -130,7 +141,10 @@ class SoakReport:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.by_kind.items()))
         return "\n".join([
             f"soak: {self.requests} requests in {self.elapsed:.1f} s ({kinds})",
-            f"  answered: {self.ok}; typed errors: {sum(self.typed_errors.values())} ({errs})",
+            f"  answered: {self.ok} ({self.answered_ratio:.2%}); typed errors: "
+            f"{sum(self.typed_errors.values())} ({errs})",
+            f"  flood waits waited out: {self.flood_waits_waited} on requests, "
+            f"{self.transfer_flood_waits} on exports; 500-class retries: {self.server_retries}",
             *(["  typed errors by request: " + ", ".join(
                 f"{k} {v}" for k, v in self.errors_by_kind.most_common(8))] if self.errors_by_kind else []),
             f"  lost (no answer, no error): {self.lost}",
@@ -404,6 +418,9 @@ async def run_soak(
             stats = pool.statistics()
             report.migrations = stats.migrations
             report.transfers = stats.transfers
+            report.flood_waits_waited = stats.flood_waits
+            report.transfer_flood_waits = stats.transfer_flood_waits
+            report.server_retries = stats.server_retries
             report.reconnects = sum(d.reconnects for d in stats.dcs.values())
         report.leaked_tasks = pool.statistics().tasks
         with trio.move_on_after(5):
@@ -479,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(report.format())
     failures = report.failures()
+    if report.answered_ratio < MIN_ANSWERED:
+        # (a CLI-size run only: a few hundred requests are too few for a share to mean much)
+        failures.append(f"only {report.answered_ratio:.2%} answered (want >= {MIN_ANSWERED:.1%})")
     for f in failures:
         print(f"FAIL: {f}", file=sys.stderr)
     return 1 if failures else 0

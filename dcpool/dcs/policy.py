@@ -31,6 +31,9 @@ class Lane(enum.StrEnum):
     MAIN = "main"
     #: file transfer: media-only endpoints preferred, plain ones as fallback; never CDN.
     DOWNLOAD = "download"
+    #: uploads (spec §13.1): their own connections on the home DC, so parts never queue
+    #: behind API calls or downloads; media-only endpoints allowed, never CDN.
+    UPLOAD = "upload"
     #: a CDN DC (spec §11.4): only ``cdn`` endpoints.
     CDN = "cdn"
 

@@ -184,6 +184,9 @@ class PendingRequest:
     #: builds the body from the msg_id it is sent under (each transmission): for requests
     #: that must seal their own msg_id, i.e. auth.bindTempAuthKey (spec §5.11)
     body_for_msg_id: Callable[[int], bytes] | None = None
+    #: run only after this request (invokeAfterMsg, spec §6): while it is on the wire
+    #: unanswered, each transmission is wrapped with its current msg_id
+    after: PendingRequest | None = attrs.field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return (
@@ -307,6 +310,19 @@ class _Kind(enum.Enum):
     PING = 2
     ACK = 3
     SERVICE = 4
+
+
+#: invokeAfterMsg#cb9f372d {X:Type} msg_id:long query:!X = X;  (constructor + msg_id)
+_AFTER_ROOM = bytes(12)
+
+
+def _wrap_after(after: PendingRequest, room_and_body: bytes) -> bytes:
+    """The body (behind its 12 bytes of room) wrapped in invokeAfterMsg while ``after`` is
+    on the wire unanswered (its msg_id is the one of its latest transmission, set earlier in
+    the same data_to_send); the bare body once it no longer needs to wait."""
+    if after.state in (RequestState.SENT, RequestState.ACKED) and after.msg_id is not None:
+        return envelope.pack_uint(ids.INVOKE_AFTER_MSG) + pack_long(after.msg_id) + room_and_body[12:]
+    return room_and_body[12:]
 
 
 @attrs.define(eq=False)
@@ -476,11 +492,15 @@ class ClientSession:
         token: object = None,
         compress: bool | None = None,
         idempotent: bool = True,
+        after: PendingRequest | None = None,
     ) -> PendingRequest:
         """Queue a boxed serialized request.  Its msg_id is set by :meth:`data_to_send`.
 
         ``idempotent=False`` forbids re-sending it under a new msg_id once it may have reached
-        the server (:class:`RequestOutcomeUnknown`).
+        the server (:class:`RequestOutcomeUnknown`).  ``after``: a request of this session,
+        queued earlier, that the server must finish first; the body goes out wrapped in
+        ``invokeAfterMsg`` with that request's msg_id (no wait for its answer: both can
+        share one round trip).
 
         ``body`` may be a function ``msg_id -> body``, called for every transmission with the
         msg_id it goes out under (never compressed): ``auth.bindTempAuthKey`` seals that msg_id
@@ -498,6 +518,7 @@ class ClientSession:
             queued_at=now,
             idempotent=idempotent,
             body_for_msg_id=factory,
+            after=after,
         )
         self._queue.append(req)
         return req
@@ -646,7 +667,10 @@ class ClientSession:
         self._service.clear()
         while self._queue:
             req = self._queue.popleft()
-            outs.append(_Out(_Kind.REQUEST, self._body_for(req), req.content_related, request=req))
+            body = self._body_for(req)
+            if req.after is not None:
+                body = _AFTER_ROOM + body  # room for the wrapper (see _flush)
+            outs.append(_Out(_Kind.REQUEST, body, req.content_related, request=req))
 
         frames: list[bytes] = []
         batch: list[_Out] = []
@@ -695,6 +719,8 @@ class ClientSession:
             body = out.body
             if req is not None and req.body_for_msg_id is not None:
                 body = req.body_for_msg_id(msg_id)
+            if req is not None and req.after is not None:
+                body = _wrap_after(req.after, body)
             items.append((msg_id, seq_no, body))
         if len(items) == 1 and not resent:
             msg_id, seq_no, body = items[0]

@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+import copy
+
 import attrs
 import trio
 
@@ -39,11 +41,13 @@ from ..errors import (
     ConnectError,
     ConnectionLost,
     DcPoolError,
+    FramingError,
     HandshakeError,
     MsgIdOutOfWindow,
     OutcomeUnknown,
     PoolClosed,
     RemoteProtocolError,
+    SecurityError,
     TransportErrorCode,
 )
 from ..mtproto import AuthKey
@@ -72,6 +76,11 @@ def wall_clock() -> float:
     timeouts and backoff use trio's (possibly fake) clock."""
     return time.time()
 
+
+#: bytes one read may take from the socket (the reusable receive buffer of a busy connection:
+#: held while calls are in flight, so it counts against a download's memory; 256 KiB is a few
+#: reads per 512 KiB part)
+RECEIVE_BUFFER = 256 * 1024
 
 #: What ends one TCP connection (and only it): run() reconnects after any of these.
 _LOSS_ERRORS = (ConnectError, ConnectionLost, RemoteProtocolError, HandshakeError, OSError,
@@ -107,7 +116,13 @@ class Call:
     pending: PendingRequest | None = None
     conn: MtprotoConnection | None = None
     wrapped: bool = False
+    #: wrap this call in invokeWithLayer(initConnection(...)) even if the connection already
+    #: sent one (the DC answered CONNECTION_NOT_INITED / CONNECTION_LAYER_INVALID)
+    force_init: bool = False
     sends: int = 0
+    #: a call on the same connection the server must finish first (invokeAfterMsg): an
+    #: authorization import and the requests that need it share one round trip
+    after: Call | None = None
 
     def resolve(self, body: bytes | memoryview) -> None:
         if not self.done.is_set():
@@ -151,9 +166,11 @@ class ConnectionOwner(Protocol):
     def wrap_init(self, body: bytes) -> bytes: ...  # pragma: no cover
     def on_salt(self, salt: int) -> None: ...  # pragma: no cover
     def on_clock(self, offset: float) -> None: ...  # pragma: no cover
-    def on_update(self, body: bytes) -> None: ...  # pragma: no cover
+    def on_update(self, body: bytes, lane: str = "main") -> None: ...  # pragma: no cover
     def on_event(self, kind: str, **data: Any) -> None: ...  # pragma: no cover
     def endpoint_result(self, endpoint: Endpoint, ok: bool) -> None: ...  # pragma: no cover
+    def security_failure(self, error: DcPoolError) -> None: ...  # pragma: no cover
+    def security_passed(self) -> None: ...  # pragma: no cover
 
 
 @attrs.frozen
@@ -218,6 +235,10 @@ class MtprotoConnection:
         self._failures = 0
         self._ping_id = 0
         self._awaiting_pong: int | None = None
+        #: a message of the current TCP connection passed every check (§4.5)
+        self._verified = False
+        #: requests of this connection that the DC refused with −404 (see _reader)
+        self._refused: set[PendingRequest] = set()
 
     def __repr__(self) -> str:
         return (
@@ -290,13 +311,15 @@ class MtprotoConnection:
     def _to_session(self, call: Call) -> None:
         assert self.session is not None
         body = call.body
-        if self._needs_init and not call.wrapped:
+        if (self._needs_init or call.force_init) and not call.wrapped:
             body = self.owner.wrap_init(body)
             call.wrapped = True
             self._needs_init = False
         call.sends += 1
-        call.pending = self.session.send_request(body, now=wall_clock(), token=call,
-                                                 idempotent=call.idempotent)
+        after = call.after
+        call.pending = self.session.send_request(
+            body, now=wall_clock(), token=call, idempotent=call.idempotent,
+            after=after.pending if after is not None and after.conn is self else None)
 
     # ------------------------------------------------------------------ life
 
@@ -316,6 +339,9 @@ class MtprotoConnection:
                     self._last_error = exc if isinstance(exc, DcPoolError) else ConnectError(
                         f"DC {self.owner.dc_id}: {type(exc).__name__}: {exc}")
                     self.owner.on_event("disconnected", lane=self.lane, reason=f"{type(exc).__name__}: {exc}")
+                    if isinstance(exc, (SecurityError, FramingError)):
+                        # (the owner fails every waiting call after two in a row)
+                        self.owner.security_failure(exc)
                     offset = getattr(exc, "server_time_offset", None)
                     if isinstance(exc, MsgIdOutOfWindow) and offset is not None:
                         self.owner.on_clock(offset)
@@ -381,6 +407,7 @@ class MtprotoConnection:
             for failure in failures:
                 self.owner.endpoint_result(failure.endpoint, False)
         self.endpoint = endpoint
+        self._verified = False
         healthy = False
         try:
             with trio.CancelScope() as self._cancel:
@@ -465,28 +492,62 @@ class MtprotoConnection:
 
     async def _reader(self, stream: trio.SocketStream, transport: ClientTransport,
                       scope: trio.CancelScope) -> None:
+        # While calls are in flight, one receive buffer per connection is reused by every read
+        # (recv_into): no allocation per read; the transport copies what it
+        # keeps.  An idle connection holds no buffer (an idle DC session stays small).
+        sock = getattr(stream, "socket", None)
+        view: memoryview | None = None
         while True:
+            data: bytes | memoryview = b""  # (a view of the buffer must not outlive the read)
+            if sock is None or not self.calls:
+                view = None
+            elif view is None:
+                view = memoryview(bytearray(RECEIVE_BUFFER))
             try:
-                data = await stream.receive_some(1 << 20)
-            except (trio.BrokenResourceError, OSError) as exc:
+                if view is not None:
+                    n = await sock.recv_into(view)  # type: ignore[union-attr]
+                    data = view[:n]
+                else:
+                    data = await stream.receive_some(RECEIVE_BUFFER)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 raise ConnectionLost(f"read failed: {exc}") from exc
             if not data:
                 raise ConnectionLost("the server closed the connection")
-            for event in transport.receive_data(data):
+            events = transport.receive_data(data)
+            data = b""
+            while events:
+                # popped, not iterated: no frame (up to 1 MiB) stays referenced while the
+                # next read waits
+                event = events.pop(0)
                 if isinstance(event, Frame):
                     self._on_frame(event.payload)
                 elif isinstance(event, TransportErrorFrame):
                     if event.code == -404 and self.session is not None:
                         # §7.7: the server does not know our auth key: it must be recreated.
+                        # What this connection sent that the DC neither acknowledged nor
+                        # answered (and that no earlier connection carried) did not run: the
+                        # DC answered −404 to the packet, and answers / acks for anything it
+                        # ran before forgetting the key come first on this stream.  Those are
+                        # re-sent on the new key; acknowledged ones may have run (OutcomeUnknown
+                        # unless idempotent).
+                        self._refused = {
+                            req for req in self.session.pending_requests()
+                            if req.state is RequestState.SENT and not req.may_have_executed
+                        }
                         self.owner.key_invalid(self.session.auth_key.key_id)
                     raise TransportErrorCode(event.code)
+                del event
             if self.session is not None and self.session.has_data_to_send():
                 self._wake()
 
     def _on_frame(self, payload: bytes) -> None:
         session = self.session
         assert session is not None
-        for event in session.receive(payload, wall_clock()):
+        events = session.receive(payload, wall_clock())
+        if not self._verified:
+            self._verified = True
+            self.owner.security_passed()
+        for event in events:
             # Only answers to calls count as activity for the idle timer: pongs, acks and
             # service messages are the keep-alive's own traffic and must not keep a lane open.
             if isinstance(event, RpcResult):
@@ -497,7 +558,7 @@ class MtprotoConnection:
                 name = getattr(event.request.token, "name", "request")
                 self._settle(event.request, error=OutcomeUnknown(name, self.owner.dc_id), activity=False)
             elif isinstance(event, Update):
-                self.owner.on_update(event.body)
+                self.owner.on_update(event.body, lane=self.lane)
             elif isinstance(event, SaltChanged):
                 self.owner.on_salt(event.salt)
             elif isinstance(event, ClockCorrected):
@@ -517,6 +578,9 @@ class MtprotoConnection:
         call = request.token
         if not isinstance(call, Call):
             return
+        # Call.pending <-> PendingRequest.token is a cycle: break it now, or each answer (up
+        # to 1 MiB) lives until the cyclic garbage collector runs.
+        call.pending = None
         self.calls.discard(call)
         if activity:
             self.last_activity = trio.current_time()
@@ -568,6 +632,10 @@ class MtprotoConnection:
         if session is None:
             return
         requeued, orphaned = session.connection_lost()
+        refused, self._refused = self._refused, set()
+        for req in requeued:
+            if req in refused:
+                req.may_have_executed = False  # refused by −404: it did not run (see _reader)
         self._orphaned(orphaned)
 
     def _orphaned(self, orphaned: Iterable[PendingRequest]) -> None:
@@ -585,6 +653,16 @@ class MtprotoConnection:
     def _fail_all(self, error: BaseException) -> None:
         for call in list(self.calls) + self.backlog:
             call.fail(error)
+        self.calls.clear()
+        self.backlog.clear()
+
+    def fail_waiting(self, error: DcPoolError) -> None:
+        """Fail every call queued or in flight here with (a copy of) ``error``: the DC keeps
+        failing security checks, and waiting would only run into the calls' timeouts."""
+        for call in list(self.calls) + self.backlog:
+            if call.pending is not None and self.session is not None:
+                self.session.cancel(call.pending)
+            call.fail(copy.copy(error))
         self.calls.clear()
         self.backlog.clear()
 

@@ -28,6 +28,12 @@ class PoolConfig:
     obfuscated: bool = False
     #: maximum connections of each DC's download lane
     download_connections: int = attrs.field(default=4, validator=_positive)
+    #: maximum connections of one DC, all lanes together (None: main + download_connections);
+    #: at the cap, calls share the DC's existing connections (MTProto multiplexes them)
+    max_connections_per_dc: int | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))
+    #: bounds of the adaptive parts-in-flight window of downloads with parallel="auto"
+    download_parts_min: int = attrs.field(default=2, validator=_positive)
+    download_parts_max: int = attrs.field(default=32, validator=_positive)
     #: foreign-DC and download connections close after this long without traffic
     idle_timeout: float = attrs.field(default=60.0, validator=_positive)
     #: keep-alive ping period (spec §8.5)
@@ -46,8 +52,10 @@ class PoolConfig:
     allow_ipv6: bool = True
     #: migrations one call may follow (spec §9)
     max_hops: int = attrs.field(default=5, validator=_positive)
-    #: FLOOD_WAIT on an authorization export up to this many seconds is waited out
-    wait_flood: float = 0.0
+    #: FLOOD_WAIT_X, FLOOD_PREMIUM_WAIT_X, FLOOD_TEST_PHONE_WAIT_X and SLOWMODE_WAIT_X with X up
+    #: to this many seconds are waited out (inside the call's deadline) and the request re-sent;
+    #: above it (or past the deadline) FloodWait is raised at once.  Telethon's default: 60.
+    flood_sleep_threshold: float = 60.0
     #: updates held for a lagging consumer before an UpdatesGap replaces the oldest
     updates_buffer: int = attrs.field(default=1000, validator=_positive)
     #: initConnection fields (spec §6)
@@ -59,6 +67,12 @@ class PoolConfig:
     rng: Rng = os.urandom
     #: fetch help.getConfig at start and when it expires (spec §11.1)
     fetch_config: bool = True
+    #: perfect forward secrecy (spec §5.11): connections use temporary keys bound to the
+    #: permanent one with auth.bindTempAuthKey (CDN DCs excepted), see dcpool.pool.tempkey
+    pfs: bool = False
+    #: seconds a temporary key lives (``expires_in``); replaced after 75 % of it, at a
+    #: moment when its DC has no call in flight (at 90 % in any case)
+    temp_key_lifetime: int = attrs.field(default=24 * 3600, validator=_positive)
 
     def replace(self, **changes: Any) -> PoolConfig:
         """A copy with ``changes`` (TypeError on an unknown name)."""

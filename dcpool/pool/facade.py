@@ -23,21 +23,23 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
 from .. import tl
+from .. import login as login_flows
 from ..crypto import Rng
 from ..crypto.rsa import TELEGRAM_PRODUCTION_KEYS, TELEGRAM_TEST_KEYS, RsaKeysSpec, RsaPublicKey, rsa_keys_from_user
 from ..dcs import DcListSpec, DcOption, DcTable, Lane
-from ..errors import DcPoolError, LocalProtocolError
+from ..errors import DcPoolError, LocalProtocolError, Unauthorized
 from ..methods import IDEMPOTENT
 from ..router import Router
 from ..storage import Storage, open_storage
-from ..transfers import Download
+from ..transfers import Download, PartWindows, send_uploaded, upload_file
+from ..transfers.upload import Source
 from ..transport import TransportKind
 from .config import PoolConfig
 from .dc import DcRegistry, DcState
@@ -108,6 +110,9 @@ class Pool:
             storage.set_home_dc(home)  # (before any task runs: nothing to overlap)
         self._dcs = DcRegistry(self._rt)
         self.router = Router(self._rt, self._dcs, home_dc=home, user_id=storage.get_user_id())
+        #: the adaptive parts-in-flight window of each DC (downloads with parallel="auto")
+        self.part_windows = PartWindows(minimum=config.download_parts_min,
+                                        maximum=max(config.download_parts_min, config.download_parts_max))
         self._config_expires: float | None = None
         #: seconds of validity left when the stored config was restored (converted to a
         #: deadline on trio's clock by the config loop)
@@ -128,6 +133,7 @@ class Pool:
 
     @property
     def user_id(self) -> int | None:
+        """The signed-in user (None: not signed in, or logged out)."""
         return self.router.user_id
 
     @property
@@ -290,6 +296,12 @@ class Pool:
             transfers_started=router.transfers_started,
             transfers_failed=router.transfers_failed,
             transfer_flood_waits=router.transfer_flood_waits,
+            flood_waits=router.flood_waits,
+            flood_wait_seconds=router.flood_wait_seconds,
+            server_retries=router.server_retries,
+            reinits=router.reinits,
+            logouts=router.logouts,
+            updates_dropped=self._rt.updates_dropped,
             event_subscribers=self._rt.events.subscribers,
             storage_backlog=self._rt.writer.backlog,
         )
@@ -303,18 +315,22 @@ class Pool:
     # ------------------------------------------------------------------ downloads
 
     def download(self, location: Any, *, dc_id: int | None = None, size: int | None = None,
-                 part_size: int = 512 * 1024, parallel: int = 4, offset: int = 0,
-                 timeout: float | None = DEFAULT) -> Download:
+                 part_size: int = 512 * 1024, parallel: int | Literal["auto"] = 4, offset: int = 0,
+                 timeout: float | None = DEFAULT, cdn_supported: bool = True) -> Download:
         """A file's chunks, in order: ``async with pool.download(...) as chunks: async for
         chunk in chunks`` (reads ahead; leaving the block cancels every part) or a bare
-        ``async for`` (see :mod:`dcpool.transfers.download`).  ``timeout`` bounds each part."""
+        ``async for`` (see :mod:`dcpool.transfers.download`).  ``timeout`` bounds each part.
+        ``parallel="auto"``: the DC's adaptive window sets the parts in flight.
+        ``cdn_supported``: follow ``upload.fileCdnRedirect`` (decrypted, every chunk checked
+        against its SHA-256; see :mod:`dcpool.transfers.cdn`)."""
         return Download(self.router, location, dc_id=dc_id, size=size, part_size=part_size,
-                        parallel=parallel, offset=offset, timeout=self._timeout(timeout))
+                        parallel=parallel, offset=offset, timeout=self._timeout(timeout),
+                        windows=self.part_windows, cdn_supported=cdn_supported)
 
     async def download_to(self, location: Any, path: str | os.PathLike[str], *,
                           dc_id: int | None = None, size: int | None = None,
                           progress: Callable[[int, int | None], None] | None = None,
-                          part_size: int = 512 * 1024, parallel: int = 4) -> int:
+                          part_size: int = 512 * 1024, parallel: int | Literal["auto"] = 4) -> int:
         """Download to a file (written on a worker thread, never on the event loop);
         ``progress(done_bytes, total)`` after each chunk.  Returns the bytes written."""
         done = 0
@@ -328,6 +344,31 @@ class Pool:
                         progress(done, size)
         return done
 
+    # ------------------------------------------------------------------ uploads
+
+    async def upload(self, source: Source, *, size: int | None = None, parallel: int = 4,
+                     part_size: int = 512 * 1024,
+                     progress: Callable[[int, int], None] | None = None,
+                     file_name: str | None = None, timeout: float | None = DEFAULT) -> Any:
+        """Upload ``source`` (bytes, a path, or an async iterable of chunks with ``size``) to
+        the home DC and return the ``inputFile`` (with its MD5; up to 10 MiB) or
+        ``inputFileBig`` to use in ``messages.uploadMedia`` / ``sendMedia`` (best through
+        :meth:`send_uploaded`).  At most ``parallel`` parts in memory and in flight;
+        ``progress(sent_bytes, total_bytes)`` per saved part; ``timeout`` bounds each part.
+        A 0-byte source raises :class:`~dcpool.errors.EmptyUpload` before anything is sent
+        (see :mod:`dcpool.transfers.upload`)."""
+        return await upload_file(self.router, source, size=size, parallel=parallel,
+                                 part_size=part_size, progress=progress, file_name=file_name,
+                                 timeout=self._timeout(timeout), rng=self.config.rng)
+
+    async def send_uploaded(self, request: Any, source: Source, *, part_size: int = 512 * 1024,
+                            timeout: float | None = DEFAULT) -> Any:
+        """Invoke ``request`` (which uses a file from :meth:`upload`) on the home DC; when the
+        DC answers ``FILE_PART_X_MISSING``, re-send part X from ``source`` (bytes or a path,
+        with the ``part_size`` of the upload) and try again."""
+        return await send_uploaded(self.router, request, source, part_size=part_size,
+                                   timeout=self._timeout(timeout))
+
     # ------------------------------------------------------------------ sign-in helpers
 
     async def send_code(self, phone: str) -> Any:
@@ -339,12 +380,22 @@ class Pool:
             )
         )
 
-    async def sign_in(self, phone: str, code: str, phone_code_hash: str | None = None,
-                      *, first_name: str = "dcpool", last_name: str = "") -> Any:
-        """Sign in (signing up if the number is new); returns the user."""
+    async def sign_in(self, phone: str, code: str | Callable[[Any], Any],
+                      phone_code_hash: str | None = None, *, password: Any = None,
+                      first_name: str = "dcpool", last_name: str = "") -> Any:
+        """Sign in with a login code (a string, or a callback given the ``auth.sentCode``),
+        then the cloud password if the account has one (a string or a callback given its hint;
+        SRP off the event loop); signs a new number up.  Returns the user.
+
+        A thin helper over :mod:`dcpool.login`: the pool notices the login from the answer
+        itself, whoever sends ``auth.signIn``, ``auth.checkPassword``, ... through ``invoke`` or
+        ``invoke_raw``.  With ``phone_code_hash`` (the caller sent the code already) only
+        ``auth.signIn`` (and ``auth.signUp``) are sent."""
         if phone_code_hash is None:
-            sent = await self.send_code(phone)
-            phone_code_hash = sent.phone_code_hash
+            return await login_flows.sign_in(self, phone, code, password,
+                                             first_name=first_name, last_name=last_name)
+        if not isinstance(code, str):
+            raise TypeError("with phone_code_hash, code must be the code itself")
         auth = await self.invoke(
             tl.api.auth.SignIn(phone_number=phone, phone_code_hash=phone_code_hash, phone_code=code)
         )
@@ -353,14 +404,38 @@ class Pool:
                 tl.api.auth.SignUp(phone_number=phone, phone_code_hash=phone_code_hash,
                                    first_name=first_name, last_name=last_name)
             )
-        self.set_user(auth.user.id)
         return auth.user
 
+    async def check_password(self, password: Any) -> Any:
+        """Finish a login that answered 401 ``SESSION_PASSWORD_NEEDED`` (see
+        :func:`dcpool.login.check_password`); returns the user."""
+        return await login_flows.check_password(self, password)
+
+    def qr_login(self, *, except_ids: Sequence[int] = (), password: Any = None) -> Any:
+        """``async for url in pool.qr_login():`` show each ``tg://login?token=...`` URL as a QR
+        code; it is refreshed on expiry, follows ``loginTokenMigrateTo``, and the loop ends with
+        the pool signed in (:class:`dcpool.login.QrLogin`)."""
+        return login_flows.qr_login(self, except_ids=except_ids, password=password)
+
+    async def sign_in_bot(self, token: str) -> Any:
+        """Sign in as a bot with its ``"<bot_id>:<secret>"`` token (follows USER_MIGRATE)."""
+        return await login_flows.sign_in_bot(self, token)
+
+    @property
+    def logged_out(self) -> str | None:
+        """Why the login was lost or logged out, until the next login (else None)."""
+        return self.router.logged_out
+
     async def log_out(self) -> None:
+        """``auth.logOut``; the pool is logged out whatever the answer (a 401 means the login
+        was gone already, as tdlib treats it)."""
         try:
             await self.invoke(tl.api.auth.LogOut())
+        except Unauthorized:
+            pass
         finally:
-            self.set_user(None)
+            if self.router.logged_out is None:
+                self.router.log_out("auth.logOut")
 
     # ------------------------------------------------------------------ life (open_pool)
 
@@ -403,6 +478,9 @@ async def open_pool(
     transport: TransportKind = TransportKind.ABRIDGED,
     obfuscated: bool = False,
     download_connections: int = 4,
+    max_connections_per_dc: int | None = None,
+    download_parts_min: int = 2,
+    download_parts_max: int = 32,
     idle_timeout: float = 60.0,
     ping_interval: float = 60.0,
     connect_timeout: float = 10.0,
@@ -412,7 +490,7 @@ async def open_pool(
     prefer_ipv6: bool | None = None,
     allow_ipv6: bool = True,
     max_hops: int = 5,
-    wait_flood: float = 0.0,
+    flood_sleep_threshold: float = 60.0,
     updates_buffer: int = 1000,
     device_model: str = "dcpool",
     system_version: str = "Python",
@@ -420,6 +498,8 @@ async def open_pool(
     lang_code: str = "en",
     rng: Rng = os.urandom,
     fetch_config: bool = True,
+    pfs: bool = False,
+    temp_key_lifetime: int = 24 * 3600,
 ) -> AsyncIterator[Pool]:
     """Open a pool; every connection and background task ends with the block.
 
@@ -432,12 +512,15 @@ async def open_pool(
     """
     given = dict(
         transport=transport, obfuscated=obfuscated, download_connections=download_connections,
+        max_connections_per_dc=max_connections_per_dc, download_parts_min=download_parts_min,
+        download_parts_max=download_parts_max,
         idle_timeout=idle_timeout, ping_interval=ping_interval, connect_timeout=connect_timeout,
         connect_attempts=connect_attempts, handshake_timeout=handshake_timeout,
         request_timeout=request_timeout, prefer_ipv6=prefer_ipv6, allow_ipv6=allow_ipv6,
-        max_hops=max_hops, wait_flood=wait_flood, updates_buffer=updates_buffer,
+        max_hops=max_hops, flood_sleep_threshold=flood_sleep_threshold, updates_buffer=updates_buffer,
         device_model=device_model, system_version=system_version, app_version=app_version,
-        lang_code=lang_code, rng=rng, fetch_config=fetch_config,
+        lang_code=lang_code, rng=rng, fetch_config=fetch_config, pfs=pfs,
+        temp_key_lifetime=temp_key_lifetime,
     )
     defaults = PoolConfig()
     if config is None:

@@ -42,6 +42,16 @@ class PoolRuntime:
     closing: bool = False
     #: connection tasks alive
     tasks: int = 0
+    #: the home DC, kept by the router (its one writer): updates are taken from its main
+    #: connection only
+    home_dc: int = 0
+    #: the router's hook for a DC that lost our auth key (−404, AUTH_KEY_DUPLICATED)
+    on_key_lost: Callable[[int], None] | None = None
+    #: updates dropped because they came from elsewhere than the home DC's main connection
+    updates_dropped: int = 0
+    #: each CDN DC's own RSA key, from help.getCdnConfig (spec §11.4), by DC id: a CDN DC's
+    #: handshake accepts only its key, and the API keys are never tried there
+    cdn_rsa_keys: dict[int, RsaPublicKey] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self.policy = EndpointPolicy(self.table)
@@ -56,7 +66,12 @@ class PoolRuntime:
             raise PoolClosed("the pool is closed")
         self.nursery.start_soon(fn)
 
-    def on_update(self, dc_id: int, body: bytes) -> None:
+    def on_update(self, dc_id: int, body: bytes, lane: str = "main") -> None:
+        if dc_id != self.home_dc or lane != "main":
+            # UPDATES.md §1.1: updates belong to the home DC's main session; anything else is a
+            # duplicate (or a stray) and would reach the consumer twice.
+            self.updates_dropped += 1
+            return
         if is_config_update(body):
             self.config_refresh.set()
         self.updates.push(dc_id, body)

@@ -49,6 +49,17 @@ class PoolStatistics:
     transfers_started: int = 0
     transfers_failed: int = 0
     transfer_flood_waits: int = 0
+    #: FLOOD_WAIT-family answers waited out and re-sent (see dcpool.router), and their seconds
+    flood_waits: int = 0
+    flood_wait_seconds: float = 0.0
+    #: 500-class answers retried with backoff (idempotent requests only)
+    server_retries: int = 0
+    #: CONNECTION_NOT_INITED / CONNECTION_LAYER_INVALID answers re-sent with initConnection
+    reinits: int = 0
+    #: times the login was lost or logged out (LOGIN.md §5)
+    logouts: int = 0
+    #: updates that arrived anywhere but the home DC's main connection (dropped)
+    updates_dropped: int = 0
     #: open ``pool.events()`` subscriptions
     event_subscribers: int = 0
     #: storage writes queued, not yet on disk (see dcpool.pool.writer)

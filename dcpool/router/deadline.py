@@ -24,7 +24,7 @@ class Stage(enum.StrEnum):
     ROUTING = "routing"
     #: waiting for (or running) the authorization transfer to the target DC
     TRANSFER = "authorization transfer"
-    #: waiting out a FLOOD_WAIT before exporting the authorization
+    #: waiting out a FLOOD_WAIT (of the request, or of the authorization export)
     FLOOD_WAIT = "flood wait"
     #: the call is queued on a connection that is not ready (dialing, key exchange, backoff)
     CONNECTING = "connecting"

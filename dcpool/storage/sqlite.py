@@ -359,6 +359,7 @@ class SqliteStorage:
         conn = _connect(self.path, read_only=False)
         try:
             self._conn = conn
+            self._tx_lock = threading.Lock()
             if version == 0:
                 self._initialise()
             elif version < CURRENT_VERSION:
@@ -391,10 +392,18 @@ class SqliteStorage:
 
     def _tx_locked(self) -> Iterator[sqlite3.Connection]:
         conn = self._live()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from exc
+        # One connection, two writers (the pool's writer thread and the trio thread, e.g. the
+        # updates store): without this lock the second BEGIN fails ("cannot start a transaction
+        # within a transaction").  Write transactions are short: the trio thread waits at most
+        # one of them.
+        with self._tx_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+            yield from self._in_tx(conn)
+
+    def _in_tx(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         try:
             yield conn
             conn.execute("COMMIT")

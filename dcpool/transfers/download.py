@@ -23,6 +23,12 @@ Who owns the part tasks (structured concurrency, no garbage-collector tricks):
   buffered ones dropped, and an iteration that goes on raises ``LocalProtocolError`` (a file
   cut short is never passed off as complete).
 
+``parallel=AUTO`` (``"auto"``): the number of parts in flight is the file DC's adaptive window
+(:mod:`.adaptive`, shared by the downloads of that DC): it grows while throughput grows and
+backs off on flood waits (a part answered ``FLOOD_WAIT`` of up to :data:`FLOOD_RETRY_MAX`
+seconds waits and asks again) and on rising latency.  Parts are multiplexed: many of them go
+over each connection of the DC's download lane.
+
 Offset/limit rules: ``part_size`` must divide 1 MiB and be a multiple of 4 KiB, so no request
 crosses a 1 MiB boundary; offsets are multiples of ``part_size``.  The end of the file is the
 first short part (or ``size`` when known).
@@ -33,16 +39,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
 from .. import tl
 from ..dcs import Lane
-from ..errors import LocalProtocolError
+from ..errors import FloodWait, LocalProtocolError
 from ..router import Router
+from .adaptive import PartWindow, PartWindows
+from .cdn import CdnFile, is_cdn_redirect
 
-__all__ = ["Download", "file_bytes"]
+__all__ = ["Download", "file_bytes", "AUTO", "FLOOD_RETRY_MAX"]
+
+#: ``parallel=AUTO``: the DC's adaptive window (:mod:`.adaptive`) sets the parts in flight
+AUTO: Literal["auto"] = "auto"
+
+#: With ``parallel=AUTO``, a part answered FLOOD_WAIT of at most this many seconds waits and
+#: asks again (the window halves); a longer wait is the consumer's error.
+FLOOD_RETRY_MAX = 30
 
 
 class _Iteration:
@@ -66,12 +81,16 @@ class Download:
     """A file's chunks, in order (see the module docstring)."""
 
     def __init__(self, router: Router, location: Any, *, dc_id: int | None, size: int | None,
-                 part_size: int, parallel: int, offset: int = 0,
-                 timeout: float | None = None) -> None:
+                 part_size: int, parallel: int | Literal["auto"], offset: int = 0,
+                 timeout: float | None = None, windows: PartWindows | None = None,
+                 cdn_supported: bool = True) -> None:
         if part_size % 4096 or (1 << 20) % part_size:
             raise LocalProtocolError("part_size must be a multiple of 4 KiB dividing 1 MiB")
-        if parallel < 1:
-            raise LocalProtocolError("parallel must be >= 1")
+        if parallel == AUTO:
+            if windows is None:
+                raise LocalProtocolError("parallel='auto' needs the pool's part windows")
+        elif not isinstance(parallel, int) or parallel < 1:
+            raise LocalProtocolError("parallel must be >= 1 or 'auto'")
         if offset % part_size:
             raise LocalProtocolError("offset must be a multiple of part_size")
         self._router = router
@@ -82,10 +101,20 @@ class Download:
         self.dc_id = learnt if learnt is not None else dc_id
         self.size = size
         self.part_size = part_size
+        #: parts in flight + held (an int), or AUTO: the DC's adaptive window decides
         self.parallel = parallel
+        self._windows = windows if parallel == AUTO else None
+        #: most parts this download had in flight at once
+        self.peak_in_flight = 0
+        self._in_flight = 0
         self.offset = offset
         #: deadline of each part request (seconds; None: none)
         self.timeout = timeout
+        #: ask with cdn_supported (and follow fileCdnRedirect, :mod:`.cdn`); False after the
+        #: CDN token went bad (FILE_TOKEN_INVALID): the master DC serves the rest
+        self.cdn_supported = cdn_supported
+        #: the redirect being followed, if any
+        self.cdn: CdnFile | None = None
         #: bytes of received parts held, not yet handed to the consumer (and its maximum)
         self.buffered_bytes = 0
         self.peak_buffered_bytes = 0
@@ -151,22 +180,65 @@ class Download:
         self._iterations.add(it)
         return _Parts(self, it)
 
+    def window(self) -> PartWindow | None:
+        """The adaptive window in use (``parallel=AUTO``), else None."""
+        if self._windows is None:
+            return None
+        return self._windows.for_dc(self.dc_id if self.dc_id is not None else self._router.home_dc)
+
+    def _limit(self) -> int:
+        window = self.window()
+        return window.size if window is not None else self.parallel  # type: ignore[return-value]
+
     async def _fetch(self, offset: int) -> bytes:
-        request = tl.api.upload.GetFile(location=self.location, offset=offset, limit=self.part_size)
-        dc = self.dc_id if self.dc_id is not None else self._router.home_dc
-        raw, served_by = await self._router.call(
-            "upload.getFile", request.to_bytes(), dc_id=dc, lane=Lane.DOWNLOAD,
-            timeout=self.timeout, idempotent=True)
-        if served_by != dc:
-            # FILE_MIGRATE was followed: the next parts go straight there.
-            self.dc_id = served_by
-            self._router.remember_file_dc(self._key, served_by)
-        return file_bytes(raw)
+        while True:
+            redirect = self.cdn
+            if redirect is not None:
+                data = await redirect.fetch(offset, self.part_size)
+                if data is not None:
+                    return data
+                # FILE_TOKEN_INVALID: the master DC serves the rest itself
+                self.cdn_supported = False
+                self.cdn = None
+            cdn_supported = self.cdn_supported
+            request = tl.api.upload.GetFile(location=self.location, offset=offset,
+                                            limit=self.part_size,
+                                            cdn_supported=cdn_supported)
+            dc = self.dc_id if self.dc_id is not None else self._router.home_dc
+            window = self.window()
+            started = trio.current_time()
+            try:
+                raw, served_by = await self._router.call(
+                    "upload.getFile", request.to_bytes(), dc_id=dc, lane=Lane.DOWNLOAD,
+                    timeout=self.timeout, idempotent=True)
+            except FloodWait as exc:
+                if window is None or exc.seconds > FLOOD_RETRY_MAX:
+                    raise
+                window.flood_wait()  # fewer parts in flight from now on, then ask again
+                await trio.sleep(exc.seconds)
+                continue
+            if window is not None:
+                now = trio.current_time()
+                window.part_done(len(raw), now - started, now)
+            if served_by != dc:
+                # FILE_MIGRATE was followed: the next parts go straight there.
+                self.dc_id = served_by
+                self._router.remember_file_dc(self._key, served_by)
+            if not is_cdn_redirect(raw):
+                return file_bytes(raw)
+            if not cdn_supported:
+                raise LocalProtocolError("a CDN redirect to a request without cdn_supported")
+            # spec §11.4: follow the redirect (parallel parts may all get one: keep the first)
+            if self.cdn is None:
+                self.cdn = CdnFile.from_answer(self._router, raw, master_dc=served_by,
+                                               timeout=self.timeout)
 
     async def _worker(self, it: _Iteration, offset: int, scope: trio.CancelScope) -> None:
         # `scope` was created (and registered) before this task started: if the iteration
         # was closed meanwhile, entering it cancels us at the first checkpoint.
         with scope:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
             try:
                 data = await self._fetch(offset)
             except Exception as exc:  # handed to the consumer, raised there
@@ -174,6 +246,7 @@ class Download:
                 it.changed.set()
                 return
             finally:
+                self._in_flight -= 1
                 it.scopes.discard(scope)
                 it.in_flight -= 1
                 self._workers -= 1
@@ -189,8 +262,9 @@ class Download:
             it.changed.set()
 
     def _fill(self, it: _Iteration, nursery: trio.Nursery) -> None:
-        """Request parts while there is room (in flight + held <= parallel)."""
-        while (it.in_flight + len(it.results) < self.parallel
+        """Request parts while there is room (in flight + held <= parallel, or the window)."""
+        limit = self._limit()
+        while (it.in_flight + len(it.results) < limit
                and (it.eof_at is None or it.next_offset < it.eof_at)):
             scope = trio.CancelScope()
             it.scopes.add(scope)

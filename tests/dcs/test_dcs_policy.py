@@ -167,7 +167,7 @@ def test_unknown_dc() -> None:
 
 def test_bad_lane_and_missing_now() -> None:
     with pytest.raises(LocalProtocolError):
-        policy(V4).candidates(2, lane="upload")
+        policy(V4).candidates(2, lane="photos")
     with pytest.raises(LocalProtocolError):
         policy(V4).candidates(2, health=EndpointHealth())
 

@@ -165,6 +165,9 @@ async def test_qr_login_by_raw_invoke_migrates_from_dc2_to_dc4(cluster):
             done = await pool.invoke(api.auth.ImportLoginToken(token=moved.token), dc_id=4)
             assert type(done) is api.auth.LoginTokenSuccess
             assert done.authorization.user.id == account.id
+            # the pool learnt the login from the answer alone: signed in, home moved to DC 4
+            assert (pool.home_dc, pool.user_id) == (4, account.id)
+            assert (await me(pool)).id == account.id
     assert keys_of(cluster, 4, account.id) == 2  # the phone's key and the new one
 
 
@@ -211,8 +214,6 @@ async def test_bot_sign_in_follows_user_migrate(cluster):
             user = await login.sign_in_bot(pool, bot.token)
             assert user.bot and user.id == bot.user_id
             assert (pool.home_dc, pool.user_id) == (3, bot.user_id)
-            with pytest.raises(LocalProtocolError):
-                await login.sign_in_bot(pool, bot.token)
     assert cluster.statistics()[2].errors.get("USER_MIGRATE_3") == 1
 
 
@@ -226,6 +227,29 @@ async def test_log_out(cluster):
             with pytest.raises(Unauthorized):
                 await me(pool)
             assert await login.log_out(pool) is False  # nothing to log out from
+
+
+async def test_pool_methods_are_the_same_flows(cluster):
+    """``Pool.sign_in(password=...)``, ``qr_login``, ``sign_in_bot`` and ``log_out`` are thin
+    helpers over dcpool.login (issue 14 item 2)."""
+    cluster.set_password(PHONE4, PASSWORD)
+    bot = cluster.add_bot(3)
+    with trio.fail_after(TIMEOUT):
+        async with pool_for(cluster) as pool:
+            asked = []
+            user = await pool.sign_in(PHONE4, lambda sent: CODE4,
+                                      password=lambda hint: asked.append(hint) or PASSWORD)
+            assert (pool.home_dc, pool.user_id) == (4, user.id) and len(asked) == 1
+            await pool.log_out()
+            assert pool.user_id is None and keys_of(cluster, 4, user.id) == 0
+        async with pool_for(cluster) as pool, pool_for(cluster) as phone:
+            await phone.sign_in(PHONE4, CODE4, password=PASSWORD)
+            async for url in pool.qr_login(password=PASSWORD):
+                await phone.invoke(api.auth.AcceptLoginToken(token=login.parse_login_url(url)))
+            assert (pool.home_dc, pool.user_id) == (4, user.id)
+        async with pool_for(cluster) as pool:
+            assert (await pool.sign_in_bot(bot.token)).id == bot.user_id
+            assert pool.home_dc == 3
 
 
 def test_login_urls():

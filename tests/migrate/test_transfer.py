@@ -11,7 +11,7 @@ import trio
 
 import dcpool
 from dcpool import tl
-from dcpool.errors import AuthKeyUnregistered, FloodWait, TransferError
+from dcpool.errors import AuthKeyUnregistered, FloodWait, LoggedOut, TransferError
 from dcpool.storage import open_storage
 from dcpool.testing import Cluster, StoredFile
 
@@ -112,7 +112,7 @@ async def test_flood_wait_on_export_is_waited_out_when_allowed(cluster: Cluster,
     with trio.fail_after(300):
         async with dcpool.open_pool(home_dc=2, **pool_args(cluster)) as pool:
             await pool.sign_in(PHONE_DC2, CODE_DC2)
-            pool.router.wait_flood = 60
+            pool.router.flood_sleep_threshold = 60
             cluster.faults(2).flood_wait("auth.exportAuthorization", 30, count=1)
             start = trio.current_time()
             async with pool.events() as events:
@@ -134,12 +134,13 @@ async def test_remembered_flood_deadline_is_waited_for_when_allowed(cluster: Clu
     with trio.fail_after(300):
         async with dcpool.open_pool(home_dc=2, **pool_args(cluster)) as pool:
             await pool.sign_in(PHONE_DC2, CODE_DC2)
+            pool.router.flood_sleep_threshold = 0  # this caller does not wait
             cluster.faults(2).flood_wait("auth.exportAuthorization", 40, count=1)
             with pytest.raises(FloodWait) as info:
                 await fetch(pool, f)
             # the caller now accepts waiting: the next request sleeps until the deadline and
             # exports only then
-            pool.router.wait_flood = 60
+            pool.router.flood_sleep_threshold = 60
             await fetch(pool, f)
             assert trio.current_time() >= info.value.deadline
             assert export_calls(cluster) == 2 and cluster.statistics()[3].imports == 1
@@ -172,7 +173,9 @@ async def test_auth_bytes_invalid_twice_is_a_transfer_error(cluster: Cluster) ->
             assert info.value.__cause__.message == "AUTH_BYTES_INVALID"
             s = cluster.statistics()
             assert s[2].exports == 2 and s[4].imports == 0
-            assert s[4].requests.get("upload.getFile", 0) == 0
+            # the first part rode behind the first import (invokeAfterMsg) and was refused with
+            # it: no byte of the file left DC 4 without an authorization
+            assert s[4].requests.get("upload.getFile", 0) <= 1 and s[4].bytes_served == 0
             assert [e.dc_id for e in kinds(seen, "transfer_failed")] == [4]
             st = pool.statistics()
             assert (st.transfers_started, st.transfers, st.transfers_failed) == (1, 0, 1)
@@ -238,9 +241,10 @@ async def test_auth_key_unregistered_on_home_is_raised(cluster: Cluster) -> None
             await pool.sign_in(PHONE_DC2, CODE_DC2)
             await pool.flush_storage()  # (writes happen off the event loop)
             cluster.world.deauthorize(2, pool.storage.get_dc(2).key_id)
-            with pytest.raises(AuthKeyUnregistered):
+            # on the home DC that is a logout (issue 12: tests/pool/test_pool_login.py)
+            with pytest.raises(LoggedOut):
                 await pool.invoke(api.users.GetUsers(id=[api.InputUserSelf()]))
-            assert export_calls(cluster) == 0
+            assert export_calls(cluster) == 0 and pool.user_id is None
 
 
 async def test_sign_in_as_another_user_and_log_out_invalidate_every_mark(cluster: Cluster, tmp_path) -> None:

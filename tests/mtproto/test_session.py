@@ -187,6 +187,24 @@ def test_request_lifecycle(cs, srv):
     assert (st_.queued, st_.sent, st_.acked, st_.answered_total, st_.pending_acks) == (0, 0, 0, 1, 1)
 
 
+def test_invoke_after_msg_wraps_with_the_current_msg_id(cs, srv):
+    """send_request(after=first): the body goes out as invokeAfterMsg(first's msg_id, body),
+    in the same data_to_send as first; once first is answered, a re-send goes out bare."""
+    first = cs.send_request(req_body(1), now=NOW)
+    second = cs.send_request(req_body(2), now=NOW, after=first)
+    sent = dict((m, b) for m, _, b in sent_messages(cs.data_to_send(NOW)))
+    assert sent[first.msg_id] == req_body(1)
+    # invokeAfterMsg#cb9f372d {X:Type} msg_id:long query:!X = X;
+    assert sent[second.msg_id] == I(ids.INVOKE_AFTER_MSG) + q(first.msg_id) + req_body(2)
+    cs.receive(srv.payload(rpc_result(first.msg_id, UPDATE)), NOW)
+    assert first.state is RequestState.ANSWERED
+    requeued, _ = cs.connection_lost()  # never acknowledged: sent again on the next connection
+    assert second in requeued
+    [(_, _, body)] = [m for m in sent_messages(cs.data_to_send(NOW))
+                      if envelope.constructor_of(m[2]) != ids.MSGS_ACK]
+    assert body == req_body(2)
+
+
 def test_seq_no_and_msg_ids_increase(cs):
     for n in range(3):
         cs.send_request(req_body(n), now=NOW)

@@ -36,18 +36,21 @@ async def test_timeout_2_through_migration_flood_waited_transfer_and_reconnect(c
         with trio.fail_after(1000):
             # wait_flood: the export's FLOOD_WAIT_1 is waited out; connect_attempts: the call
             # keeps waiting for the reconnect instead of failing fast
-            async with pool_for(cluster, wait_flood=60, connect_attempts=1000,
+            async with pool_for(cluster, flood_sleep_threshold=60, connect_attempts=1000,
                                 request_timeout=None) as pool:
                 await pool.sign_in(PHONE_DC2, CODE_DC2)
                 cluster.faults(2).flood_wait("auth.exportAuthorization", 1, count=1)
                 request = api.upload.GetFile(location=f.input_location(), offset=0, limit=PART)
                 async with pool.events() as events, trio.open_nursery() as nursery:
 
+                    # DC 4 drops its connection once the part arrives (the part may ride
+                    # behind the import, so in the same packet) and refuses new ones
+                    cluster.faults(4).drop_after_ack("upload.getFile", count=1)
+
                     async def break_dc4_once_authorized() -> None:
                         async for event in events:
                             if event.kind == "transfer_done" and event.dc_id == 4:
                                 cluster.faults(4).refuse_connections()  # until cleared
-                                pool.drop_connections(4)
                                 return
 
                     nursery.start_soon(break_dc4_once_authorized)

@@ -102,7 +102,7 @@ async def test_idle_foreign_and_download_connections_close(clock):
                                                                     size=stored.size)])
                     assert data == stored.data
                     t0 = trio.current_time()
-                    assert pool.statistics()[2].connections == {"main": 1, "download": 1}
+                    assert pool.statistics()[2].connections == {"main": 1, "download": 1, "upload": 0, "cdn": 0}
                     assert pool.statistics()[4].connections["main"] == 1
                     closed = {(e.dc_id, e.data["lane"]) for e in
                               [await next_event(events, "idle_closed") for _ in range(2)]}
@@ -110,9 +110,9 @@ async def test_idle_foreign_and_download_connections_close(clock):
                     # ping granularity: closed within one ping interval after the idle timeout
                     assert 30 <= trio.current_time() - t0 <= 30 + 10 + 1
                 stats = pool.statistics()
-                assert stats[4].connections == {"main": 0, "download": 0}
+                assert stats[4].connections == {"main": 0, "download": 0, "upload": 0, "cdn": 0}
                 assert stats[4].reconnects == 0 and stats[2].reconnects == 0  # closed, not lost
-                assert stats[2].connections == {"main": 1, "download": 0}  # home main stays
+                assert stats[2].connections == {"main": 1, "download": 0, "upload": 0, "cdn": 0}  # home main stays
                 assert stats.in_flight == 0
                 await wait_until(lambda: cluster.live_connections(4) == 0)
                 assert cluster.live_connections(2) == 1

@@ -99,7 +99,7 @@ async def test_no_key_or_token_in_logs_reprs_or_errors(caplog, tmp_path):
                     await expect_error(pool.invoke(tl.api.upload.GetFile(location=loc, offset=1,
                                                                          limit=4096), dc_id=4),
                                        errors.BadRequest)
-                    cluster.faults(2).flood_wait("auth.exportAuthorization", 30, count=1)
+                    cluster.faults(2).flood_wait("auth.exportAuthorization", 120, count=1)  # > flood_sleep_threshold
                     await expect_error(pool.invoke(tl.api.upload.GetFile(
                         location=files[5].input_location(), offset=0, limit=4096), dc_id=5),
                         errors.FloodWait)

@@ -77,3 +77,60 @@ def test_telethon_send_file_round_trips():
     assert s2.requests["upload.saveBigFilePart"] == 81
     assert s2.requests["messages.sendMedia"] == 2
     assert not stats.duplicates()
+
+
+async def dcpool_downloads(args: dict[str, Any], documents: list[dict[str, Any]]) -> list[bytes]:
+    """dcpool, homed on DC 4, signs in to the same account (PHONE_MIGRATE_2 moves it home) and
+    downloads each document Telethon uploaded: once with the document's dc_id, once with a
+    wrong hint (DC 4 answers FILE_MIGRATE_2, which the pool follows)."""
+    import trio
+
+    import dcpool
+    from dcpool import tl
+
+    api = tl.api
+    out = []
+    with trio.fail_after(TIMEOUT):
+        async with dcpool.open_pool(home_dc=4, **args) as pool:
+            await pool.sign_in(PHONE, CODE)
+            assert pool.home_dc == 2
+            for doc in documents:
+                location = api.InputDocumentFileLocation(
+                    id=doc["document_id"], access_hash=doc["access_hash"],
+                    file_reference=doc["file_reference"], thumb_size="")
+                for hint in (doc["dc_id"], 4):
+                    got = bytearray()
+                    async for chunk in pool.download(location, dc_id=hint, size=doc["size"]):
+                        got += chunk
+                    out.append(bytes(got))
+    return out
+
+
+def test_telethon_send_file_then_dcpool_downloads_from_the_right_dc():
+    """An independent client on the upload side: Telethon's send_file stores the document on
+    its home DC (2); dcpool finds it there."""
+    blobs = [os.urandom(n) for n in (200_003, 10 * 1024 * 1024 + 7)]
+
+    with ClusterThread(timeout=TIMEOUT) as served:
+        cluster = served.cluster
+        endpoint, pem = cluster.endpoint(2), cluster.rsa_public_pem()
+        result = asyncio.run(asyncio.wait_for(upload_scenario(endpoint, pem, blobs), TIMEOUT))
+        docs = served.call(lambda: [
+            {"document_id": f["document_id"], "dc_id": cluster.world.files[f["document_id"]].dc_id,
+             "access_hash": cluster.world.files[f["document_id"]].access_hash,
+             "file_reference": cluster.world.files[f["document_id"]].file_reference,
+             "size": f["size"]} for f in result["files"]])
+        before = served.call(cluster.statistics)
+        args = served.call(lambda: dict(api_id=API_ID, api_hash=API_HASH, dc_list=cluster.dc_list(),
+                                        rsa_keys=cluster.rsa_keys()))
+        import trio
+
+        got = trio.run(dcpool_downloads, args, docs)
+        after = served.call(cluster.statistics)
+
+    assert [d["dc_id"] for d in docs] == [2, 2]
+    assert got == [blobs[0], blobs[0], blobs[1], blobs[1]]
+    served_bytes = {dc: after[dc].bytes_served - before[dc].bytes_served for dc in (1, 2, 3, 4, 5)}
+    assert served_bytes == {1: 0, 2: 2 * sum(len(b) for b in blobs), 3: 0, 4: 0, 5: 0}
+    # the wrong hint cost one FILE_MIGRATE per file, answered by DC 4
+    assert after[4].requests.get("upload.getFile", 0) - before[4].requests.get("upload.getFile", 0) >= 1
