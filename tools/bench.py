@@ -698,7 +698,7 @@ def scenario_bridge(cfg: dict[str, Any], report: Report, profile: bool) -> dict[
     except BenchError as exc:
         out = {"error": str(exc)}
     if "error" in out:
-        report.table("6. Bridge (dcpool bridge)", ["what", "path", "value"], [["bridge", "error", out["error"][:200]]])
+        report.table("8. Bridge (dcpool bridge)", ["what", "path", "value"], [["bridge", "error", out["error"][:200]]])
         return {"bridge": out}
     t, lat = out["throughput"], out["latency"]
     rows = [
@@ -710,7 +710,7 @@ def scenario_bridge(cfg: dict[str, Any], report: Report, profile: bool) -> dict[
         ["latency p50 / p99", "emulator push -> WebSocket receipt",
          f"{_f(lat['websocket']['p50_ms'])} / {_f(lat['websocket']['p99_ms'])} ms"],
     ]
-    report.table("6. Bridge: an emulator account's messages to webhooks and Pusher subscribers",
+    report.table("8. Bridge: an emulator account's messages to webhooks and Pusher subscribers",
                  ["measure", "path", "value"], rows,
                  f"One process: emulated cluster, a real pool with the updates manager, the bridge (SQLite "
                  f"outbox), the webhook receiver and the subscribers. Throughput: a burst of {out['events']} "
