@@ -104,7 +104,7 @@ FILE_DC = 4
 PART = 512 * 1024
 MB = 1_000_000  # MB/s below are 10^6 bytes per second
 
-SCENARIOS = ("download", "first-byte", "rpc", "handshake", "memory")
+SCENARIOS = ("download", "first-byte", "rpc", "handshake", "memory", "bridge")
 
 QUICK = {
     "file_bytes": 8 << 20,
@@ -118,6 +118,9 @@ QUICK = {
     "first_byte_samples": 1,
     "ceiling_seconds": 0.3,
     "worker_timeout": 90.0,
+    "bridge_events": 500,
+    "bridge_subscribers": 2,
+    "bridge_rate": 100.0,
 }
 FULL = {
     "file_bytes": 64 << 20,
@@ -131,6 +134,9 @@ FULL = {
     "first_byte_samples": 3,
     "ceiling_seconds": 1.5,
     "worker_timeout": 900.0,
+    "bridge_events": 2000,
+    "bridge_subscribers": 4,
+    "bridge_rate": 100.0,
 }
 
 
@@ -682,6 +688,45 @@ def scenario_memory(cfg: dict[str, Any], report: Report, profile: bool) -> dict[
     return out
 
 
+def scenario_bridge(cfg: dict[str, Any], report: Report, profile: bool) -> dict[str, Any]:
+    """``dcpool bridge`` on the real path (tools/bench_bridge.py --source emulator): throughput
+    to a webhook and to Pusher subscribers, and latency from the emulator's push to receipt."""
+    params = {"events": cfg["bridge_events"], "subscribers": cfg["bridge_subscribers"],
+              "rate": cfg["bridge_rate"]}
+    try:
+        out = run_worker("bridge", params, cfg["worker_timeout"])
+    except BenchError as exc:
+        out = {"error": str(exc)}
+    if "error" in out:
+        report.table("8. Bridge (dcpool bridge)", ["what", "path", "value"], [["bridge", "error", out["error"][:200]]])
+        return {"bridge": out}
+    t, lat = out["throughput"], out["latency"]
+    rows = [
+        ["throughput", "webhook (max_connections 40, in order per chat)", f"{_f(t['webhook_events_per_s'], 0)} events/s"],
+        ["throughput", f"Pusher WebSocket, summed over {out['subscribers']} subscribers",
+         f"{_f(t['websocket_events_per_s'], 0)} events/s"],
+        ["latency p50 / p99", "emulator push -> webhook receipt",
+         f"{_f(lat['webhook']['p50_ms'])} / {_f(lat['webhook']['p99_ms'])} ms"],
+        ["latency p50 / p99", "emulator push -> WebSocket receipt",
+         f"{_f(lat['websocket']['p50_ms'])} / {_f(lat['websocket']['p99_ms'])} ms"],
+    ]
+    report.table("8. Bridge: an emulator account's messages to webhooks and Pusher subscribers",
+                 ["measure", "path", "value"], rows,
+                 f"One process: emulated cluster, a real pool with the updates manager, the bridge (SQLite "
+                 f"outbox), the webhook receiver and the subscribers. Throughput: a burst of {out['events']} "
+                 f"messages from {out['chats']} users. Latency: {out['events']} messages paced at "
+                 f"{out['rate_per_s']:.0f}/s, from the emulator's send_message (which hands the push to the "
+                 f"session) to the receiver's handler.")
+    return {"bridge": out}
+
+
+def w_bridge(p: dict[str, Any]) -> dict[str, Any]:
+    sys.path.insert(0, os.path.dirname(THIS_FILE))
+    import bench_bridge
+
+    return bench_bridge.run("emulator", events=p["events"], subscribers=p["subscribers"], rate=p["rate"])
+
+
 # --------------------------------------------------------------------------- targets (issue 18)
 
 
@@ -784,6 +829,7 @@ SCENARIO_FUNCS: dict[str, Callable[[dict[str, Any], Report, bool], dict[str, Any
     "rpc": scenario_rpc,
     "handshake": scenario_handshake,
     "memory": scenario_memory,
+    "bridge": scenario_bridge,
 }
 
 
@@ -1759,6 +1805,7 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "hs_telethon": w_hs_telethon,
     "mem_dcpool": w_mem_dcpool,
     "mem_telethon": w_mem_telethon,
+    "bridge": w_bridge,
 }
 
 

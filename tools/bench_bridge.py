@@ -1,13 +1,22 @@
-"""Bridge throughput and latency: ``python tools/bench_bridge.py [--events N] [--subscribers K]``.
+"""Bridge throughput and latency: ``python tools/bench_bridge.py [--source emulator|memory]
+[--events N] [--subscribers K] [--rate R]``.
 
-Pushes N updates through the update-source seam (an in-memory source with the updates
-manager's contract shapes) into a bridge with a SQLite outbox, and measures
-* webhook: events/s delivered to a local receiver (max_connections 40, per-chat order), and
-  end-to-end latency p50/p99 from the push to the receiver's handler;
-* WebSocket: events/s summed over K Pusher-protocol subscribers (trio-websocket clients), and
-  latency p50/p99 from the push to the client's receipt.
-Numbers only: nothing passes or fails.  To be registered as a scenario of tools/bench.py when
-the branches merge (``main(argv)`` returns the results as a dict too).
+``--source emulator`` (default, the real path): an emulated cluster in this process (loopback
+sockets), one account as a real pool with the real updates manager (``dcpool.updates``), a
+bridge with a SQLite outbox, a local webhook receiver and K Pusher-protocol subscribers
+(trio-websocket clients).  Test users send messages through the emulator's messaging
+(``dcpool.testing.messaging``), which pushes them to the account's session.  Two phases:
+
+* throughput: a burst of N messages sent as fast as possible; events/s delivered to the
+  webhook (max_connections 40, per-chat order) and summed over the WebSocket subscribers;
+* latency: N messages paced at R per second (well below the throughput, so that queueing does
+  not dominate), p50/p99 from the emulator's push (the ``send_message`` call, which hands the
+  push to the session) to the webhook receiver's handler and to each subscriber's receipt.
+
+``--source memory``: the bridge alone, fed by an in-memory source with the updates manager's
+contract shapes (no pool, no emulator).  Everything runs in one process on one core: the
+numbers include the emulator's and the receivers' work.  Numbers only: nothing passes or
+fails; ``tools/bench.py --only bridge`` runs this as a scenario.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -44,6 +54,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 
 async def bench(events: int, subscribers: int, chats: int = 50, args_max: int = 40) -> dict:
+    """The bridge alone, from an in-memory source (see the module docstring)."""
     pushed_at: dict[int, float] = {}
     hook_lat: list[float] = []
     ws_lat: list[float] = []
@@ -123,18 +134,171 @@ async def bench(events: int, subscribers: int, chats: int = 50, args_max: int = 
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench_bridge", description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument("--subscribers", type=int, default=4)
-    parser.add_argument("--chats", type=int, default=50, help="distinct chats (webhook order is per chat)")
-    parser.add_argument("--json", metavar="PATH")
-    args = parser.parse_args(argv)
-    results = trio.run(bench, args.events, args.subscribers, args.chats)
+async def _subscribe(port: int, on_event: Any, ready: Any) -> None:
+    """A Pusher-protocol client on the account's channel: ``on_event(data)`` per event."""
+    import trio_websocket  # noqa: PLC0415
+
+    async with trio_websocket.open_websocket_url(f"ws://127.0.0.1:{port}/app/k?protocol=7") as ws:
+        hello = json.loads(await ws.get_message())
+        sid = json.loads(hello["data"])["socket_id"]
+        ch = account_channel("acc")
+        await ws.send_message(json.dumps({"event": "pusher:subscribe", "data": {
+            "channel": ch, "auth": f"k:{sign_channel('s', sid, ch)}"}}))
+        await ws.get_message()
+        ready()
+        while True:
+            frame = json.loads(await ws.get_message())
+            if frame.get("channel") == ch and frame.get("event") == "message":
+                on_event(json.loads(frame["data"]))
+
+
+async def bench_emulator(events: int, subscribers: int, rate: float, senders: int = 20,
+                         max_connections: int = 40) -> dict:
+    """The real path (see the module docstring)."""
+    from dcpool.bridge.emulated import EmulatorTarget, reserved_phone, run_emulator_account  # noqa: PLC0415
+    from dcpool.testing import messaging as M  # noqa: PLC0415
+    from dcpool.testing import open_cluster  # noqa: PLC0415
+
+    sent_at: dict[str, float] = {}
+    hook_at: dict[str, float] = {}
+    ws_at: list[dict[str, float]] = [{} for _ in range(subscribers)]
+    changed = trio.Event()
+
+    async def receiver(request: Any, responder: Any) -> None:
+        nonlocal changed
+        body = json.loads(request.body)
+        if body["event"] == "message":
+            hook_at.setdefault(body["data"]["text"], time.perf_counter())
+            changed.set()
+        await responder.send(200, "ok")
+
+    def on_ws(i: int) -> Any:
+        def record(data: dict) -> None:
+            nonlocal changed
+            ws_at[i].setdefault(data["data"]["text"], time.perf_counter())
+            changed.set()
+        return record
+
+    async def wait_all(texts: list[str]) -> tuple[float, float]:
+        """When the webhook, and when every subscriber, had every text."""
+        nonlocal changed
+        t_hook = t_ws = None
+        while t_hook is None or t_ws is None:
+            if t_hook is None and all(t in hook_at for t in texts):
+                t_hook = max(hook_at[t] for t in texts)
+            if t_ws is None and all(t in w for w in ws_at for t in texts):
+                t_ws = max((w[t] for w in ws_at for t in texts), default=0.0)
+            if t_hook is None or t_ws is None:
+                changed = trio.Event()
+                await changed.wait()
+        return t_hook, t_ws
+
+    results: dict = {"source": "emulator", "events": events, "subscribers": subscribers,
+                     "chats": senders, "rate_per_s": rate}
+    with tempfile.TemporaryDirectory() as tmp:
+        async with open_cluster() as cluster, trio.open_nursery() as nursery:
+            world = cluster.world
+            port = await nursery.start(serve_http, receiver, "127.0.0.1", 0)
+            cfg = BridgeConfig(outbox=str(Path(tmp) / "o.db"), port=0, api_token="t", pusher_key="k",
+                               pusher_secret="s", accounts=("acc",), poll_interval=0.5,
+                               webhooks=(WebhookConfig(url=f"http://127.0.0.1:{port}/h",
+                                                       max_connections=max_connections),))
+            async with open_bridge(cfg) as bridge:
+                target = EmulatorTarget(dc_list=cluster.dc_list(), rsa_keys=cluster.rsa_keys(),
+                                        dc_ids=tuple(sorted(world.dc_ids)))
+                phone = reserved_phone(2, 4000)[0]
+                nursery.start_soon(lambda: run_emulator_account(bridge, "acc", target, phone=phone))
+                while await bridge.outbox.load_state("acc") is None:  # signed in, getState done
+                    await trio.sleep(0.01)
+                me = world.user_by_phone(phone)
+                users = [world.user_by_phone(world.test_phone(2, 4100 + i)) for i in range(senders)]
+                ready = trio.Event()
+                count = 0
+
+                def one_ready() -> None:
+                    nonlocal count
+                    count += 1
+                    if count == subscribers:
+                        ready.set()
+
+                for i in range(subscribers):
+                    nursery.start_soon(_subscribe, bridge.port, on_ws(i), one_ready)
+                if subscribers:
+                    await ready.wait()
+
+                def send(label: str, i: int) -> str:
+                    text = f"{label}{i}"
+                    sent_at[text] = time.perf_counter()
+                    M.send_message(world, users[i % senders].id, me.id, text)
+                    return text
+
+                # throughput: a burst
+                t0 = time.perf_counter()
+                burst = []
+                for i in range(events):
+                    burst.append(send("t", i))
+                    if i % 100 == 99:
+                        await trio.sleep(0)  # let the sockets move
+                t_hook, t_ws = await wait_all(burst)
+                results["throughput"] = {
+                    "webhook_events_per_s": events / (t_hook - t0),
+                    "websocket_events_per_s": events * subscribers / (t_ws - t0) if subscribers else None}
+                # latency: paced
+                paced = []
+                start = trio.current_time()
+                for i in range(events):
+                    await trio.sleep_until(start + i / rate)
+                    paced.append(send("l", i))
+                await wait_all(paced)
+                results["latency"] = {
+                    "webhook": _percentiles([hook_at[t] - sent_at[t] for t in paced]),
+                    "websocket": _percentiles([w[t] - sent_at[t] for w in ws_at for t in paced]),
+                }
+                nursery.cancel_scope.cancel()
+    return results
+
+
+def report_lines(results: dict) -> list[str]:
+    if results.get("source") == "emulator":
+        t, lat = results["throughput"], results["latency"]
+        ws = t["websocket_events_per_s"]
+        return [
+            f"throughput (burst of {results['events']} messages from {results['chats']} users)",
+            f"  webhook    {t['webhook_events_per_s']:9.0f} events/s",
+            f"  websocket  {ws:9.0f} events/s summed over {results['subscribers']} subscribers" if ws else "",
+            f"latency (emulator push -> receipt; {results['events']} messages paced at {results['rate_per_s']:.0f}/s)",
+            f"  webhook    p50 {lat['webhook']['p50_ms']:7.1f} ms   p99 {lat['webhook']['p99_ms']:7.1f} ms",
+            f"  websocket  p50 {lat['websocket']['p50_ms']:7.1f} ms   p99 {lat['websocket']['p99_ms']:7.1f} ms",
+        ]
+    out = []
     for name in ("webhook", "websocket"):
         if name in results:
             r = results[name]
-            print(f"{name:9s}  {r['events_per_s']:9.0f} events/s   latency p50 {r['p50_ms']:7.1f} ms   p99 {r['p99_ms']:7.1f} ms")
+            out.append(f"{name:9s}  {r['events_per_s']:9.0f} events/s   latency p50 {r['p50_ms']:7.1f} ms   "
+                       f"p99 {r['p99_ms']:7.1f} ms")
+    return out
+
+
+def run(source: str = "emulator", events: int = 2000, subscribers: int = 4, chats: int = 50,
+        rate: float = 100.0) -> dict:
+    if source == "memory":
+        return dict(trio.run(bench, events, subscribers, chats), source="memory")
+    return trio.run(bench_emulator, events, subscribers, rate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench_bridge", description=__doc__.splitlines()[0])
+    parser.add_argument("--source", choices=("emulator", "memory"), default="emulator")
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--subscribers", type=int, default=4)
+    parser.add_argument("--chats", type=int, default=50, help="memory: distinct chats (webhook order is per chat)")
+    parser.add_argument("--rate", type=float, default=100.0, help="emulator: messages/s of the latency phase")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args(argv)
+    results = run(args.source, args.events, args.subscribers, args.chats, args.rate)
+    for line in report_lines(results):
+        if line:
+            print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

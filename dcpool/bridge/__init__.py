@@ -10,6 +10,7 @@ Modules (sans-IO cores first, then their trio shells):
 * :mod:`.httpserver`  HTTP/1.1 + WebSocket on h11/wsproto over trio streams
 * :mod:`.app`         the bridge: routes, account loops, fleets (``open_bridge``)
 * :mod:`.cli`         ``dcpool bridge``
-* :mod:`.memsource`   in-memory and simulated sources (tests, demo)
+* :mod:`.emulated`    accounts on an emulated cluster (the ``--emulator`` demo, fleets, tests)
+* :mod:`.memsource`   in-memory and simulated sources (deterministic tests, simulated fleets)
 * :mod:`.pgserver`    a throwaway PostgreSQL server (tests, demos)
 """

@@ -30,7 +30,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl
@@ -126,6 +126,17 @@ class Bridge:
         status = self.accounts.setdefault(name, AccountStatus(name))
         status.running, status.epoch = True, epoch
         send, receive = trio.open_memory_channel[Any](batch)
+        # users seen on this account, to name the senders of updates that carry none
+        # (updateShortMessage); bounded, oldest forgotten first
+        known: dict[int, Any] = {}
+
+        def remember(users: Any) -> None:
+            for user in users:
+                if getattr(user, "id", None) is not None:
+                    known.pop(user.id, None)
+                    known[user.id] = user
+            while len(known) > 10_000:
+                del known[next(iter(known))]
 
         async def pull() -> None:
             async with send:
@@ -145,7 +156,11 @@ class Bridge:
                                 break
                         new = []
                         for item in items:
-                            new += events_from_update(item) if is_update(item) else [state_lost_event(item)]
+                            if is_update(item):
+                                new += events_from_update(item, known.values())
+                                remember(item.users)
+                            else:
+                                new.append(state_lost_event(item))
                         state = items[-1].state_after.to_json()
                         await self.outbox.append(name, new, state, epoch=epoch)
                         status.events += len(new)
@@ -178,18 +193,19 @@ class Bridge:
         to :meth:`run_account` (fencing).  A process that dies simply stops renewing.
         """
         ttl = self.config.lease_ttl
-        running: dict[str, tuple[Lease, trio.CancelScope]] = {}
+        running: dict[str, tuple[Lease, trio.CancelScope, trio.Event]] = {}
         # Leases get their own connection: renewals must not queue behind the accounts' appends
         # (a starved renewal is a lost lease and a needless takeover).
         leases = Outbox(await trio.to_thread.run_sync(open_outbox_db, self.config.outbox))
 
-        async def supervise(name: str, lease: Lease, scope: trio.CancelScope) -> None:
+        async def supervise(name: str, lease: Lease, scope: trio.CancelScope, done: trio.Event) -> None:
             try:
                 with scope:
                     await run_one(name, lease)
             except StaleLease:
                 log.warning("account %s: lease lost (fenced)", name)
             finally:
+                done.set()
                 if running.get(name, (None,))[0] is lease:
                     del running[name]
 
@@ -201,17 +217,24 @@ class Bridge:
                     held = sorted(running)
                     renewed_all = await leases.lease_renew_all([running[n][0] for n in held], ttl)
                     for name, renewed in zip(held, renewed_all):
-                        scope = running[name][1]
+                        _lease, scope, done = running[name]
                         if renewed is None:
                             log.warning("account %s: lease lost", name)
                             scope.cancel()
                             running.pop(name, None)
                         else:
-                            running[name] = (renewed, scope)
+                            running[name] = (renewed, scope, done)
                     for name in sorted(running)[share:]:  # above the fair share: hand back
-                        lease, scope = running.pop(name)
+                        lease, scope, done = running.pop(name)
                         scope.cancel()
-                        await leases.lease_release(lease)
+                        # Release only once the account's pool is closed: the next holder must
+                        # not connect with the auth key while this process still uses it
+                        # (AUTH_KEY_DUPLICATED).  If closing takes too long, the lease simply
+                        # expires (it is no longer renewed).
+                        with trio.move_on_after(ttl / 3):
+                            await done.wait()
+                        if done.is_set():
+                            await leases.lease_release(lease)
                     for name in accounts:
                         if len(running) >= share:
                             break
@@ -219,13 +242,22 @@ class Bridge:
                             continue
                         lease = await leases.lease_claim(name, self.owner, ttl)
                         if lease is not None:
-                            scope = trio.CancelScope()
-                            running[name] = (lease, scope)
-                            nursery.start_soon(supervise, name, lease, scope)
+                            scope, done = trio.CancelScope(), trio.Event()
+                            running[name] = (lease, scope, done)
+                            nursery.start_soon(supervise, name, lease, scope, done)
                     await trio.sleep(ttl / 3)
             finally:
+                # the accounts end first (their pools close), then their leases are released
+                for _lease, scope, _done in list(running.values()):
+                    scope.cancel()
                 with trio.CancelScope(shield=True):
-                    for lease, _scope in list(running.values()):
+                    held_now = list(running.values())
+                    with trio.move_on_after(ttl / 3):
+                        for _lease, _scope, done in held_now:
+                            await done.wait()
+                    for lease, _scope, done in held_now:
+                        if not done.is_set():
+                            continue
                         try:
                             await leases.lease_release(lease)
                         except Exception:  # noqa: BLE001
@@ -348,7 +380,7 @@ class Bridge:
         cursor = await self.outbox.last_id()  # Pusher is a live feed: no replay (SSE replays)
 
         async with trio.open_nursery() as nursery:
-            async def apply(outputs: list[Send | Close]) -> None:
+            async def apply(outputs: Sequence[Send | Close]) -> None:
                 for out in outputs:
                     if isinstance(out, Send):
                         await ws.send_text(out.text)
@@ -384,7 +416,7 @@ class Bridge:
                 except WebSocketClosed:
                     nursery.cancel_scope.cancel()
 
-            await apply(list(machine.established()))
+            await apply(machine.established())
             nursery.start_soon(reader)
             nursery.start_soon(guarded, timers)
             nursery.start_soon(guarded, feeder)

@@ -23,9 +23,12 @@ TOML (every key optional; flags override)::
     api_id = 12345
     api_hash = "..."
 
-``--emulator`` runs the embedded emulator with one account fed by a simulated contact
-(``--simulate N`` messages, ``--interval`` s apart), so webhooks and the feed can be watched
-with one command.  ``--ready-json`` prints one JSON line (port, token, pusher key/secret,
+``--emulator`` runs one account on an emulator of its own (a ``dcpool emulator`` child process;
+with ``--emulator-info``, on an external ``dcpool emulator --json`` instead) with the real updates manager, and a contact (a second
+client) that writes to it through MTProto: ``--simulate N`` messages (0 = no contact; default
+forever), ``--interval`` s apart; so webhooks and the feed can be watched with one command.
+``[[accounts]]`` entries may also name ``emulator_info`` (that file) and ``phone`` (a reserved
+test number to sign in with when the session file is not signed in yet).  ``--ready-json`` prints one JSON line (port, token, pusher key/secret,
 channels) once listening, for programs and tests.
 """
 
@@ -36,6 +39,8 @@ import json
 import logging
 import sys
 import tomllib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 __all__ = ["configure", "run", "load_config"]
@@ -56,16 +61,25 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--webhook-signing-secret")
     p.add_argument("--webhook-max-connections", type=int)
     p.add_argument("--webhook-retry-unit", type=float, help=argparse.SUPPRESS)
-    p.add_argument("--emulator", action="store_true", help="demo: embedded emulator + a simulated contact")
-    p.add_argument("--simulate", type=int, default=None, metavar="N", help="with --emulator: stop after N updates")
+    p.add_argument("--emulator", action="store_true",
+                   help="demo: an account on the embedded emulator, and a contact writing to it")
+    p.add_argument("--emulator-info", metavar="INFO_JSON",
+                   help="with --emulator: use the external emulator described by this file "
+                        "(the first line of `dcpool emulator --json`) instead of an embedded one")
+    p.add_argument("--session", help="with --emulator: the account's session file (default: memory)")
+    p.add_argument("--phone", help="with --emulator: the reserved test number to sign in with")
+    p.add_argument("--simulate", type=int, default=None, metavar="N",
+                   help="with --emulator: the contact sends N messages (0 = no contact; default: forever); "
+                        "with --fleet-simulated alone: N simulated updates per account")
     p.add_argument("--interval", type=float, default=1.0, help="with --emulator: seconds between messages")
     p.add_argument("--account", default="demo", help="with --emulator: the account name")
     p.add_argument("--fleet-simulated", type=int, default=0, metavar="N",
-                   help="fleet demo: N simulated accounts shared by every bridge on the same outbox, under leases")
+                   help="fleet: N accounts (sim000...) shared by every bridge on the same outbox, under "
+                        "leases; alone, each is fed by a deterministic simulated source (no emulator)")
     p.add_argument("--fleet-emulator", metavar="INFO_JSON",
                    help="with --fleet-simulated: each account is a real pool (session in the PostgreSQL "
-                        "outbox database) signed in on the emulator described by this file "
-                        "(the first line of `dcpool emulator --json`)")
+                        "outbox database) with the real updates manager, signed in on the emulator "
+                        "described by this file (the first line of `dcpool emulator --json`)")
     p.add_argument("--lease-ttl", type=float, help="fleet lease TTL in seconds (default 15)")
     p.add_argument("--owner", help="this process's name in the fleet (default: random)")
     p.add_argument("--ready-json", action="store_true", help="print one JSON line once listening")
@@ -144,32 +158,56 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 async def run_emulator_account(bridge: Any, name: str, args: argparse.Namespace) -> None:
-    """Demo: the embedded emulator's pool (lifecycle events) and a simulated contact (updates).
+    """``--emulator``: one account on the embedded (or ``--emulator-info``) emulator, with the
+    real updates manager, and a contact writing to it (:mod:`dcpool.bridge.emulated`)."""
+    from .emulated import load_emulator_info, read_emulator_info, run_emulator_account as run  # noqa: PLC0415
 
-    Until the updates manager and the emulator's messaging are merged, the contact's messages
-    are generated in process and fed through the same seam (:mod:`dcpool.bridge.memsource`).
-    """
+    options = dict(storage=args.session, phone=args.phone, contact_messages=args.simulate,
+                   interval=args.interval)
+    if args.emulator_info:
+        await run(bridge, name, read_emulator_info(args.emulator_info), **options)
+    else:
+        async with spawn_emulator() as info:
+            await run(bridge, name, load_emulator_info(info), **options)
+
+
+@asynccontextmanager
+async def spawn_emulator() -> AsyncIterator[dict[str, Any]]:
+    """``dcpool emulator --json --control`` as a child process; yields its description.
+
+    A child rather than a cluster in this process: the bridge's package does not import
+    ``dcpool.testing``, and the emulator outlives nothing: it stops at the end of its stdin,
+    which closes with this block or with this process, even on kill -9."""
+    import subprocess  # noqa: PLC0415
+
     import trio  # noqa: PLC0415
 
-    from ..pool import open_pool  # noqa: PLC0415
-    from ..testing import open_cluster  # noqa: PLC0415
-    from .memsource import SimulatedContactSource, UpdatesStateStandIn  # noqa: PLC0415
-
-    saved = await bridge.outbox.load_state(name)
-    start = UpdatesStateStandIn.from_json(saved) if saved else None
-    source = SimulatedContactSource(start, count=args.simulate, interval=args.interval)
-    async with open_cluster() as cluster:
-        async with open_pool(api_id=1, api_hash="dcpool-bridge-demo", dc_list=cluster.dc_list(),
-                             rsa_keys=cluster.rsa_keys(), home_dc=2) as pool:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(bridge.watch_pool, name, pool)
-                await bridge.run_account(name, source)
-                await trio.sleep_forever()
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "dcpool.cli", "emulator", "--json", "--control"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = await proc.stdout.receive_some(65536)
+            if not chunk:
+                raise OSError("the embedded emulator exited before it was ready")
+            line += chunk
+        yield json.loads(line.split(b"\n")[0])
+    finally:
+        with trio.CancelScope(shield=True):
+            await proc.stdin.aclose()  # end of stdin: the emulator stops
+            with trio.move_on_after(5):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
 
 
 async def run_simulated_fleet_account(bridge: Any, name: str, lease: Any, args: argparse.Namespace) -> None:
-    """One fleet account fed by a simulated contact, resuming from the outbox's state row and
-    writing under the lease epoch (a stale writer is fenced off)."""
+    """One fleet account fed by a deterministic simulated source (no emulator: the fleet
+    machinery alone), resuming from the outbox's state row and writing under the lease epoch
+    (a stale writer is fenced off)."""
     from .memsource import SimulatedContactSource, UpdatesStateStandIn  # noqa: PLC0415
 
     saved = await bridge.outbox.load_state(name)
@@ -181,59 +219,71 @@ async def run_simulated_fleet_account(bridge: Any, name: str, lease: Any, args: 
 def fleet_phone(name: str, dc_ids: list[int]) -> tuple[str, str]:
     """The emulator's reserved test number of fleet account ``simNNN`` and its login code:
     ``99966XYYYY`` lives on DC X and its code is ``XXXXX`` (spec §12.3)."""
+    from .emulated import reserved_phone  # noqa: PLC0415
+
     index = int(name[3:])
-    dc = dc_ids[index % len(dc_ids)]
-    return f"99966{dc}{index:04d}", str(dc) * 5
+    return reserved_phone(dc_ids[index % len(dc_ids)], index)
 
 
 async def run_emulator_fleet_account(bridge: Any, name: str, lease: Any, args: argparse.Namespace,
                                      info: dict[str, Any]) -> None:
-    """One fleet account as a real pool on an external emulator.  Its session (auth keys,
-    salts, authorization) lives in the fleet's PostgreSQL database, written under the lease
-    epoch, so whichever process holds the lease continues the same session: the account signs
-    in once per fleet, not once per process (a ``pool.signed_in`` event records each sign-in)."""
+    """One fleet account as a real pool on an external emulator, with the real updates
+    manager.  Its session (auth keys, salts, authorization) lives in the fleet's PostgreSQL
+    database, written under the lease epoch, so whichever process holds the lease continues
+    the same session: the account signs in once per fleet, not once per process (a
+    ``pool.signed_in`` event records each sign-in).  Its update state is the outbox's row, so
+    the new holder resumes by getDifference where the old one's last durable event was."""
     import functools  # noqa: PLC0415
 
     import trio  # noqa: PLC0415
 
-    from ..crypto.rsa import RsaPublicKey  # noqa: PLC0415
-    from ..dcs import DcOption  # noqa: PLC0415
-    from ..pool import open_pool  # noqa: PLC0415
     from ..storage.postgres import PostgresStorage  # noqa: PLC0415
+    from .emulated import load_emulator_info, run_emulator_account as run  # noqa: PLC0415
     from .events import NewEvent  # noqa: PLC0415
-    from .memsource import SimulatedContactSource, UpdatesStateStandIn  # noqa: PLC0415
 
-    key = RsaPublicKey.from_pem(info["rsa_public_key"])
-    dc_list = [DcOption(id=int(dc), ip_address=ep["host"], port=int(ep["port"])) for dc, ep in info["dcs"].items()]
-    store = await trio.to_thread.run_sync(functools.partial(
-        PostgresStorage, bridge.config.outbox, name, "prod", epoch=lease.epoch))
+    target = load_emulator_info(info)
+    phone, _code = fleet_phone(name, list(target.dc_ids))
+
+    def open_store() -> PostgresStorage:
+        store = PostgresStorage(bridge.config.outbox, name, "prod", epoch=lease.epoch)
+        if store.get_home_dc() is None:
+            store.set_home_dc(2)  # here, on a worker thread: open_pool would write it on the loop
+        return store
+
+    async def signed_in(pool: Any, user: Any) -> None:
+        await bridge.outbox.append(name, [NewEvent(
+            "dcpool:event", "pool.signed_in", None, f"signed_in:{lease.epoch}",
+            {"type": "signed_in", "userId": user.id, "homeDc": pool.home_dc,
+             "owner": bridge.owner})], epoch=lease.epoch)
+
+    store = await trio.to_thread.run_sync(open_store)
     try:
-        async with open_pool(api_id=1, api_hash="dcpool-fleet", storage=store, dc_list=dc_list,
-                             rsa_keys={key.fingerprint: key}, home_dc=2) as pool:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(bridge.watch_pool, name, pool)
-                if pool.user_id is None:
-                    phone, code = fleet_phone(name, sorted(int(d) for d in info["dcs"]))
-                    user = await pool.sign_in(phone, code)
-                    await bridge.outbox.append(name, [NewEvent(
-                        "dcpool:event", "pool.signed_in", None, f"signed_in:{lease.epoch}",
-                        {"type": "signed_in", "userId": user.id, "homeDc": pool.home_dc,
-                         "owner": bridge.owner})], epoch=lease.epoch)
-                saved = await bridge.outbox.load_state(name)
-                start = UpdatesStateStandIn.from_json(saved) if saved else None
-                source = SimulatedContactSource(start, count=args.simulate, interval=args.interval)
-                await bridge.run_account(name, source, epoch=lease.epoch)
-                await trio.sleep_forever()
+        await run(bridge, name, target, storage=store, phone=phone, epoch=lease.epoch,
+                  on_signed_in=signed_in)
     finally:
-        await trio.to_thread.run_sync(store.close)
+        await trio.to_thread.run_sync(functools.partial(_close_quietly, store))
+
+
+def _close_quietly(store: Any) -> None:
+    try:
+        store.close()
+    except Exception:  # noqa: BLE001  (a broken connection: nothing left to close)
+        log.debug("closing a fleet session storage failed", exc_info=True)
 
 
 async def run_session_account(bridge: Any, account: dict[str, Any]) -> None:
-    """A real account from a session file (or the fleet's PostgreSQL storage): needs
-    ``dcpool.updates`` (the updates manager)."""
+    """A real account from a session file, with the real updates manager.  With
+    ``emulator_info`` (the first line of ``dcpool emulator --json``) it runs on that emulator
+    and signs in with ``phone`` (a reserved test number) if the session is not signed in."""
     from ..pool import open_pool  # noqa: PLC0415
     from .source import open_account_updates  # noqa: PLC0415
 
+    if account.get("emulator_info"):
+        from .emulated import read_emulator_info, run_emulator_account as run  # noqa: PLC0415
+
+        await run(bridge, account["name"], read_emulator_info(str(account["emulator_info"])),
+                  storage=account.get("session"), phone=account.get("phone"))
+        return
     async with open_pool(api_id=int(account["api_id"]), api_hash=str(account["api_hash"]),
                          storage=account.get("session")) as pool:
         import trio  # noqa: PLC0415
@@ -270,8 +320,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     except (ValueError, OSError, tomllib.TOMLDecodeError) as exc:
         print(f"dcpool bridge: {exc}", file=sys.stderr)
-        return 2
-    except ImportError as exc:
-        print(f"dcpool bridge: {exc} (running session accounts needs the updates manager)", file=sys.stderr)
         return 2
     return 0

@@ -159,16 +159,18 @@ def _message(message: Any, users: Iterable[Any], chats: Iterable[Any], kind: str
     return (f"{chat_key[0]}:{chat_key[1]}" if chat_key else None), data
 
 
-def events_from_update(item: Any) -> list[NewEvent]:
+def events_from_update(item: Any, known_users: Iterable[Any] = ()) -> list[NewEvent]:
     """The events one contract ``Update`` produces (possibly none: unknown kinds are skipped
-    here and counted by the caller)."""
+    here and counted by the caller).  ``known_users`` (users seen earlier on the account) name
+    senders that the update itself does not carry: ``updateShortMessage`` comes without users."""
     upd = item.update
     kind = _name(upd)
     key = item.dedupe_key
+    users = (*known_users, *item.users)  # the update's own users win (_index keeps the last)
     if kind in ("UpdateNewMessage", "UpdateNewChannelMessage", "UpdateEditMessage", "UpdateEditChannelMessage"):
         if _name(upd.message) == "MessageEmpty":
             return []
-        chat, data = _message(upd.message, item.users, item.chats, "edited" if "Edit" in kind else "new")
+        chat, data = _message(upd.message, users, item.chats, "edited" if "Edit" in kind else "new")
         return [NewEvent("message", f"message.{data['type']}", chat, key, data)]
     if kind in ("UpdateDeleteMessages", "UpdateDeleteChannelMessages"):
         channel = getattr(upd, "channel_id", None)
@@ -182,7 +184,7 @@ def events_from_update(item: Any) -> list[NewEvent]:
             ck = _peer_key(upd.peer)
         else:
             ck = ("channel", upd.channel_id)
-        known = _index(item.users, item.chats)
+        known = _index(users, item.chats)
         data = {"status": "read", "direction": direction, "chat": _chat(ck, known), "maxId": upd.max_id}
         return [NewEvent("messageStatus", f"status.read_{direction}", f"{ck[0]}:{ck[1]}" if ck else None, key, data)]
     return []

@@ -117,7 +117,7 @@ class WebSocket:
             if not data:
                 self.closed = True
                 raise WebSocketClosed
-            self._ws.receive_data(data)
+            self._ws.receive_data(bytes(data))
 
 
 class Responder:
@@ -162,7 +162,7 @@ class Responder:
 
     async def accept_websocket(self) -> WebSocket:
         key = self._request.header("sec-websocket-key")
-        if key is None or self._request.header("upgrade", "").lower() != "websocket":
+        if key is None or (self._request.header("upgrade", "") or "").lower() != "websocket":
             await self.send(400, "expected a WebSocket upgrade")
             raise WebSocketClosed
         accept = base64.b64encode(hashlib.sha1(key.encode() + _WS_GUID).digest()).decode()

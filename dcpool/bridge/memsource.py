@@ -1,6 +1,7 @@
-"""An in-memory update source with the contract's shapes, for tests and the demo.
+"""An in-memory update source with the contract's shapes, for deterministic tests and simulated fleets.
 
-It stands in for ``dcpool.updates.open_updates`` until that manager is merged: ``push`` makes
+Real accounts use ``dcpool.updates.open_updates`` (:mod:`.source`); this source remains for
+tests that need a deterministic burst and for ``--fleet-simulated`` without an emulator.  ``push`` makes
 an item whose ``state_after`` advances a pts counter, iteration yields items in order, and
 ``ack`` records what the consumer acknowledged.  A source can be restarted from a saved state
 (``MemoryUpdateSource(start=UpdatesStateStandIn.from_json(...))``) and replays items after it,

@@ -194,6 +194,19 @@ class OutboxDb:
                     (account, json.dumps(dict(state), sort_keys=True), epoch or 0))
         return ids
 
+    def init_state(self, account: str, state: Mapping[str, Any], *, epoch: int | None = None) -> bool:
+        """Store ``state`` as the account's state row only if it has none yet (the updates
+        manager's first position, from getState, before any event).  Never overwrites a row
+        written with events.  Returns whether it wrote."""
+        with self._tx() as tx:
+            if tx.execute("SELECT 1 FROM bridge_state WHERE account = ?", (account,)).fetchone() is not None:
+                return False
+            tx.execute(
+                "INSERT INTO bridge_state (account, state, epoch) VALUES (?, ?, ?) "
+                "ON CONFLICT (account) DO NOTHING",
+                (account, json.dumps(dict(state), sort_keys=True), epoch or 0))
+        return True
+
     def load_state(self, account: str) -> dict[str, Any] | None:
         with self._tx() as tx:
             row = tx.execute("SELECT state FROM bridge_state WHERE account = ?", (account,)).fetchone()
@@ -355,8 +368,7 @@ def open_outbox_db(target: str | os.PathLike[str], clock: Callable[[], float] = 
     if text.startswith(("postgresql://", "postgres://")):
         import psycopg  # noqa: PLC0415  (only fleets need it)
 
-        conn = psycopg.connect(text, autocommit=False)
-        return OutboxDb(conn, "postgresql", clock)
+        return OutboxDb(psycopg.connect(text, autocommit=False), "postgresql", clock)
     if text != ":memory:" and not os.path.exists(text):
         fd = os.open(text, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)

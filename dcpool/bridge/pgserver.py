@@ -55,6 +55,8 @@ class PgServer:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
     def start(self) -> PgServer:
+        if self.bin is None:
+            raise PgUnavailable("no PostgreSQL server binaries (initdb, pg_ctl) found")
         data = os.path.join(self.dir, "data")
         if self.user is not None:
             shutil.chown(self.dir, user=self.user)

@@ -4,8 +4,8 @@ The bridge consumes the updates manager's stream (``dcpool.updates``, contract i
 README): items that are either an ``Update`` or a ``StateLost``, in order per box, each
 acknowledged with ``await stream.ack(item)`` once its effects are durable.  This module only
 names that shape (typing.Protocol, so the real classes and the in-memory stand-in both fit)
-and holds the one function that plugs the real manager in, importing it lazily so the bridge
-works on branches where ``dcpool.updates`` does not exist yet.
+and holds the one function that plugs the real manager in (imported on first use: the
+bridge's pure parts import no pool).
 
 Shape (from the contract)::
 
@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..updates import UpdatesStream
 
 __all__ = [
     "StateLike",
@@ -67,22 +70,32 @@ class OutboxStateStore:
     """The ``UpdatesStateStore`` the bridge hands to the updates manager.
 
     Its ``load_updates_state`` reads the state row the outbox writes in the same transaction
-    as the events (so the manager resumes exactly after the last durable event); its
-    ``save_updates_state`` is a no-op because the bridge persists ``state_after`` itself when it
-    writes the events, before acking.  Channel access hashes live in the outbox's kv table.
+    as the events (so the manager resumes exactly after the last durable event).  The bridge
+    persists ``state_after`` itself with the events, before acking, so ``save_updates_state``
+    writes only the *first* position (the manager's getState on a fresh account, before any
+    event): without it, a bridge that stops before its first event would start again from a
+    new getState and skip what was sent meanwhile.  Later saves are no-ops (the manager saves
+    only states the bridge has already written with their events, or positions reached
+    without events, which a resume simply crosses again).  Channel access hashes live in the
+    outbox's kv table.  ``epoch`` fences a fleet account's writes.
     """
 
-    def __init__(self, outbox: Any, account: str, state_type: Any) -> None:
+    def __init__(self, outbox: Any, account: str, state_type: Any, *, epoch: int | None = None) -> None:
         self._outbox = outbox
         self._account = account
         self._state_type = state_type
+        self._epoch = epoch
+        self._has_row = False
 
     async def load_updates_state(self) -> Any:
         data = await self._outbox.load_state(self._account)
+        self._has_row = data is not None
         return None if data is None else self._state_type.from_json(data)
 
     async def save_updates_state(self, state: Any) -> None:
-        return None  # written with the events (Outbox.append): see the class docstring
+        if not self._has_row:
+            await self._outbox.init_state(self._account, state.to_json(), epoch=self._epoch)
+            self._has_row = True
 
     async def load_channel_access_hashes(self) -> dict[int, int]:
         raw: Mapping[str, Any] = await self._outbox.load_kv(self._account, "channel_hashes") or {}
@@ -95,14 +108,12 @@ class OutboxStateStore:
 
 
 @asynccontextmanager
-async def open_account_updates(pool: Any, outbox: Any, account: str) -> AsyncIterator[UpdateSource]:
+async def open_account_updates(pool: Any, outbox: Any, account: str, *,
+                               epoch: int | None = None, **options: Any) -> AsyncIterator[UpdatesStream]:
     """The real source: ``dcpool.updates.open_updates`` with a store backed by the outbox.
+    ``options`` go to ``open_updates`` (gap_timeout, max_pending...)."""
+    import dcpool.updates as updates  # noqa: PLC0415
 
-    Imported lazily: on a branch without the updates manager this raises ImportError, and the
-    bridge runs accounts only from an injected source (tests, ``--emulator`` demo).
-    """
-    import dcpool.updates as updates  # type: ignore[import-not-found]  # noqa: PLC0415
-
-    store = OutboxStateStore(outbox, account, updates.UpdatesState)
-    async with updates.open_updates(pool, store=store) as stream:
+    store = OutboxStateStore(outbox, account, updates.UpdatesState, epoch=epoch)
+    async with updates.open_updates(pool, store=store, **options) as stream:
         yield stream

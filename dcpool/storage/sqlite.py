@@ -351,6 +351,10 @@ class SqliteStorage:
             raise StorageModeMismatch(
                 f"{self.path} holds a {stored_mode} session; it was opened in {self.mode} mode"
             )
+        # One write transaction at a time on the shared connection: the pool's writer thread
+        # and the updates manager's state store (its own worker thread) both write here, and
+        # interleaved BEGIN/COMMIT on one sqlite3 connection fail ("no transaction is active").
+        self._write_lock = threading.Lock()
         # Every check passed: from here on we may write.
         conn = _connect(self.path, read_only=False)
         try:
@@ -383,6 +387,10 @@ class SqliteStorage:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction.  BEGIN IMMEDIATE takes the write lock up front, so a
         concurrent writer fails at BEGIN instead of half-way through."""
+        with self._write_lock:
+            yield from self._tx_locked()
+
+    def _tx_locked(self) -> Iterator[sqlite3.Connection]:
         conn = self._live()
         # One connection, two writers (the pool's writer thread and the trio thread, e.g. the
         # updates store): without this lock the second BEGIN fails ("cannot start a transaction

@@ -55,14 +55,24 @@ class SessionUpdatesStore:
         }
         for cid in self._saved_channels.keys() - state.channels.keys():
             changed[cid] = None
-        self._storage.set_updates_state(state.pts, state.qts, state.date, state.seq, changed)
+        await _off_loop(self._storage.set_updates_state, state.pts, state.qts, state.date, state.seq, changed)
         self._saved_channels = dict(state.channels)
 
     async def load_channel_access_hashes(self) -> dict[int, int]:
         return dict(self._storage.get_channel_access_hashes())
 
     async def save_channel_access_hash(self, channel_id: int, access_hash: int) -> None:
-        self._storage.set_channel_access_hash(channel_id, access_hash)
+        await _off_loop(self._storage.set_channel_access_hash, channel_id, access_hash)
+
+
+async def _off_loop(write: Any, *args: Any) -> None:
+    """A session-file write (a transaction and an fsync) on a worker thread, never on the event
+    loop; the storage serialises it with the pool's own writer thread."""
+    import functools  # noqa: PLC0415
+
+    import trio  # noqa: PLC0415  (here: importing the store pulls in no trio)
+
+    await trio.to_thread.run_sync(functools.partial(write, *args))
 
 
 def store_for(storage: Any) -> UpdatesStateStore:
