@@ -406,7 +406,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         "torn_records": records.torn,
         "push_faults": push_faults,
         **events,
-        "restart_s": [round(s, 2) for s in restart_s],
+        "client_down_s": [round(s, 2) for s in restart_s],
         "client_exit_status": exit_status,
         "server_getDifference": stats.requests.get("updates.getDifference", 0),
         "server_getChannelDifference": stats.requests.get("updates.getChannelDifference", 0),
