@@ -239,12 +239,13 @@ class Client:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(self.config_path),
                "--generation", str(self.generation)] + (["--sign-in"] if sign_in else [])
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.process = await trio.lowlevel.open_process(cmd, stdin=subprocess.PIPE,
-                                                        stdout=subprocess.PIPE, env=env)
+        self.process = process = await trio.lowlevel.open_process(cmd, stdin=subprocess.PIPE,
+                                                                  stdout=subprocess.PIPE, env=env)
+        assert process.stdout is not None
         seen = b""
         with trio.fail_after(timeout):
             while b"ready\n" not in seen:
-                chunk = await self.process.stdout.receive_some()
+                chunk = await process.stdout.receive_some()
                 if not chunk:
                     raise RuntimeError(f"client generation {self.generation} exited before ready")
                 seen += chunk
@@ -256,20 +257,27 @@ class Client:
         await self.process.wait()
         await self.close_pipes()
 
+    def abandon(self) -> None:
+        """Kill the process if it still runs (the parent is failing; no waiting)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+
     async def stop(self) -> int:
-        assert self.process is not None
+        assert self.process is not None and self.process.stdin is not None
         await self.process.stdin.aclose()
         with trio.move_on_after(30):
             await self.process.wait()
         if self.process.returncode is None:
             self.process.kill()
-            await self.process.wait()
+        status = await self.process.wait()
         await self.close_pipes()
-        return self.process.returncode
+        return status
 
     async def close_pipes(self) -> None:
+        assert self.process is not None
         for pipe in (self.process.stdin, self.process.stdout):
-            await pipe.aclose()
+            if pipe is not None:
+                await pipe.aclose()
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -292,8 +300,13 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         m = M.messaging(world)
         m.faults.rng = random.Random(args.seed + 1)
         phone = world.test_phone(2, 1)
-        me = world.user_by_phone(phone)
-        senders = [world.user_by_phone(world.test_phone(2, 100 + i)) for i in range(args.senders)]
+        def account(phone: str) -> Any:
+            user = world.user_by_phone(phone)
+            assert user is not None, phone  # test phones sign up on first sight
+            return user
+
+        me = account(phone)
+        senders = [account(world.test_phone(2, 100 + i)) for i in range(args.senders)]
         channels = [M.create_channel(world, senders[i % len(senders)].id, f"c{i}", members=[me.id])
                     for i in range(args.channels)]
         config_path = work / "client.json"
@@ -331,9 +344,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             if m.faults.dropped > before:
                 dropped.add(text)
 
-        if True:
-            generation = 1
-            client = Client(config_path, generation)
+        generation = 1
+        client = Client(config_path, generation)
+        try:
             await client.start(sign_in=True)
             t_plan = trio.current_time()
             m.faults.drop_rate, m.faults.duplicate_rate, m.faults.reorder_rate = args.drop, args.dup, args.reorder
@@ -372,6 +385,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             records.poll()
             exit_status = await client.stop()
             records.poll()
+        finally:
+            client.abandon()  # an error or a cancellation must not leave the child running
         stats = cluster.statistics()[2]
         push_faults = {"dropped": m.faults.dropped, "duplicated": m.faults.duplicated,
                        "reordered": m.faults.reordered}
