@@ -105,3 +105,53 @@ async def test_state_persists_in_the_session_file_across_restarts(cluster, tmp_p
             async with open_updates(pool) as stream:
                 assert texts(await take(stream, 3)) == ["m3", "m4", "m5"]
     assert cluster.statistics()[2].requests["updates.getState"] == 1
+
+
+async def test_home_connection_lost_with_no_call_after_it_is_caught_up(cluster):
+    """The pool keeps only the home DC's main-lane pushes and the DC pushes to the last active
+    session only: after the home connections die, nothing but the manager's own getDifference
+    revives the main session, and that difference returns what was pushed to nobody."""
+    world = cluster.world
+    sender = world.user_by_phone(world.test_phone(2, 9031))
+    with trio.fail_after(TIMEOUT):
+        async with pool_for(cluster) as pool:
+            me = await pool.sign_in(world.test_phone(2, 9032), "22222")
+            async with open_updates(pool) as stream:
+                while not stream.box.known:
+                    await trio.sleep(0.01)
+                before = cluster.statistics()[2].requests.get(GD, 0)
+                assert cluster.drop_connections(2) >= 1
+                while cluster.live_connections(2):  # the DC has closed them
+                    await trio.sleep(0.01)
+                M.send_message(world, sender.id, me.id, "pushed to nobody")
+                (item,) = await take(stream, 1)  # no call of ours reconnects the pool
+                assert texts([item]) == ["pushed to nobody"]
+                assert cluster.statistics()[2].requests.get(GD, 0) > before
+                M.send_message(world, sender.id, me.id, "pushed to the new main session")
+                assert texts(await take(stream, 1)) == ["pushed to the new main session"]
+                assert pool.statistics().updates_dropped == 0
+
+
+async def test_file_transfers_on_the_home_dc_do_not_take_the_pushes(cluster, tmp_path):
+    """Downloads and uploads on the home DC use their own connections; the account's pushes
+    still reach the main session (the pool drops any other lane's) after them."""
+    world = cluster.world
+    stored = cluster.add_file(2, size=3 * 65536)
+    sender = world.user_by_phone(world.test_phone(2, 9041))
+    with trio.fail_after(TIMEOUT):
+        async with pool_for(cluster) as pool:
+            me = await pool.sign_in(world.test_phone(2, 9042), "22222")
+            async with open_updates(pool) as stream:
+                while not stream.box.known:
+                    await trio.sleep(0.01)
+                before = cluster.statistics()[2].requests.get(GD, 0)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(pool.download_to, stored.input_location(), tmp_path / "f.bin")
+                    nursery.start_soon(pool.upload, b"u" * (600 * 1024))
+                lanes = pool.statistics().dcs[2].connections
+                assert lanes["download"] >= 1 and lanes["upload"] >= 1  # the home DC's own file lanes
+                M.send_message(world, sender.id, me.id, "after the transfers")
+                assert texts(await take(stream, 1)) == ["after the transfers"]
+                assert pool.statistics().updates_dropped == 0
+                # it came as a push: no difference was needed to find it
+                assert cluster.statistics()[2].requests.get(GD, 0) == before
