@@ -406,6 +406,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     for path in sorted(work.glob("stats-*.json")):
         snap = json.loads(path.read_text())
         for k in ("gaps_opened", "gaps_filled", "differences", "channel_differences", "duplicates_dropped",
+                  "duplicate_pushes", "already_applied",
                   "overflow_dropped", "retries"):
             manager[k] = manager.get(k, 0) + snap[k]
     return {

@@ -153,6 +153,8 @@ class _Item:
     users: tuple[Any, ...]
     chats: tuple[Any, ...]
     arrived: float
+    #: it came in a difference (channel updates of ``updates.difference``), not in a push
+    from_difference: bool = False
 
 
 @attrs.define
@@ -261,6 +263,8 @@ class _Counters:
     differences: int = 0
     channel_differences: int = 0
     duplicates_dropped: int = 0
+    duplicate_pushes: int = 0
+    already_applied: int = 0
     states_lost: int = 0
     overflow_dropped: int = 0
     retries: int = 0
@@ -316,7 +320,8 @@ class MessageBox:
         self._seq_deadline: float | None = None
         self._idle_deadline: float | None = None
         self._out: deque[tuple[Update | StateLost, float]] = deque()
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        # dedupe key -> it was delivered from a difference (True) or a push (False)
+        self._recent: OrderedDict[str, bool] = OrderedDict()
         self._n = _Counters()
         self._snapshot: UpdatesState | None = None
         if state is not None:
@@ -413,6 +418,8 @@ class MessageBox:
             differences=n.differences,
             channel_differences=n.channel_differences,
             duplicates_dropped=n.duplicates_dropped,
+            duplicate_pushes=n.duplicate_pushes,
+            already_applied=n.already_applied,
             states_lost=n.states_lost,
             pending=len(self._out),
             max_lag=n.max_lag,
@@ -421,13 +428,54 @@ class MessageBox:
             retries=n.retries,
         )
 
+    def _drop_item(self, item: _Item) -> None:
+        box = None if item.key in (COMMON, SECONDARY) else int(item.key)
+        pts = None if item.key == SECONDARY else item.pts
+        self._dropped(box, pts, item.update, item.from_difference)
+
+    def _drop_container(self, updates: list[Any]) -> None:
+        """A pushed container whose seq is already applied: one drop, a duplicate push if one of
+        its updates was delivered from a push."""
+        self._n.duplicates_dropped += 1
+        for update in updates:
+            found = _sequence_of(update)
+            box = None if found is None or found[0] in (COMMON, SECONDARY) else int(found[0])
+            pts = None if found is None or found[0] == SECONDARY else found[1]
+            if self._recent.get(dedupe_key(box, update, pts)) is False:
+                self._n.duplicate_pushes += 1
+                return
+        self._n.already_applied += 1
+
+    def _dropped(self, box: int | None, pts: int | None, update: Any, from_difference: bool) -> None:
+        """Count an update dropped as already handled, by why it came twice.
+
+        A push whose update was already delivered from a push is a *duplicate push* (the
+        server or the network sent it twice).  Everything else is *already applied*: the same
+        update came once in a push and once in a difference, e.g. the pushes that wait in a
+        gap buffer or arrive while a difference is in flight, which the difference returns too
+        (a getDifference answers everything after our pts, UPDATES.md §3.1).  That is the
+        normal cost of a gap recovery, not a fault.
+        """
+        self._n.duplicates_dropped += 1
+        if update is not None and not from_difference:
+            seen = self._recent.get(dedupe_key(box, update, pts))
+            if seen is False:
+                self._n.duplicate_pushes += 1
+                return
+        self._n.already_applied += 1
+
     def _deliver(self, box: int | None, pts: int | None, update: Any, users: tuple, chats: tuple,
-                 arrived: float) -> bool:
+                 arrived: float, from_difference: bool = False) -> bool:
         key = dedupe_key(box, update, pts)
-        if key in self._recent:
+        seen = self._recent.get(key)
+        if seen is not None:
             self._n.duplicates_dropped += 1
+            if seen or from_difference:
+                self._n.already_applied += 1
+            else:
+                self._n.duplicate_pushes += 1
             return False
-        self._recent[key] = None
+        self._recent[key] = from_difference
         if len(self._recent) > self.dedupe_window:
             self._recent.popitem(last=False)
         self._snapshot = None
@@ -520,7 +568,7 @@ class MessageBox:
                 return
             expected = self.seq + 1
             if seq_start < expected:
-                self._n.duplicates_dropped += 1
+                self._drop_container(updates)
                 return
             if seq_start > expected:
                 self._seq_buffer.append((seq_start, (updates, users, chats, date, seq_start, seq), now))
@@ -532,7 +580,7 @@ class MessageBox:
         self._retry_seq(now)
 
     def _apply_container(self, updates: list[Any], users: tuple, chats: tuple, date: int, seq: int,
-                         now: float) -> None:
+                         now: float, from_difference: bool = False) -> None:
         sequenced: list[_Item] = []
         rest: list[Any] = []
         for update in updates:
@@ -545,27 +593,29 @@ class MessageBox:
                 rest.append(update)
             else:
                 key, pts, count = found
-                sequenced.append(_Item(key, pts, count, update, users, chats, now))
-        self._apply_batch(sequenced, rest, now, users=users, chats=chats)
+                sequenced.append(_Item(key, pts, count, update, users, chats, now, from_difference))
+        self._apply_batch(sequenced, rest, now, users=users, chats=chats, from_difference=from_difference)
         if seq != 0:
             self.seq = seq
             self.date = date
             self._snapshot = None
 
     def _apply_batch(self, items: list[_Item], rest: Iterable[Any], now: float, *, users: tuple = (),
-                     chats: tuple = ()) -> None:
+                     chats: tuple = (), from_difference: bool = False) -> None:
         items.sort(key=lambda it: (str(it.key), it.pts - it.count))
         touched: set[EntryKey] = set()
         for item in items:
             touched.add(item.key)
             self._apply_one(item, now)
         for update in rest:
-            self._deliver(None, None, update, users, chats, now)
+            self._deliver(None, None, update, users, chats, now, from_difference)
         for key in touched:
             self._retry_buffer(key, now)
 
     def _apply_one(self, item: _Item, now: float) -> None:
         entry = self._entry(item.key)
+        if (entry.diffing or entry.buffer) and self._buffered_twice(entry, item):
+            return
         if entry.diffing:
             # postponed until the difference is in (TDLib), then re-checked
             if len(entry.buffer) < self.max_buffer:
@@ -578,7 +628,7 @@ class MessageBox:
             if unknown and item.count == 0:
                 entry.pts = item.pts - 1
         elif local + item.count > item.pts:
-            self._n.duplicates_dropped += 1
+            self._drop_item(item)
         else:
             entry.buffer.append(item)
             if entry.gap_deadline is None:
@@ -586,6 +636,19 @@ class MessageBox:
                 self._n.gaps_opened += 1
             if len(entry.buffer) > self.max_buffer:
                 self._begin_diff(item.key, now)
+
+    def _buffered_twice(self, entry: _Entry, item: _Item) -> bool:
+        """A push already waiting in the buffer came again: a duplicate push, dropped now (so
+        that it is not mistaken later for one the difference covered)."""
+        if item.update is None or item.from_difference:
+            return False
+        for waiting in entry.buffer:
+            if (waiting.pts == item.pts and waiting.count == item.count and waiting.update is not None
+                    and not waiting.from_difference and waiting.update == item.update):
+                self._n.duplicates_dropped += 1
+                self._n.duplicate_pushes += 1
+                return True
+        return False
 
     def _apply(self, entry: _Entry, item: _Item, now: float) -> None:
         entry.pts = item.pts
@@ -596,7 +659,7 @@ class MessageBox:
             return  # pts-only marker
         box = None if item.key in (COMMON, SECONDARY) else int(item.key)
         pts = None if item.key == SECONDARY else item.pts
-        self._deliver(box, pts, item.update, item.users, item.chats, item.arrived)
+        self._deliver(box, pts, item.update, item.users, item.chats, item.arrived, item.from_difference)
 
     def _retry_buffer(self, key: EntryKey, now: float) -> None:
         entry = self._entries.get(key)
@@ -616,7 +679,7 @@ class MessageBox:
                     self._apply(entry, item, now)
                     progress = True
                 elif local + item.count > item.pts:
-                    self._n.duplicates_dropped += 1
+                    self._drop_item(item)
                     progress = True
                 else:
                     keep.append(item)
@@ -639,7 +702,7 @@ class MessageBox:
             keep = []
             for seq_start, args, arrived in self._seq_buffer:
                 if seq_start < self.seq + 1:
-                    self._n.duplicates_dropped += 1
+                    self._drop_container(args[0])
                     progress = True
                 elif seq_start == self.seq + 1:
                     updates, users, chats, date, _, seq = args
@@ -789,10 +852,10 @@ class MessageBox:
         old_pts, old_qts = common.pts or 0, self._entries[SECONDARY].pts or 0
         for message in diff.new_messages:
             self._deliver(None, None, api.UpdateNewMessage(message=message, pts=0, pts_count=0),
-                          users, chats, now)
+                          users, chats, now, from_difference=True)
         for message in diff.new_encrypted_messages:
             self._deliver(None, None, api.UpdateNewEncryptedMessage(message=message, qts=0),
-                          users, chats, now)
+                          users, chats, now, from_difference=True)
         others: list[tuple[int, Any]] = []
         channel_items: list[Any] = []
         for update in diff.other_updates:
@@ -801,23 +864,23 @@ class MessageBox:
                 continue
             found = _sequence_of(update)
             if found is None:
-                self._deliver(None, None, update, users, chats, now)
+                self._deliver(None, None, update, users, chats, now, from_difference=True)
             elif found[0] == SECONDARY:
                 if found[1] > old_qts:
-                    self._deliver(None, None, update, users, chats, now)
+                    self._deliver(None, None, update, users, chats, now, from_difference=True)
                 else:
-                    self._n.duplicates_dropped += 1
+                    self._dropped(None, None, update, True)
             elif found[1] > old_pts:
                 others.append((found[1], update))
             else:
-                self._n.duplicates_dropped += 1
+                self._dropped(None, found[1], update, True)
         for pts, update in sorted(others, key=lambda x: x[0]):
-            self._deliver(None, pts, update, users, chats, now)
+            self._deliver(None, pts, update, users, chats, now, from_difference=True)
         self._set_state(state.pts, state.qts, state.date, state.seq)
         self._restamp_last(mark)
         if channel_items:
             # channel updates go through their own boxes (they may start channel differences)
-            self._apply_container(channel_items, users, chats, 0, 0, now)
+            self._apply_container(channel_items, users, chats, 0, 0, now, from_difference=True)
         if final:
             self._end_common_diff(now)
 
@@ -857,7 +920,7 @@ class MessageBox:
             self._lost(key, now)
             for message in sorted(diff.messages, key=lambda m: m.id):
                 self._deliver(key, None, api.UpdateNewChannelMessage(message=message, pts=0, pts_count=0),
-                              users, chats, now)
+                              users, chats, now, from_difference=True)
             self._end_channel_diff(key, now)
             return
         # updates.channelDifference#2064674e flags:# final:flags.0?true pts:int timeout:flags.1?int
@@ -867,7 +930,7 @@ class MessageBox:
         old = entry.pts or 0
         for message in diff.new_messages:
             self._deliver(key, None, api.UpdateNewChannelMessage(message=message, pts=0, pts_count=0),
-                          users, chats, now)
+                          users, chats, now, from_difference=True)
         others = []
         for update in diff.other_updates:
             found = _sequence_of(update)
@@ -875,11 +938,11 @@ class MessageBox:
                 if found[1] > old:
                     others.append((found[1], update))
                 else:
-                    self._n.duplicates_dropped += 1
+                    self._dropped(key, found[1], update, True)
             elif _qual(update) != "updateChannelTooLong":
-                self._deliver(key, None, update, users, chats, now)
+                self._deliver(key, None, update, users, chats, now, from_difference=True)
         for pts, update in sorted(others, key=lambda x: x[0]):
-            self._deliver(key, pts, update, users, chats, now)
+            self._deliver(key, pts, update, users, chats, now, from_difference=True)
         entry.pts = diff.pts
         self._snapshot = None
         self._restamp_last(mark)

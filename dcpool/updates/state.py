@@ -94,7 +94,14 @@ class UpdatesStatistics:
     gaps_filled: int
     differences: int
     channel_differences: int
+    #: updates dropped as already handled; the sum of the next two
     duplicates_dropped: int
+    #: the same push received again after it was applied (the server or network repeated it)
+    duplicate_pushes: int
+    #: an update that came both in a push and in a difference, dropped the second time: the
+    #: pushes held in a gap buffer or received while a difference was in flight, which the
+    #: difference returns as well (it answers everything after our pts).  Expected, not a fault.
+    already_applied: int
     states_lost: int
     #: items waiting for the consumer
     pending: int
