@@ -48,3 +48,27 @@ async def test_short_soak_with_a_sigkilled_client_loses_nothing_and_keeps_pts_or
     assert sum(1 for rec in lines if rec["g"] == 2) > 0
     assert report["client_exit_status"] == 0
     assert report["delivered"] == report["sent"]
+    # Dropped duplicates are explained: a repeated push is counted at most once per repeat the
+    # emulator made; the rest came in a push and a difference both (test_updates_duplicates.py).
+    manager = report["manager"]
+    assert manager["duplicates_dropped"] == manager["duplicate_pushes"] + manager["already_applied"]
+    assert manager["duplicate_pushes"] <= report["push_faults"]["duplicated"]
+
+
+async def test_short_soak_without_push_faults_has_no_duplicate_pushes(tmp_path):
+    """Over real sockets, with reconnects, a lost session and a SIGKILLed client but no push
+    faults: no push reaches the manager twice (the emulator sends each once, in one form, and the
+    pool hands each over once); what is dropped was returned by a difference as well."""
+    tool = load_tool()
+    args = argparse.Namespace(
+        messages=300, seed=4, senders=3, channels=2, private_share=0.6, drop=0.0, dup=0.0,
+        reorder=0.0, rate=300.0, reconnects=2, restarts=1, persist_every=10, settle=60.0,
+        workdir=str(tmp_path), session=str(tmp_path / "soak.session"), json=True,
+    )
+    with trio.fail_after(240):
+        report = await tool.soak(args)
+    assert tool.ok(report), report
+    assert report["push_faults"] == {"dropped": 0, "duplicated": 0, "reordered": 0}
+    manager = report["manager"]
+    assert manager["duplicate_pushes"] == 0, manager
+    assert manager["duplicates_dropped"] == manager["already_applied"]
