@@ -37,7 +37,10 @@ delivered again by a later generation of the client: the at-least-once replay, r
 (per box, a first delivery whose server pts is below an earlier one); recovery latency of the
 messages whose push was dropped (produced → written by the consumer, wall clock).  Differences
 and gaps: the server's request counters and the manager's statistics (each generation writes a
-snapshot every 0.25 s; a killed generation's last snapshot counts).  Exit status 1 when anything
+snapshot every 0.25 s; a killed generation's last snapshot counts).  The manager's
+``duplicates_dropped`` is ``duplicate_pushes`` (a push received again: at most the emulator's
+``duplicated``) plus ``already_applied`` (a push that a difference returned too: every push held
+in a gap buffer or received while a difference was in flight; most of them).  Exit status 1 when anything
 is lost, delivered twice after dedupe or out of order.
 """
 
