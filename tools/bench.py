@@ -55,6 +55,11 @@ an error row; the others still run.
 ``handshake``   client CPU per auth key (``time.process_time``): dcpool's ClientHandshake
                 vs Telethon's ``authenticator.do_authentication``; pq factorization of the
                 same pq values by both implementations.
+``decrypt-thread``  the download scenario's file (64 MiB on DC 4, 512 KiB parts) with dcpool
+                only, parallel 8 and "auto", ``decrypt_in_thread`` off vs 64 KiB (every part
+                decrypted and msg_key-checked in a worker thread), loopback and 50 ms RTT; two
+                pools in one process, runs alternated off/on, median of 3; MB/s and MB per
+                client CPU-second (process CPU: the worker threads count).
 ``memory``      VmRSS and Python-heap (tracemalloc) deltas per pool, per idle authorized
                 foreign-DC session and per open download connection; per Telethon client and
                 exported sender for reference.
@@ -104,7 +109,11 @@ FILE_DC = 4
 PART = 512 * 1024
 MB = 1_000_000  # MB/s below are 10^6 bytes per second
 
-SCENARIOS = ("download", "first-byte", "rpc", "handshake", "memory", "bridge")
+SCENARIOS = ("download", "first-byte", "rpc", "handshake", "memory", "bridge", "decrypt-thread")
+
+#: PoolConfig.decrypt_in_thread measured by the decrypt-thread scenario (frames above 64 KiB,
+#: i.e. every 512 KiB file part, are decrypted in a worker thread)
+THREAD_THRESHOLD = 64 * 1024
 
 QUICK = {
     "file_bytes": 8 << 20,
@@ -823,8 +832,48 @@ def print_targets(targets: list[dict[str, Any]], report: Report) -> None:
                  f"{met} of {len(targets)} met in this run; 'not measured' targets count as not met.")
 
 
+def scenario_decrypt_thread(cfg: dict[str, Any], report: Report, profile: bool) -> dict[str, Any]:
+    """Issue 18 item 3: decrypting large frames in a worker thread, measured both ways."""
+    size = cfg["file_bytes"]
+    out: dict[str, Any] = {"file_bytes": size, "threshold": THREAD_THRESHOLD, "networks": {}}
+    rows: list[list[Any]] = []
+    with Emulator(files=[(FILE_DC, size)]) as emu:
+        for latency in (0.0, 25.0):
+            label = "loopback" if latency == 0 else f"{2 * latency:.0f} ms RTT"
+            emu.command(f"latency {latency}")
+            emu.command("reset")
+            params = {"info": emu.info, "file": emu.info["files"][0], "repeats": cfg["dl_repeats"],
+                      "parallels": [8, "auto"], "connections": 8, "threshold": THREAD_THRESHOLD}
+            try:
+                net = run_worker("dl_dcpool_thread", params, cfg["worker_timeout"])
+            except BenchError as exc:
+                net = {"error": str(exc)}
+            out["networks"][label] = net
+            if "error" in net:
+                rows.append([label, "-", "-", "error", "", "", ""])
+                continue
+            for entry in net["results"]:
+                mbps = _median([r["mbps"] for r in entry["runs"]])
+                eff = _median([r["mb_per_cpu_s"] for r in entry["runs"]])
+                entry.update(mbps_median=mbps, mb_per_cpu_s_median=eff)
+            by = {(e["parallel"], e["decrypt_in_thread"]): e for e in net["results"]}
+            for (par, thr), e in by.items():
+                off = by.get((par, None))
+                rows.append([label, str(par), "off" if thr is None else f"> {thr // 1024} KiB",
+                             _f(e["mbps_median"]), _f(e["mb_per_cpu_s_median"], 0),
+                             "-" if thr is None or off is None else _f(e["mbps_median"] / off["mbps_median"], 2),
+                             str(e["thread_decryptions"])])
+    report.table("Decrypting large frames in a worker thread (PoolConfig.decrypt_in_thread)",
+                 ["network", "parallel", "decrypt_in_thread", "MB/s", "MB per CPU-s", "× off",
+                  "frames in thread"], rows,
+                 f"{size / (1 << 20):.0f} MiB on DC {FILE_DC}, 512 KiB parts, two pools in one process "
+                 f"(runs alternated off/on), median of {cfg['dl_repeats']}; CPU-s = process CPU, threads included.")
+    return out
+
+
 SCENARIO_FUNCS: dict[str, Callable[[dict[str, Any], Report, bool], dict[str, Any]]] = {
     "download": scenario_download,
+    "decrypt-thread": scenario_decrypt_thread,
     "first-byte": scenario_first_byte,
     "rpc": scenario_rpc,
     "handshake": scenario_handshake,
@@ -1066,6 +1115,57 @@ def w_dl_dcpool(p: dict[str, Any]) -> dict[str, Any]:
     if profiler is not None:
         result["profile_text"] = profiler.output_text(unicode=True, color=False, show_all=False)
     return result
+
+
+def w_dl_dcpool_thread(p: dict[str, Any]) -> dict[str, Any]:
+    """Two pools, decrypt_in_thread off and on, runs alternated (the same load on both)."""
+    import trio
+
+    import dcpool
+
+    f, size = p["file"], p["file"]["size"]
+    loc = _dcpool_location(f)
+    modes: list[int | None] = [None, p["threshold"]]
+    results = {(par, m): {"parallel": par, "decrypt_in_thread": m, "runs": [], "thread_decryptions": 0}
+               for par in p["parallels"] for m in modes}
+
+    async def run() -> None:
+        with trio.fail_after(p["timeout"]):
+            async with dcpool.open_pool(download_connections=p["connections"], decrypt_in_thread=None,
+                                        **_dcpool_options(p["info"])) as off, \
+                    dcpool.open_pool(download_connections=p["connections"], decrypt_in_thread=p["threshold"],
+                                     **_dcpool_options(p["info"])) as on:
+                pools = {None: off, p["threshold"]: on}
+                for pool in pools.values():
+                    await pool.sign_in(PHONE, CODE)
+                    h = hashlib.sha256()
+                    async with pool.download(loc, dc_id=FILE_DC, size=size, parallel=8) as chunks:
+                        async for chunk in chunks:
+                            h.update(chunk)
+                    if h.hexdigest() != f["sha256"]:
+                        raise BenchError("warm-up download: wrong content")
+                for _ in range(p["repeats"]):
+                    for par in p["parallels"]:
+                        for m in modes:
+                            pool = pools[m]
+                            gc.collect()
+                            before = pool.statistics().dcs[FILE_DC].thread_decryptions
+                            h = hashlib.sha256()
+                            n = 0
+                            t0, c0 = time.perf_counter(), time.process_time()
+                            async with pool.download(loc, dc_id=FILE_DC, size=size, parallel=par) as chunks:
+                                async for chunk in chunks:
+                                    n += len(chunk)
+                            t1, c1 = time.perf_counter(), time.process_time()
+                            if n != size:
+                                raise BenchError(f"downloaded {n} bytes, expected {size}")
+                            entry = results[(par, m)]
+                            entry["runs"].append(_run_stats(n, t1 - t0, c1 - c0))
+                            entry["thread_decryptions"] += (
+                                pool.statistics().dcs[FILE_DC].thread_decryptions - before)
+
+    trio.run(run)
+    return {"results": list(results.values())}
 
 
 async def _dcpool_download_peak(pool: Any, loc: Any, size: int, parallel: int) -> dict[str, Any]:
@@ -1795,6 +1895,7 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ceiling": w_ceiling,
     "breakdown": w_breakdown,
     "dl_dcpool": w_dl_dcpool,
+    "dl_dcpool_thread": w_dl_dcpool_thread,
     "dl_telethon": w_dl_telethon,
     "dl_telethon_parallel": w_dl_telethon_parallel,
     "fb_dcpool": w_fb_dcpool,

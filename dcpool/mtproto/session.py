@@ -767,7 +767,22 @@ class ClientSession:
         Raises :class:`dcpool.errors.MessageSecurityError` subclasses (the connection should be
         closed) or :class:`TLDecodeError`; in both cases the session state is unchanged.
         """
-        msg = envelope.decrypt_message(self.auth_key, payload, x=8)
+        return self.receive_plaintext(self.decrypt_frame(payload), now)
+
+    def decrypt_frame(self, payload: bytes | memoryview) -> memoryview:
+        """The pure first step of :meth:`receive`: decrypt ``payload`` and run the checks of
+        §4.5 that need only the auth key (auth_key_id, lengths, msg_key, padding).
+
+        It reads nothing but the (immutable) auth key and changes no state, so a shell may run
+        it in a worker thread (cryptg releases the GIL) while the event loop goes on; the
+        returned plaintext must then go through :meth:`receive_plaintext` on the session's own
+        thread, in the order the payloads arrived."""
+        return envelope.decrypt(self.auth_key, payload, x=8)
+
+    def receive_plaintext(self, plaintext: bytes | memoryview, now: float) -> list[Event]:
+        """The second step of :meth:`receive`: the session checks (§3.3, §4.5 steps 4-6) and
+        the state update, for a plaintext returned by :meth:`decrypt_frame`."""
+        msg = envelope.parse_plaintext(plaintext)
         if msg.session_id != self._session_id:
             raise SessionIdMismatch(f"session_id {msg.session_id:#x} is not ours")
         if msg.msg_id % 2 == 0:

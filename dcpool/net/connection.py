@@ -200,6 +200,7 @@ class MtprotoConnection:
         idle_timeout: float | None = None,
         gzip_requests: bool = True,
         connect_attempts: int = 3,
+        decrypt_in_thread: int | None = None,
     ) -> None:
         self.owner = owner
         self.lane = lane
@@ -219,6 +220,11 @@ class MtprotoConnection:
         #: after this many consecutive failed connection attempts, calls still waiting for a
         #: connection fail with the last error instead of waiting out their timeout
         self.connect_attempts = connect_attempts
+        #: frames of more than this many bytes are decrypted (and their msg_key checked) in a
+        #: worker thread, see _on_frame; None: always on the trio thread
+        self.decrypt_in_thread = decrypt_in_thread
+        #: frames decrypted in a worker thread so far (statistics, tests)
+        self.thread_decryptions = 0
         self._last_error: DcPoolError | None = None
         self.session: ClientSession | None = None
         self.state = ConnectionState.IDLE
@@ -520,7 +526,7 @@ class MtprotoConnection:
                 # next read waits
                 event = events.pop(0)
                 if isinstance(event, Frame):
-                    self._on_frame(event.payload)
+                    await self._on_frame(event.payload)
                 elif isinstance(event, TransportErrorFrame):
                     if event.code == -404 and self.session is not None:
                         # §7.7: the server does not know our auth key: it must be recreated.
@@ -540,10 +546,22 @@ class MtprotoConnection:
             if self.session is not None and self.session.has_data_to_send():
                 self._wake()
 
-    def _on_frame(self, payload: bytes) -> None:
+    async def _on_frame(self, payload: bytes) -> None:
         session = self.session
         assert session is not None
-        events = session.receive(payload, wall_clock())
+        threshold = self.decrypt_in_thread
+        if threshold is not None and len(payload) > threshold:
+            # A large frame (a file part): the AES-IGE decryption and the msg_key hash run in a
+            # worker thread (cryptg and hashlib release the GIL), so the event loop serves the
+            # other connections meanwhile.  The reader awaits it before it reads the next
+            # frame, so this connection's messages are still processed in order, and the state
+            # update stays on the trio thread.  A cancellation waits for the thread (trio does
+            # not abandon it), so nothing outlives the connection.
+            plaintext = await trio.to_thread.run_sync(session.decrypt_frame, payload)
+            self.thread_decryptions += 1
+            events = session.receive_plaintext(plaintext, wall_clock())
+        else:
+            events = session.receive(payload, wall_clock())
         if not self._verified:
             self._verified = True
             self.owner.security_passed()

@@ -74,6 +74,11 @@ class PoolConfig:
     #: moment when its DC has no call in flight (at 90 % in any case)
     temp_key_lifetime: int = attrs.field(default=24 * 3600, validator=_positive)
 
+    #: received frames larger than this many bytes (file parts) are decrypted and their
+    #: msg_key checked in a worker thread (``trio.to_thread``), freeing the event loop; None:
+    #: always on the event loop (see the README's benchmarks for the measured choice)
+    decrypt_in_thread: int | None = attrs.field(default=None, validator=attrs.validators.optional(_positive))
+
     def replace(self, **changes: Any) -> PoolConfig:
         """A copy with ``changes`` (TypeError on an unknown name)."""
         return attrs.evolve(self, **changes)

@@ -102,6 +102,7 @@ class DcState:
         self.imports = 0
         self.bytes_received = 0
         self._reconnects_closed = 0  # reconnect counts of connections already gone
+        self._thread_decryptions_closed = 0  # the same for frames decrypted in a thread
         self._security_failures = 0  # in a row, on any connection of this DC
         self._refusal: DcPoolError | None = None
         self._refused_until = 0.0
@@ -218,6 +219,7 @@ class DcState:
             ping_interval=cfg.ping_interval,
             connect_timeout=cfg.connect_timeout,
             connect_attempts=cfg.connect_attempts,
+            decrypt_in_thread=cfg.decrypt_in_thread,
             idle_timeout=idle,
             gzip_requests=lane is Lane.MAIN,
         )
@@ -236,6 +238,7 @@ class DcState:
         finally:
             self._rt.tasks -= 1
             self._reconnects_closed += conn.reconnects
+            self._thread_decryptions_closed += conn.thread_decryptions
             if conn in self._lanes[lane]:
                 self._lanes[lane].remove(conn)
 
@@ -508,6 +511,8 @@ class DcState:
             exports=self.exports,
             imports=self.imports,
             bytes_received=self.bytes_received,
+            thread_decryptions=self._thread_decryptions_closed
+            + sum(c.thread_decryptions for ln in LANES for c in self._lanes[ln]),
         )
 
 

@@ -500,6 +500,7 @@ async def open_pool(
     fetch_config: bool = True,
     pfs: bool = False,
     temp_key_lifetime: int = 24 * 3600,
+    decrypt_in_thread: int | None = None,
 ) -> AsyncIterator[Pool]:
     """Open a pool; every connection and background task ends with the block.
 
@@ -520,7 +521,7 @@ async def open_pool(
         max_hops=max_hops, flood_sleep_threshold=flood_sleep_threshold, updates_buffer=updates_buffer,
         device_model=device_model, system_version=system_version, app_version=app_version,
         lang_code=lang_code, rng=rng, fetch_config=fetch_config, pfs=pfs,
-        temp_key_lifetime=temp_key_lifetime,
+        temp_key_lifetime=temp_key_lifetime, decrypt_in_thread=decrypt_in_thread,
     )
     defaults = PoolConfig()
     if config is None:

@@ -35,6 +35,8 @@ class DcStatistics:
     exports: int
     imports: int
     bytes_received: int
+    #: received frames decrypted in a worker thread (PoolConfig.decrypt_in_thread)
+    thread_decryptions: int = 0
 
 
 @attrs.frozen
