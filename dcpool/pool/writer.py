@@ -8,6 +8,11 @@ per-DC state, is already up to date) and one task, :meth:`StorageWriter.run`, wr
 queue in order on a worker thread, in batches.  Reads happen at start (before any write is
 queued) and through :attr:`~dcpool.pool.Pool.storage` after :meth:`StorageWriter.flush`.
 
+A storage whose writes cannot block (``writes_block = False``, e.g. the in-memory one) is
+written on the trio thread by the same task, in the same order: a thread hop would buy nothing
+there, and under trio's autojumping test clock the time a worker thread takes is time in which
+the clock races ahead.
+
 A failed write is logged and dropped (the session file is a cache of what the DCs know: the
 worst outcome is one more key exchange or transfer after a restart), never raised into the
 connection that caused it.
@@ -36,6 +41,8 @@ class StorageWriter:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
+        # a storage that does not say otherwise may block (SQLite fsyncs, a network store...)
+        self._in_thread = bool(getattr(storage, "writes_block", True))
         self._queue: deque[Write] = deque()
         self._wakeup = trio.Event()
         self._idle = trio.Event()
@@ -79,7 +86,11 @@ class StorageWriter:
         # The batch leaves the queue only once written: a cancellation before the worker
         # thread started (trio checks at entry) must not lose it; close() writes it then.
         batch = list(self._queue)
-        await trio.to_thread.run_sync(self._write_all, batch)
+        if self._in_thread:
+            await trio.to_thread.run_sync(self._write_all, batch)
+        else:
+            await trio.lowlevel.checkpoint()
+            self._write_all(batch)
         for _ in batch:
             self._queue.popleft()
 

@@ -90,7 +90,10 @@ class ConfigSnapshot:
 @runtime_checkable
 class Storage(Protocol):
     """A session store.  Every method is synchronous and fast; callers run them from trio
-    between awaits.  Each write is atomic.  See :mod:`dcpool.storage` for the rules."""
+    between awaits.  Each write is atomic.  See :mod:`dcpool.storage` for the rules.
+
+    Optional attribute ``writes_block`` (default True): False tells the pool that writes never
+    block (in memory), so it need not run them on a worker thread."""
 
     mode: str
 

@@ -31,6 +31,9 @@ class MemoryStorage:
     """A :class:`~dcpool.storage.Storage` kept in dicts.  Records are frozen, so handing them
     out shares nothing mutable with the caller."""
 
+    #: writes are dict updates: the pool's writer need not move them off the event loop
+    writes_block = False
+
     def __init__(self, mode: str = "prod") -> None:
         self.mode: str = check_mode(mode)
         self._home_dc: int | None = None

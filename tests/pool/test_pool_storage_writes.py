@@ -19,6 +19,8 @@ class GatedStorage(MemoryStorage):
     """A storage whose writes wait for ``gate`` (a disk that stalls), recording the thread
     each write ran on."""
 
+    writes_block = True  # a disk that stalls: the pool must write it on a worker thread
+
     def __init__(self) -> None:
         super().__init__("prod")
         self.gate = threading.Event()
