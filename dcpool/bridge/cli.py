@@ -208,10 +208,11 @@ async def run_simulated_fleet_account(bridge: Any, name: str, lease: Any, args: 
     """One fleet account fed by a deterministic simulated source (no emulator: the fleet
     machinery alone), resuming from the outbox's state row and writing under the lease epoch
     (a stale writer is fenced off)."""
-    from .memsource import SimulatedContactSource, UpdatesStateStandIn  # noqa: PLC0415
+    from ..updates import UpdatesState  # noqa: PLC0415
+    from .memsource import SimulatedContactSource  # noqa: PLC0415
 
     saved = await bridge.outbox.load_state(name)
-    start = UpdatesStateStandIn.from_json(saved) if saved else None
+    start = UpdatesState.from_json(saved) if saved else None
     source = SimulatedContactSource(start, count=args.simulate, interval=args.interval)
     await bridge.run_account(name, source, epoch=lease.epoch)
 

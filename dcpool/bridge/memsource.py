@@ -1,90 +1,60 @@
-"""An in-memory update source with the contract's shapes, for deterministic tests and simulated fleets.
+"""An in-memory update source yielding the updates manager's own item types, for deterministic tests and simulated fleets.
 
 Real accounts use ``dcpool.updates.open_updates`` (:mod:`.source`); this source remains for
 tests that need a deterministic burst and for ``--fleet-simulated`` without an emulator.  ``push`` makes
 an item whose ``state_after`` advances a pts counter, iteration yields items in order, and
 ``ack`` records what the consumer acknowledged.  A source can be restarted from a saved state
-(``MemoryUpdateSource(start=UpdatesStateStandIn.from_json(...))``) and replays items after it,
+(``MemoryUpdateSource(start=UpdatesState.from_json(...))``) and replays items after it,
 which is how tests model at-least-once redelivery after a crash.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
 import trio
 
-__all__ = ["UpdatesStateStandIn", "UpdateStandIn", "StateLostStandIn", "MemoryUpdateSource"]
+from ..updates import StateLost, Update, UpdatesState
+
+__all__ = ["EMPTY_STATE", "MemoryUpdateSource", "SimulatedContactSource"]
 
 
-@attrs.frozen
-class UpdatesStateStandIn:
-    pts: int = 0
-    qts: int = 0
-    date: int = 0
-    seq: int = 0
-    channels: Mapping[int, int] = attrs.field(factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"pts": self.pts, "qts": self.qts, "date": self.date, "seq": self.seq,
-                "channels": {str(k): v for k, v in self.channels.items()}}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> UpdatesStateStandIn:
-        return cls(pts=int(data["pts"]), qts=int(data["qts"]), date=int(data["date"]),
-                   seq=int(data["seq"]),
-                   channels={int(k): int(v) for k, v in dict(data.get("channels", {})).items()})
-
-
-@attrs.frozen
-class UpdateStandIn:
-    box: int | None
-    pts: int | None
-    dedupe_key: str
-    update: Any
-    users: tuple[Any, ...]
-    chats: tuple[Any, ...]
-    state_after: UpdatesStateStandIn
-
-
-@attrs.frozen
-class StateLostStandIn:
-    box: int | None
-    state_after: UpdatesStateStandIn
+#: the position a source without a saved state starts from
+EMPTY_STATE = UpdatesState(pts=0, qts=0, date=0, seq=0)
 
 
 class MemoryUpdateSource:
     """A log of contract-shaped items; iteration yields those after ``start.pts``."""
 
-    def __init__(self, start: UpdatesStateStandIn | None = None) -> None:
-        self.state = start or UpdatesStateStandIn()
-        self._log: list[UpdateStandIn | StateLostStandIn] = []
+    def __init__(self, start: UpdatesState | None = None) -> None:
+        self.state = start or EMPTY_STATE
+        self._log: list[Update | StateLost] = []
         self._changed = trio.Event()
         self.acked: list[Any] = []
         self._position = 0
         self._closed = False
 
     def push(self, update: Any, *, users: tuple = (), chats: tuple = (), pts_count: int = 1,
-             date: int = 0) -> UpdateStandIn:
+             date: int = 0) -> Update:
         """Append one update to the common box (pts advances by ``pts_count``)."""
         state = attrs.evolve(self.state, pts=self.state.pts + pts_count,
                              date=max(self.state.date, date))
-        item = UpdateStandIn(box=None, pts=state.pts, dedupe_key=f"common:{state.pts}",
+        item = Update(box=None, pts=state.pts, dedupe_key=f"common:{state.pts}",
                              update=update, users=users, chats=chats, state_after=state)
         self.state = state
         self._log.append(item)
         self._changed.set()
         return item
 
-    def lose_state(self) -> StateLostStandIn:
-        item = StateLostStandIn(box=None, state_after=self.state)
+    def lose_state(self) -> StateLost:
+        item = StateLost(box=None, state_after=self.state)
         self._log.append(item)
         self._changed.set()
         return item
 
-    def replay_from(self, state: UpdatesStateStandIn | None) -> MemoryUpdateSource:
+    def replay_from(self, state: UpdatesState | None) -> MemoryUpdateSource:
         """A new source over the same log, starting after ``state`` (a restart).  It does not see
         items pushed to this one later: push everything first, or use it for a closed log."""
         other = MemoryUpdateSource(state)
@@ -100,10 +70,10 @@ class MemoryUpdateSource:
         self._closed = True
         self._changed.set()
 
-    def __aiter__(self) -> AsyncIterator[UpdateStandIn | StateLostStandIn]:
+    def __aiter__(self) -> AsyncIterator[Update | StateLost]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[UpdateStandIn | StateLostStandIn]:
+    async def _iterate(self) -> AsyncIterator[Update | StateLost]:
         while True:
             while self._position < len(self._log):
                 item = self._log[self._position]
@@ -149,18 +119,18 @@ class SimulatedContactSource:
     as consumed) until pts reaches ``count`` (None = forever).  Resumes after ``start``, the
     way the updates manager resumes from the stored state."""
 
-    def __init__(self, start: UpdatesStateStandIn | None = None, *, count: int | None = None,
+    def __init__(self, start: UpdatesState | None = None, *, count: int | None = None,
                  interval: float = 0.5, contacts: int = 3) -> None:
-        self.state = start or UpdatesStateStandIn()
+        self.state = start or EMPTY_STATE
         self.count = count
         self.interval = interval
         self.contacts = contacts
         self.acked = 0
 
-    def __aiter__(self) -> AsyncIterator[UpdateStandIn]:
+    def __aiter__(self) -> AsyncIterator[Update]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[UpdateStandIn]:
+    async def _iterate(self) -> AsyncIterator[Update]:
         import time  # noqa: PLC0415
 
         while self.count is None or self.state.pts < self.count:
@@ -169,7 +139,7 @@ class SimulatedContactSource:
             pts = self.state.pts + 1
             update, users = simulated_update(pts, self.contacts, int(time.time()))
             self.state = attrs.evolve(self.state, pts=pts, date=int(time.time()))
-            yield UpdateStandIn(box=None, pts=pts, dedupe_key=f"common:{pts}", update=update,
+            yield Update(box=None, pts=pts, dedupe_key=f"common:{pts}", update=update,
                                 users=users, chats=(), state_after=self.state)
 
     async def ack(self, item: Any) -> None:
