@@ -29,14 +29,14 @@ import attrs
 import trio
 
 from ..crypto.rsa import RsaPublicKey
-from ..errors import ConnectionLost, HandshakeError, TransportErrorCode
+from ..errors import HandshakeError
 from ..mtproto import AuthKey
 from ..mtproto.handshake import ClientHandshake
-from ..mtproto.session import ClientSession, RpcErrorReceived, RpcResult
+from ..mtproto.session import ClientSession, RpcErrorReceived
 from ..mtproto.tempkeys import bind_temp_auth_key_request
-from ..net.handshake import drive_handshake
+from ..net.handshake import drive_handshake, drive_request
 from ..tl import ids
-from ..transport import ClientTransport, Frame, TransportErrorFrame
+from ..transport import ClientTransport
 
 __all__ = ["BindRejected", "TempKey", "create_bound_temp_key"]
 
@@ -96,35 +96,12 @@ async def create_bound_temp_key(
             expires_at=expires_at, nonce=nonce, rng=rng).to_bytes()
 
     pending = session.send_request(build, now=clock())
-    with trio.fail_after(timeout if timeout is not None else float("inf")):
-        while True:
-            for payload in session.data_to_send(clock()):
-                transport.send_frame(payload)
-            data = transport.data_to_send()
-            if data:
-                try:
-                    await stream.send_all(data)
-                except (trio.BrokenResourceError, OSError) as exc:
-                    raise ConnectionLost(f"write failed: {exc}") from exc
-            try:
-                chunk = await stream.receive_some(1 << 16)
-            except (trio.BrokenResourceError, OSError) as exc:
-                raise ConnectionLost(f"read failed: {exc}") from exc
-            if not chunk:
-                raise ConnectionLost("the server closed the connection during the binding")
-            for event in transport.receive_data(chunk):
-                if isinstance(event, TransportErrorFrame):
-                    raise TransportErrorCode(event.code)
-                if not isinstance(event, Frame):
-                    continue
-                for ev in session.receive(event.payload, clock()):
-                    if isinstance(ev, RpcResult) and ev.request is pending:
-                        if int.from_bytes(bytes(ev.body[:4]), "little") != _BOOL_TRUE:
-                            raise HandshakeError(f"{describe}: auth.bindTempAuthKey was refused")
-                        now = trio.current_time()
-                        return TempKey(key=result.auth_key, expires_at=expires_at,
-                                       renew_at=now + lifetime * 0.75,
-                                       force_at=now + lifetime * 0.9,
-                                       server_salt=session.salt)
-                    if isinstance(ev, RpcErrorReceived) and ev.request is pending:
-                        raise BindRejected(describe, ev.error.message)
+    answer = await drive_request(stream, transport, session, pending, timeout=timeout,
+                                 clock=clock, describe=f"{describe} (binding)")
+    if isinstance(answer, RpcErrorReceived):
+        raise BindRejected(describe, answer.error.message)
+    if int.from_bytes(bytes(answer.body[:4]), "little") != _BOOL_TRUE:
+        raise HandshakeError(f"{describe}: auth.bindTempAuthKey was refused")
+    now = trio.current_time()
+    return TempKey(key=result.auth_key, expires_at=expires_at, renew_at=now + lifetime * 0.75,
+                   force_at=now + lifetime * 0.9, server_salt=session.salt)
